@@ -1,0 +1,1 @@
+"""Shared runtime of every Notify service: configuration, backends, gRPC bootstrap, auth."""

@@ -1,0 +1,103 @@
+"""Protocols for the cache, pub/sub and presence backends, and what each guarantees.
+
+Checked by ``tests/contract/test_cache_contract.py`` against every implementation.
+
+The in-memory implementations serve one process only: pub/sub does not cross processes and
+presence is forgotten at exit. The Redis ones are shared by every node on that Redis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class Cache(Protocol):
+    """A key/value cache with per-key expiry. Values are bytes; a miss is ``None``."""
+
+    async def get(self, key: str) -> bytes | None: ...
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """One round trip for many keys; answers in the order asked."""
+        ...
+
+    async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        """Store ``value``; ``ttl`` seconds later the key is gone (``None``: never)."""
+        ...
+
+    async def delete(self, *keys: str) -> int:
+        """Remove keys; answers how many existed."""
+        ...
+
+    async def incr(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
+        """Add atomically; a missing key counts from 0. ``ttl`` is set when it is created."""
+        ...
+
+
+MessageHandler = Callable[[str, bytes], None]
+"""Called as ``handler(channel, payload)`` for each message received on a subscription."""
+
+
+class Subscriber(Protocol):
+    """One node's subscription set. Messages arrive through its handler, in order per channel."""
+
+    async def subscribe(self, *channels: str) -> None:
+        """Return once the subscription is active: anything published afterwards arrives."""
+        ...
+
+    async def unsubscribe(self, *channels: str) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class PubSub(Protocol):
+    """Fire-and-forget fan-out: messages published while nobody listens are gone."""
+
+    async def publish(self, channel: str, payload: bytes) -> int:
+        """Answer how many subscribers (nodes) received it; 0 means nobody is listening."""
+        ...
+
+    async def subscriber(self, handler: MessageHandler) -> Subscriber:
+        """A new subscription set whose messages go to ``handler``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceInfo:
+    user_id: str
+    online: bool
+    connections: int
+    last_seen: float | None
+    """Epoch seconds of the last connect, refresh or disconnect; ``None`` if never seen."""
+
+
+class Presence(Protocol):
+    """Who is connected, across nodes. Entries expire unless refreshed, so the users of a
+    node that died go offline within the TTL."""
+
+    async def connect(self, user_id: str, conn_id: str, ttl: float) -> None: ...
+
+    async def disconnect(self, user_id: str, conn_id: str) -> None: ...
+
+    async def refresh(self, entries: Sequence[tuple[str, str]], ttl: float) -> None:
+        """Extend many ``(user_id, conn_id)`` entries in one round trip."""
+        ...
+
+    async def get(self, user_ids: Sequence[str]) -> list[PresenceInfo]:
+        """One round trip for many users; answers in the order asked."""
+        ...
+
+
+class CacheBackends(Protocol):
+    """The three backends built from one configuration, sharing one connection pool."""
+
+    cache: Cache
+    pubsub: PubSub
+    presence: Presence
+
+    async def ping(self) -> None:
+        """Raise ``CacheUnavailable`` unless the backend answers."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,117 @@
+"""Configuration from the environment (a ``.env`` file may set the same names).
+
+Every setting is read and checked once, at start; a missing or malformed one raises
+:class:`ConfigError` naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+from notify_core.errors import ConfigError
+
+_NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite:///notify.db"
+    redis_url: str | None = None
+    amqp_url: str | None = None
+    http_port: int = 8080
+    grpc_port: int = 50051
+    host: str = "0.0.0.0"
+    api_keys: frozenset[str] = field(default_factory=frozenset)
+    jwt_secret: str | None = None
+    namespace: str = "notify"
+    node_id: str = ""
+    ingest_target: str | None = None
+    """Where the edge finds IngestService in the mesh; unset means in this process."""
+    realtime_target: str | None = None
+    """Where the router finds RealtimeService in the mesh; unset means in this process."""
+    log_level: str = "INFO"
+
+    @property
+    def database_kind(self) -> str:
+        return "postgresql" if self.database_url.startswith("postgresql") else "sqlite"
+
+
+def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name} must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str | None:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return None
+    raw = raw.strip()
+    if not raw.startswith(tuple(f"{s}://" for s in schemes)):
+        allowed = ", ".join(f"{s}://" for s in schemes)
+        raise ConfigError(f"{name} must start with one of {allowed}; got {raw!r}")
+    return raw
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
+) -> Settings:
+    """Read settings from ``environ`` (default ``os.environ``) over an optional ``.env`` file."""
+    env: dict[str, str] = {}
+    if env_file is not None and Path(env_file).is_file():
+        env.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    env.update(os.environ if environ is None else environ)
+
+    database_url = (
+        _url(env, "NOTIFY_DATABASE_URL", ("sqlite", "postgresql+psycopg", "postgresql"))
+        or Settings.database_url
+    )
+    if database_url.startswith("postgresql://"):
+        database_url = "postgresql+psycopg://" + database_url.removeprefix("postgresql://")
+
+    api_keys_raw = env.get("NOTIFY_API_KEYS", "")
+    api_keys = frozenset(k.strip() for k in api_keys_raw.split(",") if k.strip())
+    for key in api_keys:
+        if len(key) < 8:
+            raise ConfigError("NOTIFY_API_KEYS: every key must be at least 8 characters long")
+
+    jwt_secret = env.get("NOTIFY_JWT_SECRET") or None
+    if jwt_secret is not None and len(jwt_secret) < 16:
+        raise ConfigError("NOTIFY_JWT_SECRET must be at least 16 characters long")
+
+    namespace = env.get("NOTIFY_NAMESPACE") or "notify"
+    if not _NAMESPACE_RE.match(namespace):
+        raise ConfigError("NOTIFY_NAMESPACE must be 1-40 letters, digits, '-' or '_'")
+
+    level = (env.get("NOTIFY_LOG_LEVEL") or "INFO").upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ConfigError("NOTIFY_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
+
+    return Settings(
+        database_url=database_url,
+        redis_url=_url(env, "NOTIFY_REDIS_URL", ("redis", "rediss", "unix")),
+        amqp_url=_url(env, "NOTIFY_AMQP_URL", ("amqp", "amqps")),
+        http_port=_int(env, "NOTIFY_HTTP_PORT", 8080, 0, 65535),
+        grpc_port=_int(env, "NOTIFY_GRPC_PORT", 50051, 0, 65535),
+        host=env.get("NOTIFY_HOST") or "0.0.0.0",
+        api_keys=api_keys,
+        jwt_secret=jwt_secret,
+        namespace=namespace,
+        node_id=env.get("NOTIFY_NODE_ID") or "",
+        ingest_target=env.get("NOTIFY_INGEST_TARGET") or None,
+        realtime_target=env.get("NOTIFY_REALTIME_TARGET") or None,
+        log_level=level,
+    )

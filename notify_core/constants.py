@@ -1,0 +1,69 @@
+"""Every queue name, Redis key and channel name, and the limits shared across services.
+
+Names are built from a namespace (``NOTIFY_NAMESPACE``, default ``notify``) so that several
+deployments, or test runs, can share one Redis and one RabbitMQ without seeing each other.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- priorities -------------------------------------------------------------------------
+# Queue priority of a job: AMQP message priority and the embedded queue's sort key.
+PRIORITY_LOW: Final = 0
+PRIORITY_NORMAL: Final = 1
+PRIORITY_HIGH: Final = 2
+MAX_PRIORITY: Final = PRIORITY_HIGH
+PRIORITY_NAMES: Final = {"low": PRIORITY_LOW, "normal": PRIORITY_NORMAL, "high": PRIORITY_HIGH}
+PRIORITY_BY_VALUE: Final = {v: k for k, v in PRIORITY_NAMES.items()}
+
+# --- channels ---------------------------------------------------------------------------
+CHANNEL_NAMES: Final = ("inapp", "email", "sms", "push", "webpush", "webhook")
+
+# --- queues -----------------------------------------------------------------------------
+QUEUE_ROUTE: Final = "route"
+"""Routing jobs: one per accepted notification, consumed by the router."""
+
+
+def queue_name(namespace: str, queue: str) -> str:
+    """The broker-side name of one of our queues."""
+    return f"{namespace}.{queue}"
+
+
+# --- Redis keys and pub/sub channels ----------------------------------------------------
+def user_channel(namespace: str, user_id: str) -> str:
+    """Pub/sub channel carrying live events for one user, subscribed by the nodes holding them."""
+    return f"{namespace}:user:{user_id}"
+
+
+def presence_key(namespace: str, user_id: str) -> str:
+    """Sorted set of a user's live connections, scored by when each entry expires."""
+    return f"{namespace}:presence:{user_id}"
+
+
+def last_seen_key(namespace: str, user_id: str) -> str:
+    """When a user was last seen connected (epoch seconds)."""
+    return f"{namespace}:lastseen:{user_id}"
+
+
+# --- limits on input --------------------------------------------------------------------
+MAX_USER_ID: Final = 255
+MAX_TYPE: Final = 50
+MAX_TITLE: Final = 255
+MAX_MESSAGE: Final = 10_000
+MAX_DATA_BYTES: Final = 16_384
+MAX_IDEMPOTENCY_KEY: Final = 255
+MAX_TEMPLATE: Final = 100
+MAX_LOCALE: Final = 35
+MAX_BATCH: Final = 1_000
+MAX_BODY_BYTES: Final = 4 * 1024 * 1024
+INBOX_DEFAULT_LIMIT: Final = 20
+INBOX_MAX_LIMIT: Final = 100
+PENDING_ON_CONNECT: Final = 50
+
+# --- timing -----------------------------------------------------------------------------
+HEARTBEAT_SECONDS: Final = 30.0
+PRESENCE_TTL_SECONDS: Final = 90.0
+"""A presence entry not refreshed for this long is gone: a dead node's users go offline."""
+RELAY_AFTER_SECONDS: Final = 10.0
+"""An accepted notification not routed after this long is published to the queue again."""

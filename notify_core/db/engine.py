@@ -1,0 +1,109 @@
+"""The async database handle every service uses.
+
+SQLite (the embedded default) gets WAL, ``synchronous=FULL`` (a commit survives a crash
+of the process and of the machine) and one writer at a time inside the process; PostgreSQL
+goes through psycopg 3. Driver exceptions that mean "the database is not there" become
+:class:`~notify_core.errors.Unavailable` here, once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from notify_core.errors import Unavailable
+
+
+def async_url(url: str) -> str:
+    """The async driver URL for a configured ``sqlite:///`` or ``postgresql+psycopg://`` URL."""
+    if url.startswith("sqlite:"):
+        return "sqlite+aiosqlite:" + url.removeprefix("sqlite:")
+    if url.startswith("postgresql://"):
+        return "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return url
+
+
+def sync_url(url: str) -> str:
+    """The synchronous driver URL (migrations)."""
+    if url.startswith("sqlite+aiosqlite:"):
+        return "sqlite:" + url.removeprefix("sqlite+aiosqlite:")
+    if url.startswith("postgresql://"):
+        return "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return url
+
+
+class Database:
+    """An async engine plus the write discipline of its dialect."""
+
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.url = url
+        self.dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
+        kwargs: dict[str, Any] = {}
+        if self.dialect == "postgresql":
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        else:
+            kwargs.update(connect_args={"timeout": 30})
+        self.engine: AsyncEngine = create_async_engine(async_url(url), **kwargs)
+        self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
+        if self.dialect == "sqlite":
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction that commits on success and rolls back on error."""
+        try:
+            if self._write_lock is not None:
+                async with self._write_lock, self.engine.begin() as conn:
+                    yield conn
+            else:
+                async with self.engine.begin() as conn:
+                    yield conn
+        except (OperationalError, InterfaceError) as exc:
+            if _is_unavailable(exc):
+                raise Unavailable(f"database unavailable: {exc.orig}") from exc
+            raise
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for reads (its transaction is rolled back at the end)."""
+        try:
+            async with self.engine.connect() as conn:
+                yield conn
+        except (OperationalError, InterfaceError) as exc:
+            if _is_unavailable(exc):
+                raise Unavailable(f"database unavailable: {exc.orig}") from exc
+            raise
+
+    async def ping(self) -> None:
+        async with self.read() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def _is_unavailable(exc: DBAPIError) -> bool:
+    text = str(exc.orig).lower()
+    if "database is locked" in text:
+        return False
+    return exc.connection_invalidated or isinstance(exc, (OperationalError, InterfaceError))
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

@@ -1,0 +1,244 @@
+"""The relational schema (SQLAlchemy Core), shared by every service and by the migrations.
+
+It follows the original design's tables with user ids as external strings (Notify does not
+own users). Two additions: ``notifications.state``/``inbox``/``idempotency_key`` (ingest and
+router bookkeeping) and ``queue_jobs`` (the embedded work queue).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """Timestamps stored in UTC and always returned timezone-aware (SQLite keeps none)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; Notify stores aware UTC timestamps")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _uuid_pk() -> sa.Column[Any]:
+    return sa.Column("id", sa.String(36), primary_key=True, default=new_id)
+
+
+notifications = sa.Table(
+    "notifications",
+    metadata,
+    _uuid_pk(),
+    sa.Column("user_id", sa.String(255), nullable=False),
+    sa.Column("type", sa.String(50), nullable=False),
+    sa.Column("title", sa.String(255), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("data", JSONType),
+    sa.Column("priority", sa.String(20), nullable=False, server_default="normal"),
+    sa.Column("read", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("read_at", UtcDateTime),
+    sa.Column("clicked", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("clicked_at", UtcDateTime),
+    sa.Column("created_at", UtcDateTime, nullable=False, default=utcnow),
+    sa.Column("expires_at", UtcDateTime),
+    # -- bookkeeping beyond the original design ------------------------------------------
+    sa.Column("channels", JSONType, comment="channels the producer asked for; null = any"),
+    sa.Column("template", sa.String(100)),
+    sa.Column("locale", sa.String(35)),
+    sa.Column("idempotency_key", sa.String(255)),
+    sa.Column(
+        "state",
+        sa.String(16),
+        nullable=False,
+        server_default="accepted",
+        comment="accepted (durable, not yet routed) -> routed",
+    ),
+    sa.Column("routed_at", UtcDateTime),
+    sa.Column(
+        "inbox",
+        sa.Boolean,
+        nullable=False,
+        server_default=sa.false(),
+        comment="true once the router put it in the user's in-app inbox",
+    ),
+    sa.Index("idx_notifications_user", "user_id", sa.text("created_at DESC")),
+    sa.Index(
+        "idx_notifications_unread",
+        "user_id",
+        "read",
+        postgresql_where=sa.text("read = false"),
+        sqlite_where=sa.text("read = 0"),
+    ),
+    sa.Index("idx_notifications_type", "type"),
+    sa.Index(
+        "idx_notifications_expires",
+        "expires_at",
+        postgresql_where=sa.text("expires_at IS NOT NULL"),
+        sqlite_where=sa.text("expires_at IS NOT NULL"),
+    ),
+    sa.Index(
+        "uq_notifications_idempotency",
+        "user_id",
+        "idempotency_key",
+        unique=True,
+        postgresql_where=sa.text("idempotency_key IS NOT NULL"),
+        sqlite_where=sa.text("idempotency_key IS NOT NULL"),
+    ),
+    sa.Index(
+        "idx_notifications_accepted",
+        "created_at",
+        postgresql_where=sa.text("state = 'accepted'"),
+        sqlite_where=sa.text("state = 'accepted'"),
+    ),
+)
+
+notification_preferences = sa.Table(
+    "notification_preferences",
+    metadata,
+    _uuid_pk(),
+    sa.Column("user_id", sa.String(255), nullable=False, unique=True),
+    sa.Column("email_enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("push_enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("sms_enabled", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("inapp_enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("digest_enabled", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("digest_frequency", sa.String(20), nullable=False, server_default="daily"),
+    sa.Column("quiet_hours_start", sa.Time),
+    sa.Column("quiet_hours_end", sa.Time),
+    sa.Column("timezone", sa.String(50), nullable=False, server_default="UTC"),
+    sa.Column("preferences", JSONType),
+    sa.Column("created_at", UtcDateTime, nullable=False, default=utcnow),
+    sa.Column("updated_at", UtcDateTime, nullable=False, default=utcnow, onupdate=utcnow),
+)
+
+device_tokens = sa.Table(
+    "device_tokens",
+    metadata,
+    _uuid_pk(),
+    sa.Column("user_id", sa.String(255), nullable=False),
+    sa.Column("platform", sa.String(20), nullable=False),
+    sa.Column("token", sa.Text, nullable=False),
+    sa.Column("device_id", sa.String(255)),
+    sa.Column("device_name", sa.String(255)),
+    sa.Column("last_used_at", UtcDateTime, default=utcnow),
+    sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("created_at", UtcDateTime, nullable=False, default=utcnow),
+    sa.Index("idx_device_tokens_user", "user_id"),
+    sa.Index("idx_device_tokens_platform", "platform", "active"),
+    sa.Index(
+        "idx_device_tokens_token",
+        "token",
+        unique=True,
+        postgresql_where=sa.text("active = true"),
+        sqlite_where=sa.text("active = 1"),
+    ),
+)
+
+notification_deliveries = sa.Table(
+    "notification_deliveries",
+    metadata,
+    _uuid_pk(),
+    sa.Column(
+        "notification_id",
+        sa.String(36),
+        sa.ForeignKey("notifications.id", ondelete="CASCADE"),
+    ),
+    sa.Column("channel", sa.String(20), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("provider", sa.String(50)),
+    sa.Column("provider_message_id", sa.String(255)),
+    sa.Column("error_message", sa.Text),
+    sa.Column("metadata", JSONType),
+    sa.Column("sent_at", UtcDateTime),
+    sa.Column("delivered_at", UtcDateTime),
+    sa.Column("opened_at", UtcDateTime),
+    sa.Column("clicked_at", UtcDateTime),
+    sa.Column("created_at", UtcDateTime, nullable=False, default=utcnow),
+    sa.Index("idx_deliveries_notification", "notification_id"),
+    sa.Index("idx_deliveries_status", "status", "channel"),
+    sa.Index("idx_deliveries_provider_id", "provider_message_id"),
+)
+
+notification_templates = sa.Table(
+    "notification_templates",
+    metadata,
+    _uuid_pk(),
+    sa.Column("name", sa.String(100), nullable=False, unique=True),
+    sa.Column("type", sa.String(50), nullable=False),
+    sa.Column("subject", sa.String(255)),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("locale", sa.String(10), server_default="en"),
+    sa.Column("variables", JSONType),
+    sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("version", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("created_at", UtcDateTime, nullable=False, default=utcnow),
+    sa.Column("updated_at", UtcDateTime, nullable=False, default=utcnow, onupdate=utcnow),
+    sa.Index("idx_templates_name_type", "name", "type"),
+    sa.Index("idx_templates_locale", "locale", "active"),
+)
+
+notification_aggregations = sa.Table(
+    "notification_aggregations",
+    metadata,
+    _uuid_pk(),
+    sa.Column("user_id", sa.String(255), nullable=False),
+    sa.Column("type", sa.String(50), nullable=False),
+    sa.Column("count", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("last_notification_id", sa.String(36), sa.ForeignKey("notifications.id")),
+    sa.Column("aggregated_at", UtcDateTime, default=utcnow),
+    sa.Column("sent", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("sent_at", UtcDateTime),
+    sa.Index("idx_aggregations_user", "user_id", "sent"),
+    sa.Index("idx_aggregations_type", "type", "aggregated_at"),
+)
+
+queue_jobs = sa.Table(
+    "queue_jobs",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("queue", sa.String(100), nullable=False),
+    sa.Column("priority", sa.SmallInteger, nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.Column("message_id", sa.String(255)),
+    sa.Column("lease_until", sa.Float, comment="epoch seconds; null or past = ready"),
+    sa.Column("deliveries", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Index("idx_queue_jobs_ready", "queue", sa.text("priority DESC"), "id"),
+)

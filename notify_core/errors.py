@@ -1,0 +1,76 @@
+"""The one error tree of Notify, and its mapping to gRPC status codes and HTTP statuses.
+
+::
+
+    NotifyError
+    ├── InvalidArgument      bad input; ``field`` names what is wrong   → INVALID_ARGUMENT / 400
+    ├── Unauthenticated      missing or bad credentials                → UNAUTHENTICATED / 401
+    ├── NotFound             no such thing for this caller              → NOT_FOUND / 404
+    ├── Unavailable          a backend (database, queue, cache) is down → UNAVAILABLE / 503
+    │   ├── QueueUnavailable
+    │   └── CacheUnavailable
+    └── ConfigError          a setting is missing or malformed (raised at start)
+
+Third-party exceptions are translated once, at the adapter that calls the library
+(``raise QueueUnavailable(...) from exc``); nothing above the adapters sees them.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+
+class NotifyError(Exception):
+    """Base of every error Notify raises on purpose."""
+
+    code: str = "internal"
+    http_status: int = 500
+    grpc_status: grpc.StatusCode = grpc.StatusCode.INTERNAL
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidArgument(NotifyError):
+    """The input is wrong; ``field`` names the offending field (dotted path)."""
+
+    code = "invalid_argument"
+    http_status = 400
+    grpc_status = grpc.StatusCode.INVALID_ARGUMENT
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}" if field else problem)
+        self.field = field
+
+
+class Unauthenticated(NotifyError):
+    code = "unauthenticated"
+    http_status = 401
+    grpc_status = grpc.StatusCode.UNAUTHENTICATED
+
+
+class NotFound(NotifyError):
+    code = "not_found"
+    http_status = 404
+    grpc_status = grpc.StatusCode.NOT_FOUND
+
+
+class Unavailable(NotifyError):
+    code = "unavailable"
+    http_status = 503
+    grpc_status = grpc.StatusCode.UNAVAILABLE
+
+
+class QueueUnavailable(Unavailable):
+    """The work queue refused or lost a publish, or cannot be reached."""
+
+
+class CacheUnavailable(Unavailable):
+    """The cache / pub-sub / presence backend cannot be reached."""
+
+
+class ConfigError(NotifyError):
+    """A setting is missing or malformed; the message names the variable."""
+
+    code = "config"

@@ -1,0 +1,92 @@
+"""The work-queue protocol and the guarantees every implementation gives.
+
+Guarantees (checked by ``tests/contract/test_queue_contract.py`` against every backend):
+
+* ``publish`` returns only once every message is durable (RabbitMQ: persistent messages on
+  a durable queue, publisher-confirmed; database: committed). It raises
+  :class:`~notify_core.errors.QueueUnavailable` if any message may not be.
+* Delivery is at least once: a message is removed only by ``ack``. A message whose consumer
+  dies (connection lost, process killed) before ``ack`` is delivered again.
+* Among messages waiting in one queue, higher priority is delivered first
+  (``PRIORITY_HIGH`` > ``PRIORITY_NORMAL`` > ``PRIORITY_LOW``); FIFO within a priority is
+  best effort.
+* At most ``prefetch`` messages are delivered to one consumer and not yet acked.
+
+Queues are named by their logical name (``constants.QUEUE_*``); an implementation is built
+with the namespace and the list of logical queues, and prefixes the names itself
+(``constants.queue_name``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from notify_core.constants import PRIORITY_NORMAL
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A message to publish."""
+
+    body: bytes
+    priority: int = PRIORITY_NORMAL
+    message_id: str | None = None
+
+
+@dataclass(slots=True)
+class Delivery:
+    """A message received by a consumer; ``tag`` is backend-specific and opaque."""
+
+    body: bytes
+    priority: int
+    tag: object
+    redelivered: bool = False
+    message_id: str | None = None
+
+
+class WorkQueue(Protocol):
+    """A durable priority work queue (at-least-once)."""
+
+    async def start(self) -> None:
+        """Connect and declare every queue Notify uses."""
+        ...
+
+    async def close(self) -> None:
+        """Stop consumers and disconnect. Unacked deliveries go back to their queue."""
+        ...
+
+    async def publish(self, queue: str, messages: Sequence[Message]) -> None:
+        """Publish ``messages`` to ``queue`` and return when all are durable."""
+        ...
+
+    def consume(
+        self, queue: str, *, prefetch: int = 100, max_batch: int = 100
+    ) -> AsyncIterator[list[Delivery]]:
+        """Yield batches of deliveries (1..max_batch) as they arrive, forever.
+
+        The consumer must ``ack`` (or ``nack``) every delivery of a batch; the iterator
+        is stopped by ``close()`` or by closing the async generator.
+        """
+        ...
+
+    async def ack(self, deliveries: Sequence[Delivery]) -> None:
+        """Remove these deliveries for good."""
+        ...
+
+    async def nack(self, deliveries: Sequence[Delivery]) -> None:
+        """Give these deliveries back to the queue for another try."""
+        ...
+
+    async def depth(self, queue: str) -> int:
+        """How many messages wait in ``queue`` (ready, not delivered to a consumer)."""
+        ...
+
+    async def purge(self, queue: str) -> None:
+        """Drop every waiting message of ``queue`` (tests and operators only)."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise ``QueueUnavailable`` unless the backend answers."""
+        ...
