@@ -33,9 +33,9 @@ class Settings:
     node_id: str = ""
     ingest_target: str | None = None
     """Where the edge finds IngestService in the mesh; unset means in this process."""
-    realtime_target: str | None = None
-    """Where the router finds RealtimeService in the mesh; unset means in this process."""
     log_level: str = "INFO"
+    ws_send_queue: int = 1_000
+    """Frames queued for one WebSocket before the client is dropped as too slow."""
 
     @property
     def database_kind(self) -> str:
@@ -112,6 +112,6 @@ def load_settings(
         namespace=namespace,
         node_id=env.get("NOTIFY_NODE_ID") or "",
         ingest_target=env.get("NOTIFY_INGEST_TARGET") or None,
-        realtime_target=env.get("NOTIFY_REALTIME_TARGET") or None,
         log_level=level,
+        ws_send_queue=_int(env, "NOTIFY_WS_SEND_QUEUE", 1_000, 1, 1_000_000),
     )

@@ -24,6 +24,25 @@ CHANNEL_NAMES: Final = ("inapp", "email", "sms", "push", "webpush", "webhook")
 QUEUE_ROUTE: Final = "route"
 """Routing jobs: one per accepted notification, consumed by the router."""
 
+QUEUE_AMQP_MAX_PRIORITY: Final = MAX_PRIORITY + 1
+"""``x-max-priority`` of every RabbitMQ queue; one spare level, because changing it means
+deleting the queue."""
+QUEUE_VISIBILITY_TIMEOUT_SECONDS: Final = 30.0
+"""Database queue: a claimed job not acked, and whose lease nobody extends, comes back."""
+QUEUE_POLL_SECONDS: Final = 0.05
+"""Database queue: first poll interval when idle (a publish in the same process wakes at once)."""
+QUEUE_IDLE_POLL_SECONDS: Final = 0.5
+"""Database queue: the idle poll interval backs off up to this."""
+QUEUE_CONFIRM_TIMEOUT_SECONDS: Final = 10.0
+"""RabbitMQ: a publish not confirmed within this raises ``QueueUnavailable``."""
+QUEUE_RECONNECT_MAX_SECONDS: Final = 30.0
+"""RabbitMQ: longest wait between two reconnection attempts."""
+
+
+def amqp_connection_name(namespace: str) -> str:
+    """``connection_name`` our RabbitMQ connections announce (shown by the management UI)."""
+    return f"{namespace}:queue"
+
 
 def queue_name(namespace: str, queue: str) -> str:
     """The broker-side name of one of our queues."""
@@ -46,6 +65,12 @@ def last_seen_key(namespace: str, user_id: str) -> str:
     return f"{namespace}:lastseen:{user_id}"
 
 
+def subscriber_client_name(namespace: str) -> str:
+    """``CLIENT SETNAME`` of a node's dedicated pub/sub connection (visible in CLIENT LIST)."""
+    safe = "".join(c if c.isprintable() and not c.isspace() else "_" for c in namespace)
+    return f"{safe}:subscriber"
+
+
 # --- limits on input --------------------------------------------------------------------
 MAX_USER_ID: Final = 255
 MAX_TYPE: Final = 50
@@ -65,5 +90,7 @@ PENDING_ON_CONNECT: Final = 50
 HEARTBEAT_SECONDS: Final = 30.0
 PRESENCE_TTL_SECONDS: Final = 90.0
 """A presence entry not refreshed for this long is gone: a dead node's users go offline."""
+LAST_SEEN_TTL_SECONDS: Final = 30 * 24 * 3600.0
+"""How long a user's last-seen time is kept after their last connect, refresh or disconnect."""
 RELAY_AFTER_SECONDS: Final = 10.0
 """An accepted notification not routed after this long is published to the queue again."""

@@ -19,5 +19,8 @@ with engine.connect() as connection:
         render_as_batch=connection.dialect.name == "sqlite",
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Several nodes may start at once; one migrates while the others wait.
+            connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7220150001)")
         context.run_migrations()
 engine.dispose()

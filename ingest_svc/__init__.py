@@ -1,0 +1,1 @@
+"""IngestService: validates and accepts notifications; an answer means durable."""

@@ -1,0 +1,247 @@
+"""Accepting notifications: group commit to the database, then the routing jobs.
+
+"Accepted" means durable: ``Ingest.send`` returns only after the notifications are committed
+(and, when the queue answers, their routing jobs confirmed). Concurrent sends are committed
+together in one transaction (group commit): while one group is being written, the next one
+gathers, so throughput grows with load instead of paying one commit per request.
+
+If the queue is down after the commit, the send still succeeds: the rows stay ``accepted``
+and :mod:`ingest_svc.relay` publishes their jobs once the queue is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from notify.v1 import ingest_pb2
+from sqlalchemy.dialects import postgresql, sqlite
+
+from ingest_svc.validate import NewNotification, validate_send
+from notify_core.constants import MAX_BATCH, PRIORITY_NAMES, QUEUE_ROUTE
+from notify_core.db.engine import Database
+from notify_core.db.schema import notifications
+from notify_core.errors import NotifyError, QueueUnavailable
+from notify_core.queue.base import Message, WorkQueue
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Pending:
+    items: list[NewNotification]
+    done: asyncio.Future[list[str]] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+def route_message(notification_id: str, priority: str) -> Message:
+    """The routing job of one notification."""
+    return Message(
+        body=json.dumps({"id": notification_id}).encode(),
+        priority=PRIORITY_NAMES[priority],
+        message_id=notification_id,
+    )
+
+
+class Ingest:
+    """Validates and durably accepts notifications, in groups."""
+
+    def __init__(self, database: Database, queue: WorkQueue, *, max_group: int = 2_000) -> None:
+        self._db = database
+        self._queue = queue
+        self._max_group = max_group
+        self._pending: list[_Pending] = []
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._publishes: set[asyncio.Task[None]] = set()
+        self._publish_slots = asyncio.Semaphore(4)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._flusher(), name="ingest-group-commit")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._publishes:
+            await asyncio.gather(*self._publishes, return_exceptions=True)
+        for p in self._pending:
+            if not p.done.done():
+                p.done.set_exception(QueueUnavailable("ingest is shutting down"))
+
+    async def send(self, requests: Sequence[ingest_pb2.SendRequest]) -> list[str]:
+        """Accept all of ``requests`` or none; answer their ids in order.
+
+        A request whose ``(user_id, idempotency_key)`` was accepted before gets that
+        earlier notification's id, and nothing new is stored.
+        """
+        if not requests:
+            return []
+        if len(requests) > MAX_BATCH:
+            from notify_core.errors import InvalidArgument
+
+            raise InvalidArgument("notifications", f"at most {MAX_BATCH} per batch")
+        now = datetime.now(UTC)
+        batch = len(requests) > 1
+        items = [
+            validate_send(
+                req,
+                new_id=str(uuid.uuid4()),
+                now=now,
+                prefix=f"notifications[{i}]." if batch else "",
+            )
+            for i, req in enumerate(requests)
+        ]
+        pending = _Pending(items)
+        self._pending.append(pending)
+        self._wakeup.set()
+        return await pending.done
+
+    async def _flusher(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending:
+                group, size = [], 0
+                while self._pending and (
+                    not group or size + len(self._pending[0].items) <= self._max_group
+                ):
+                    p = self._pending.pop(0)
+                    group.append(p)
+                    size += len(p.items)
+                await self._commit_group(group)
+
+    async def _commit_group(self, group: list[_Pending]) -> None:
+        try:
+            answers, fresh = await self._store([p.items for p in group])
+        except NotifyError as exc:
+            for p in group:
+                p.done.set_exception(exc)
+            return
+        except Exception as exc:  # a bug or an unexpected driver error: fail this group only
+            log.exception("group commit failed")
+            for p in group:
+                p.done.set_exception(exc)
+            return
+        # The commit is done; publishing the jobs overlaps with the next group's commit.
+        await self._publish_slots.acquire()
+        task = asyncio.create_task(self._publish_then_answer(group, answers, fresh))
+        self._publishes.add(task)
+        task.add_done_callback(self._publishes.discard)
+
+    async def _publish_then_answer(
+        self, group: list[_Pending], answers: list[list[str]], fresh: list[NewNotification]
+    ) -> None:
+        try:
+            if fresh:
+                await self._queue.publish(
+                    QUEUE_ROUTE, [route_message(n.id, n.priority) for n in fresh]
+                )
+        except QueueUnavailable as exc:
+            log.warning("routing jobs not published (%s); the relay will publish them", exc)
+        except Exception:
+            log.exception("routing jobs not published; the relay will publish them")
+        finally:
+            self._publish_slots.release()
+        for p, ids in zip(group, answers, strict=True):
+            if not p.done.done():
+                p.done.set_result(ids)
+
+    async def _store(
+        self, groups: list[list[NewNotification]]
+    ) -> tuple[list[list[str]], list[NewNotification]]:
+        """Insert every notification of every group in one transaction.
+
+        Answers the ids per group (earlier ids for repeated idempotency keys) and the
+        notifications that were new.
+        """
+        first: dict[tuple[str, str], str] = {}
+        unique: list[NewNotification] = []
+        for items in groups:
+            for n in items:
+                if n.idempotency_key is None:
+                    unique.append(n)
+                    continue
+                key = (n.user_id, n.idempotency_key)
+                if key not in first:
+                    first[key] = n.id
+                    unique.append(n)
+        rows = [
+            {
+                "id": n.id,
+                "user_id": n.user_id,
+                "type": n.type,
+                "title": n.title,
+                "message": n.message,
+                "data": n.data,
+                "priority": n.priority,
+                "channels": n.channels,
+                "idempotency_key": n.idempotency_key,
+                "template": n.template,
+                "locale": n.locale,
+                "created_at": n.created_at,
+                "state": "accepted",
+            }
+            for n in unique
+        ]
+        dialect_insert = sqlite.insert if self._db.is_sqlite else postgresql.insert
+        stmt = dialect_insert(notifications).on_conflict_do_nothing(
+            index_elements=["user_id", "idempotency_key"],
+            index_where=notifications.c.idempotency_key.isnot(None),
+        )
+        async with self._db.write() as conn:
+            keyed = [n for n in unique if n.idempotency_key is not None]
+            existing: dict[tuple[str, str], str] = {}
+            if keyed:
+                existing = await self._existing_keys(conn, keyed)
+            to_insert = [
+                r
+                for r, n in zip(rows, unique, strict=True)
+                if n.idempotency_key is None or (n.user_id, n.idempotency_key) not in existing
+            ]
+            if to_insert:
+                await conn.execute(stmt, to_insert)
+            if keyed:
+                # A concurrent writer (another process) may have won a key in between.
+                existing = await self._existing_keys(conn, keyed)
+        for key, nid in existing.items():
+            first[key] = nid
+        answers = [
+            [
+                n.id if n.idempotency_key is None else first[(n.user_id, n.idempotency_key)]
+                for n in items
+            ]
+            for items in groups
+        ]
+        fresh = [
+            n
+            for n in unique
+            if n.idempotency_key is None or existing.get((n.user_id, n.idempotency_key)) == n.id
+        ]
+        return answers, fresh
+
+    @staticmethod
+    async def _existing_keys(
+        conn: sa.ext.asyncio.AsyncConnection, keyed: list[NewNotification]
+    ) -> dict[tuple[str, str], str]:
+        found: dict[tuple[str, str], str] = {}
+        users = sorted({n.user_id for n in keyed})
+        keys = sorted({n.idempotency_key for n in keyed if n.idempotency_key})
+        for start in range(0, len(users), 500):
+            result = await conn.execute(
+                sa.select(
+                    notifications.c.id, notifications.c.user_id, notifications.c.idempotency_key
+                )
+                .where(notifications.c.user_id.in_(users[start : start + 500]))
+                .where(notifications.c.idempotency_key.in_(keys))
+            )
+            for nid, uid, key in result:
+                found[(uid, key)] = nid
+        return found

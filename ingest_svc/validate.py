@@ -1,0 +1,227 @@
+"""Validation of send requests: pure functions, no I/O.
+
+``parse_send_json`` turns the REST body into ``SendRequest`` messages (checking JSON types);
+``validate_send`` checks one ``SendRequest`` (REST or gRPC alike) and gives the row to store.
+Every error is an :class:`InvalidArgument` naming the field.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from notify.v1 import common_pb2, ingest_pb2
+
+from notify_core import constants as c
+from notify_core.convert import (
+    CHANNEL_FROM_PROTO,
+    CHANNEL_TO_PROTO,
+    PRIORITY_FROM_PROTO,
+    PRIORITY_TO_PROTO,
+    dict_to_struct,
+    struct_to_dict,
+)
+from notify_core.errors import InvalidArgument
+
+_SEND_FIELDS = {
+    "user_id",
+    "user_ids",
+    "type",
+    "title",
+    "message",
+    "data",
+    "priority",
+    "channels",
+    "template",
+    "locale",
+    "idempotency_key",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class NewNotification:
+    """A validated notification, ready to store."""
+
+    id: str
+    user_id: str
+    type: str
+    title: str
+    message: str
+    data: dict[str, Any] | None
+    priority: str
+    channels: list[str] | None
+    idempotency_key: str | None
+    template: str | None
+    locale: str | None
+    created_at: datetime
+
+
+def _string(body: Mapping[str, Any], name: str, *, required: bool) -> str | None:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise InvalidArgument(name, "is required")
+        return None
+    if not isinstance(value, str):
+        raise InvalidArgument(name, f"must be a string, got {_json_type(value)}")
+    return value
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    if value is None:
+        return "null"
+    return "string"
+
+
+def parse_send_json(body: Any) -> tuple[list[ingest_pb2.SendRequest], bool]:
+    """The REST body of ``POST /notifications/send`` as SendRequests.
+
+    Answers the requests and whether the body named several users (``user_ids``), which
+    decides the shape of the answer.
+    """
+    if not isinstance(body, dict):
+        raise InvalidArgument("body", f"must be a JSON object, got {_json_type(body)}")
+    unknown = sorted(set(body) - _SEND_FIELDS)
+    if unknown:
+        raise InvalidArgument(unknown[0], "is not a known field")
+    has_one, has_many = "user_id" in body, "user_ids" in body
+    if has_one and has_many:
+        raise InvalidArgument("user_ids", "give either user_id or user_ids, not both")
+    if not has_one and not has_many:
+        raise InvalidArgument("user_id", "is required (or user_ids)")
+    if has_many:
+        user_ids = body["user_ids"]
+        if not isinstance(user_ids, list):
+            raise InvalidArgument("user_ids", f"must be an array, got {_json_type(user_ids)}")
+        if not user_ids:
+            raise InvalidArgument("user_ids", "must not be empty")
+        if len(user_ids) > c.MAX_BATCH:
+            raise InvalidArgument("user_ids", f"at most {c.MAX_BATCH} users per request")
+        for i, uid in enumerate(user_ids):
+            if not isinstance(uid, str):
+                raise InvalidArgument(f"user_ids[{i}]", f"must be a string, got {_json_type(uid)}")
+        if len(set(user_ids)) != len(user_ids):
+            raise InvalidArgument("user_ids", "must not repeat a user")
+    else:
+        user_ids = [_string(body, "user_id", required=True)]
+
+    data = body.get("data")
+    if data is not None and not isinstance(data, dict):
+        raise InvalidArgument("data", f"must be a JSON object, got {_json_type(data)}")
+    if data is not None:
+        _check_data_size(data)
+    priority = _string(body, "priority", required=False)
+    if priority is not None and priority not in c.PRIORITY_NAMES:
+        raise InvalidArgument("priority", f"must be one of high, normal, low; got {priority!r}")
+    channels = body.get("channels")
+    proto_channels: list[int] = []
+    if channels is not None:
+        if not isinstance(channels, list):
+            raise InvalidArgument("channels", f"must be an array, got {_json_type(channels)}")
+        for i, ch in enumerate(channels):
+            if not isinstance(ch, str) or ch not in CHANNEL_TO_PROTO:
+                raise InvalidArgument(
+                    f"channels[{i}]", f"must be one of {', '.join(c.CHANNEL_NAMES)}; got {ch!r}"
+                )
+            proto_channels.append(CHANNEL_TO_PROTO[ch])
+    common = {
+        "type": _string(body, "type", required=True),
+        "title": _string(body, "title", required=True),
+        "message": _string(body, "message", required=True),
+        "template": _string(body, "template", required=False) or "",
+        "locale": _string(body, "locale", required=False) or "",
+        "idempotency_key": _string(body, "idempotency_key", required=False) or "",
+    }
+    requests = []
+    for uid in user_ids:
+        req = ingest_pb2.SendRequest(
+            user_id=uid,
+            priority=PRIORITY_TO_PROTO[priority] if priority else common_pb2.PRIORITY_UNSPECIFIED,
+            channels=proto_channels,
+            **common,
+        )
+        if data:
+            try:
+                req.data.CopyFrom(dict_to_struct(data))
+            except (ValueError, TypeError) as exc:
+                raise InvalidArgument("data", f"cannot be represented: {exc}") from None
+        requests.append(req)
+    return requests, has_many
+
+
+def _check_data_size(data: Mapping[str, Any]) -> None:
+    size = len(json.dumps(data, separators=(",", ":")).encode())
+    if size > c.MAX_DATA_BYTES:
+        raise InvalidArgument(
+            "data", f"must be at most {c.MAX_DATA_BYTES} bytes as JSON, got {size}"
+        )
+
+
+def _text(value: str, name: str, limit: int, *, required: bool) -> None:
+    if required and not value.strip():
+        raise InvalidArgument(name, "is required and must not be blank")
+    if len(value) > limit:
+        raise InvalidArgument(name, f"must be at most {limit} characters, got {len(value)}")
+    if "\x00" in value:
+        raise InvalidArgument(name, "must not contain NUL characters")
+
+
+def validate_send(
+    req: ingest_pb2.SendRequest, *, new_id: str, now: datetime, prefix: str = ""
+) -> NewNotification:
+    """Check one request; ``prefix`` qualifies field names inside a batch."""
+    p = prefix
+    _text(req.user_id, p + "user_id", c.MAX_USER_ID, required=True)
+    _text(req.type, p + "type", c.MAX_TYPE, required=True)
+    _text(req.title, p + "title", c.MAX_TITLE, required=True)
+    _text(req.message, p + "message", c.MAX_MESSAGE, required=True)
+    _text(req.idempotency_key, p + "idempotency_key", c.MAX_IDEMPOTENCY_KEY, required=False)
+    _text(req.template, p + "template", c.MAX_TEMPLATE, required=False)
+    _text(req.locale, p + "locale", c.MAX_LOCALE, required=False)
+    if req.priority == common_pb2.PRIORITY_UNSPECIFIED:
+        priority = "normal"
+    elif req.priority in PRIORITY_FROM_PROTO:
+        priority = PRIORITY_FROM_PROTO[req.priority]
+    else:
+        raise InvalidArgument(p + "priority", f"unknown priority {req.priority}")
+    channels: list[str] | None = None
+    if req.channels:
+        channels = []
+        for i, ch in enumerate(req.channels):
+            if ch not in CHANNEL_FROM_PROTO:
+                raise InvalidArgument(f"{p}channels[{i}]", f"unknown channel {ch}")
+            name = CHANNEL_FROM_PROTO[ch]
+            if name not in channels:
+                channels.append(name)
+    data: dict[str, Any] | None = None
+    if req.HasField("data") and req.data.fields:
+        data = struct_to_dict(req.data)
+        try:
+            _check_data_size(data)
+        except InvalidArgument as exc:
+            raise InvalidArgument(p + "data", exc.message.removeprefix("data: ")) from None
+    return NewNotification(
+        id=new_id,
+        user_id=req.user_id,
+        type=req.type,
+        title=req.title,
+        message=req.message,
+        data=data,
+        priority=priority,
+        channels=channels,
+        idempotency_key=req.idempotency_key or None,
+        template=req.template or None,
+        locale=req.locale or None,
+        created_at=now,
+    )

@@ -1,0 +1,194 @@
+"""A node: the chosen services of Notify in one process, on one event loop.
+
+``notify up`` runs every service plus the edge; ``notify serve NAME`` runs one. The
+backends come from the settings alone (embedded when no Redis/RabbitMQ URL is given).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import uvicorn
+
+from notify_core.auth import Authenticator
+from notify_core.cache.base import CacheBackends
+from notify_core.cache.factory import create_cache_backends
+from notify_core.config import Settings
+from notify_core.constants import QUEUE_ROUTE
+from notify_core.db.engine import Database
+from notify_core.db.migrate import upgrade
+from notify_core.errors import ConfigError
+from notify_core.grpc_server import ServiceSpec, create_server, mark_not_serving, mark_serving
+from notify_core.queue.base import WorkQueue
+from notify_core.queue.factory import create_queue
+
+log = logging.getLogger(__name__)
+
+SERVICES = ("ingest", "router", "preference", "template", "delivery", "realtime", "digest")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the node owns the process's signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@dataclass
+class Node:
+    settings: Settings
+    services: tuple[str, ...] = SERVICES
+    migrate: bool = True
+    http_port: int = 0
+    grpc_port: int = 0
+    database: Database | None = None
+    queue: WorkQueue | None = None
+    backends: CacheBackends | None = None
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _closers: list[object] = field(default_factory=list)
+
+    async def start(self) -> None:
+        s = self.settings
+        unknown = set(self.services) - set(SERVICES)
+        if unknown:
+            raise ConfigError(
+                f"unknown service {sorted(unknown)[0]!r}; one of {', '.join(SERVICES)}"
+            )
+        if self.migrate:
+            await asyncio.to_thread(upgrade, s.database_url)
+        auth = Authenticator(s.api_keys, s.jwt_secret)
+        self.database = db = Database(s.database_url)
+        self.queue = queue = create_queue(s.amqp_url, db, s.namespace, [QUEUE_ROUTE])
+        await queue.start()
+        self.backends = backends = create_cache_backends(s.redis_url, s.namespace)
+        specs: list[ServiceSpec] = []
+
+        from ingest_svc import service as ingest_service
+        from ingest_svc.client import IngestApi, RemoteIngest
+        from ingest_svc.core import Ingest
+        from ingest_svc.relay import run_relay
+
+        ingest_api: IngestApi | None = None
+        if "ingest" in self.services:
+            ingest = Ingest(db, queue)
+            await ingest.start()
+            self._closers.append(ingest)
+            ingest_api = ingest
+            specs.append(ingest_service.spec(ingest))
+            self._spawn(run_relay(db, queue), "relay")
+        if "router" in self.services:
+            from router_svc import service as router_service
+            from router_svc.worker import Router
+
+            router = Router(db, queue, backends.pubsub, s.namespace)
+            self._spawn(router.run(), "router")
+            specs.append(router_service.spec())
+        for name in ("preference", "template", "delivery", "digest"):
+            if name in self.services:
+                module = __import__(f"{name}_svc.service", fromlist=["spec"])
+                specs.append(module.spec())
+        self._http: _Server | None = None
+        if "realtime" in self.services:
+            from realtime_svc import service as realtime_service
+            from realtime_svc.edge import create_edge
+            from realtime_svc.hub import Hub
+            from realtime_svc.inbox import Inbox
+
+            inbox = Inbox(db)
+            hub = Hub(backends, s.namespace)
+            await hub.start()
+            self._closers.append(hub)
+            specs.append(realtime_service.spec(inbox, backends, s.namespace))
+            if ingest_api is None:
+                if not s.ingest_target:
+                    raise ConfigError(
+                        "NOTIFY_INGEST_TARGET must name IngestService (host:port) when the "
+                        "edge runs without the ingest service"
+                    )
+                if not s.api_keys:
+                    raise ConfigError("NOTIFY_API_KEYS is needed to call IngestService")
+                remote = RemoteIngest(s.ingest_target, sorted(s.api_keys)[0])
+                self._closers.append(remote)
+                ingest_api = remote
+            app = create_edge(
+                auth=auth,
+                ingest=ingest_api,
+                inbox=inbox,
+                hub=hub,
+                ready=self.ready,
+                ws_send_queue=s.ws_send_queue,
+            )
+            config = uvicorn.Config(
+                app,
+                host=s.host,
+                port=s.http_port,
+                ws="websockets-sansio",
+                http="httptools",
+                ws_ping_interval=30.0,
+                ws_ping_timeout=30.0,
+                ws_per_message_deflate=False,
+                ws_max_size=64 * 1024,
+                lifespan="off",
+                log_level="warning",
+                access_log=False,
+                backlog=4096,
+            )
+            self._http = _Server(config)
+            self._spawn(self._http.serve(), "http")
+            while not self._http.started:
+                if self._tasks[-1].done():
+                    self._tasks[-1].result()
+                    raise OSError(f"edge could not listen on port {s.http_port}")
+                await asyncio.sleep(0.01)
+            sock = self._http.servers[0].sockets[0]
+            self.http_port = sock.getsockname()[1]
+
+        self._grpc, self.grpc_port, self._health = create_server(
+            specs, f"{s.host}:{s.grpc_port}", auth
+        )
+        await self._grpc.start()
+        self._names = [spec.full_name for spec in specs]
+        await mark_serving(self._health, self._names)
+        log.info(
+            "node up: services=%s http=%s grpc=%s",
+            ",".join(self.services),
+            self.http_port or "-",
+            self.grpc_port,
+        )
+
+    def _spawn(self, coro: object, name: str) -> None:
+        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        task.set_name(name)
+        self._tasks.append(task)
+
+    async def ready(self) -> None:
+        assert self.database and self.queue and self.backends
+        await self.database.ping()
+        await self.queue.ping()
+        await self.backends.ping()
+
+    async def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            await mark_not_serving(self._health, self._names)
+        if self._http is not None:
+            self._http.should_exit = True
+        with contextlib.suppress(Exception):
+            await self._grpc.stop(grace=2.0)
+        for task in self._tasks:
+            if task.get_name() != "http":
+                task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for closer in reversed(self._closers):
+            with contextlib.suppress(Exception):
+                await closer.close()  # type: ignore[attr-defined]
+        if self.queue is not None:
+            await self.queue.close()
+        if self.backends is not None:
+            await self.backends.close()
+        if self.database is not None:
+            await self.database.close()

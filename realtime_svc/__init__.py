@@ -1,0 +1,1 @@
+"""RealtimeService: the in-app inbox, presence, and the WebSocket/REST edge."""

@@ -1,0 +1,178 @@
+"""The HTTP edge: REST, WebSocket and health endpoints exactly as DESIGN §5.
+
+A thin translation layer: it authenticates, parses, and calls the ingest API (in this
+process or over gRPC) and the inbox; every error leaves as
+``{"error": {"code", "message"}}`` with the status of its :mod:`notify_core.errors` class.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+
+from ingest_svc.client import IngestApi
+from ingest_svc.validate import parse_send_json
+from notify_core.auth import Authenticator, bearer
+from notify_core.constants import MAX_BODY_BYTES
+from notify_core.convert import row_to_json
+from notify_core.errors import InvalidArgument, NotifyError, Unauthenticated
+from realtime_svc.hub import Hub
+from realtime_svc.inbox import Inbox
+from realtime_svc.ws import serve_session
+
+log = logging.getLogger(__name__)
+
+
+def error_response(exc: NotifyError) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": exc.code, "message": exc.message}}, status_code=exc.http_status
+    )
+
+
+def _int_param(request: Request, name: str, default: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise InvalidArgument(name, f"must be a whole number, got {raw!r}") from None
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def create_edge(
+    *,
+    auth: Authenticator,
+    ingest: IngestApi,
+    inbox: Inbox,
+    hub: Hub,
+    ready: Callable[[], Awaitable[None]],
+    ws_send_queue: int = 1_000,
+) -> Starlette:
+    def guarded(handler: Handler) -> Handler:
+        async def wrapper(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except NotifyError as exc:
+                return error_response(exc)
+
+        return wrapper
+
+    def user_of(request: Request) -> str:
+        return auth.user(bearer(request.headers.get("authorization")))
+
+    async def send(request: Request) -> Response:
+        auth.producer(bearer(request.headers.get("authorization")))
+        body = await request.body()
+        if len(body) > MAX_BODY_BYTES:
+            return JSONResponse(
+                {
+                    "error": {
+                        "code": "too_large",
+                        "message": f"body: at most {MAX_BODY_BYTES} bytes",
+                    }
+                },
+                status_code=413,
+            )
+        try:
+            payload: Any = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise InvalidArgument("body", "is not valid JSON") from None
+        requests, many = parse_send_json(payload)
+        ids = await ingest.send(requests)
+        return JSONResponse({"ids": ids} if many else {"id": ids[0]}, status_code=202)
+
+    async def list_notifications(request: Request) -> Response:
+        user_id = user_of(request)
+        page_no, limit = _int_param(request, "page", 1), _int_param(request, "limit", 20)
+        if page_no < 1:
+            raise InvalidArgument("page", f"must be 1 or more, got {page_no}")
+        if limit < 1:
+            raise InvalidArgument("limit", f"must be 1 or more, got {limit}")
+        page = await inbox.list(user_id, page_no, limit)
+        return JSONResponse(
+            {
+                "notifications": [row_to_json(r) for r in page.rows],
+                "page": page.page,
+                "limit": page.limit,
+                "has_more": page.has_more,
+                "unread_count": page.unread_count,
+            }
+        )
+
+    async def unread_count(request: Request) -> Response:
+        return JSONResponse({"unread_count": await inbox.unread_count(user_of(request))})
+
+    async def mark_read(request: Request) -> Response:
+        user_id = user_of(request)
+        count = await inbox.mark_read(user_id, request.path_params["id"])
+        return JSONResponse({"id": request.path_params["id"], "read": True, "unread_count": count})
+
+    async def mark_all_read(request: Request) -> Response:
+        return JSONResponse({"updated": await inbox.mark_all_read(user_of(request))})
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        try:
+            await ready()
+        except NotifyError as exc:
+            return error_response(exc)
+        except Exception as exc:
+            return JSONResponse(
+                {"error": {"code": "unavailable", "message": str(exc)}}, status_code=503
+            )
+        return JSONResponse({"status": "ready"})
+
+    async def websocket_endpoint(websocket: WebSocket) -> None:
+        try:
+            token = websocket.query_params.get("token")
+            if not token:
+                raise Unauthenticated("missing token (connect to /ws?token=<jwt>)")
+            user_id = auth.user(token)
+        except Unauthenticated as exc:
+            await websocket.send_denial_response(error_response(exc))
+            return
+        await websocket.accept()
+        await serve_session(websocket, user_id, hub, inbox, queue_limit=ws_send_queue)
+
+    routes = [
+        Route("/notifications/send", guarded(send), methods=["POST"]),
+        Route("/notifications", guarded(list_notifications), methods=["GET"]),
+        Route("/notifications/unread-count", guarded(unread_count), methods=["GET"]),
+        Route("/notifications/read-all", guarded(mark_all_read), methods=["PATCH"]),
+        Route("/notifications/{id}/read", guarded(mark_read), methods=["PATCH"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        WebSocketRoute("/ws", websocket_endpoint),
+    ]
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return JSONResponse(
+            {"error": {"code": "not_found", "message": f"no route {request.url.path}"}},
+            status_code=404,
+        )
+
+    async def method_not_allowed(request: Request, exc: Exception) -> Response:
+        return JSONResponse(
+            {
+                "error": {
+                    "code": "method_not_allowed",
+                    "message": f"{request.method} is not allowed on {request.url.path}",
+                }
+            },
+            status_code=405,
+        )
+
+    return Starlette(routes=routes, exception_handlers={404: not_found, 405: method_not_allowed})

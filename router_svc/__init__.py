@@ -1,0 +1,1 @@
+"""RouterService: turns an accepted notification into a plan, and acts on it."""

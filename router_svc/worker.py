@@ -1,0 +1,116 @@
+"""The router worker: consumes routing jobs, applies the plan, acknowledges.
+
+Each batch is handled in one transaction: the notifications still ``accepted`` are locked
+(skipping rows another router holds), planned, and marked ``routed`` with their inbox flag.
+Only after the commit are live events published and the jobs acked, so a crash at any point
+leaves either a job to redo or a routed row, never a lost notification. Routing is
+idempotent: a job for an already routed notification does nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from notify_core.cache.base import PubSub
+from notify_core.constants import QUEUE_ROUTE
+from notify_core.convert import row_to_json
+from notify_core.db.engine import Database
+from notify_core.db.schema import notifications
+from notify_core.errors import NotifyError
+from notify_core.queue.base import Delivery, WorkQueue
+from realtime_svc.live import publish_live
+from router_svc.plan import plan
+
+log = logging.getLogger(__name__)
+
+
+class Router:
+    def __init__(
+        self,
+        database: Database,
+        queue: WorkQueue,
+        pubsub: PubSub,
+        namespace: str,
+        *,
+        prefetch: int = 500,
+        max_batch: int = 200,
+    ) -> None:
+        self._db = database
+        self._queue = queue
+        self._pubsub = pubsub
+        self._ns = namespace
+        self._prefetch = prefetch
+        self._max_batch = max_batch
+        self.routed = 0
+
+    async def run(self) -> None:
+        """Consume routing jobs until cancelled; a failing batch is retried."""
+        while True:
+            try:
+                async for batch in self._queue.consume(
+                    QUEUE_ROUTE, prefetch=self._prefetch, max_batch=self._max_batch
+                ):
+                    await self.handle(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("router consumer stopped; restarting in 1 s")
+                await asyncio.sleep(1.0)
+
+    async def handle(self, batch: list[Delivery]) -> None:
+        ids: list[str] = []
+        for d in batch:
+            try:
+                ids.append(str(json.loads(d.body)["id"]))
+            except (ValueError, KeyError, TypeError):
+                log.error("dropping malformed routing job %r", d.body[:200])
+        try:
+            routed = await self.route(ids)
+        except NotifyError as exc:
+            log.warning("routing batch failed (%s); jobs go back to the queue", exc)
+            await self._queue.nack(batch)
+            await asyncio.sleep(0.5)
+            return
+        except Exception:
+            log.exception("routing batch failed; jobs go back to the queue")
+            await self._queue.nack(batch)
+            await asyncio.sleep(0.5)
+            return
+        for row in routed:
+            try:
+                await publish_live(self._pubsub, self._ns, row["user_id"], row_to_json(row))
+            except NotifyError as exc:
+                # The inbox holds it; the user sees it on the next connect.
+                log.warning("live publish failed for %s: %s", row["id"], exc)
+        await self._queue.ack(batch)
+        self.routed += len(routed)
+
+    async def route(self, ids: list[str]) -> list[dict[str, Any]]:
+        """Route the still-accepted notifications among ``ids``; answer the rows put in
+        the inbox now."""
+        if not ids:
+            return []
+        now = datetime.now(UTC)
+        query = sa.select(notifications).where(
+            notifications.c.id.in_(sorted(set(ids))), notifications.c.state == "accepted"
+        )
+        if not self._db.is_sqlite:
+            query = query.with_for_update(skip_locked=True)
+        async with self._db.write() as conn:
+            rows = [dict(r._mapping) for r in await conn.execute(query)]
+            inbox = [r for r in rows if plan(r["channels"]).sends("inapp")]
+            other = [r for r in rows if not plan(r["channels"]).sends("inapp")]
+            for group, flag in ((inbox, True), (other, False)):
+                if group:
+                    await conn.execute(
+                        notifications.update()
+                        .where(notifications.c.id.in_([r["id"] for r in group]))
+                        .values(state="routed", routed_at=now, inbox=flag)
+                    )
+        return inbox

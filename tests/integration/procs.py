@@ -1,0 +1,84 @@
+"""Running ``notify`` as a real process, for the crash and multi-node tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class NotifyProcess:
+    """``notify up`` (or ``serve``) in a child process, with its own ports."""
+
+    def __init__(
+        self, env: dict[str, str], args: tuple[str, ...] = ("up",), log: Path | None = None
+    ) -> None:
+        self.http_port = int(env.get("NOTIFY_HTTP_PORT") or free_port())
+        self.grpc_port = int(env.get("NOTIFY_GRPC_PORT") or free_port())
+        self.env = {
+            **os.environ,
+            **env,
+            "NOTIFY_HTTP_PORT": str(self.http_port),
+            "NOTIFY_GRPC_PORT": str(self.grpc_port),
+            "NOTIFY_HOST": "127.0.0.1",
+        }
+        self.args = args
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> NotifyProcess:
+        out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "notify_core.cli", *self.args],
+            env=self.env,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"notify exited with {self.proc.returncode}; see {self.log}")
+            try:
+                if httpx.get(f"{self.base_url}/healthz", timeout=0.5).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("notify did not come up")
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.http_port}/ws"
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)

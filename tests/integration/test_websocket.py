@@ -1,0 +1,141 @@
+"""The WebSocket edge: pending on connect, live events, read marks (DESIGN §5)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import socket
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+
+from notify_core.config import Settings
+from notify_core.node import Node
+from tests.integration.conftest import Env
+
+
+def uid() -> str:
+    return f"user-{uuid.uuid4().hex[:10]}"
+
+
+async def recv(ws: Any, timeout: float = 5.0) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+    return result
+
+
+async def test_pending_on_connect_then_live_notification(env: Env) -> None:
+    user = uid()
+    before = [await env.send(user, title=f"old{i}") for i in range(3)]
+    await env.wait_inbox(user, 3)
+    async with websockets.connect(f"{env.ws_url}?token={env.token(user)}") as ws:
+        pending = await recv(ws)
+        assert pending["type"] == "pending"
+        assert [n["id"] for n in pending["notifications"]] == list(reversed(before))
+        assert pending["unread_count"] == 3
+        nid = await env.send(user, title="live", data={"k": "v"})
+        event = await recv(ws)
+        assert event["type"] == "notification"
+        assert event["notification"]["id"] == nid
+        assert event["notification"]["title"] == "live"
+        assert event["notification"]["data"] == {"k": "v"}
+
+
+async def test_pending_holds_at_most_50_unread(env: Env) -> None:
+    user = uid()
+    r = await env.http.post(
+        "/notifications/send",
+        json={"user_ids": [user], "type": "x", "title": "t", "message": "m"},
+        headers=env.producer,
+    )
+    assert r.status_code == 202
+    await asyncio.gather(*[env.send(user) for _ in range(54)])
+    await env.wait_inbox(user, 55)
+    async with websockets.connect(f"{env.ws_url}?token={env.token(user)}") as ws:
+        pending = await recv(ws)
+        assert len(pending["notifications"]) == 50
+        assert pending["unread_count"] == 55
+
+
+async def test_live_event_reaches_every_connection_of_the_user_only(env: Env) -> None:
+    user, other = uid(), uid()
+    async with (
+        websockets.connect(f"{env.ws_url}?token={env.token(user)}") as a,
+        websockets.connect(f"{env.ws_url}?token={env.token(user)}") as b,
+        websockets.connect(f"{env.ws_url}?token={env.token(other)}") as c,
+    ):
+        for ws in (a, b, c):
+            assert (await recv(ws))["type"] == "pending"
+        nid = await env.send(user)
+        assert (await recv(a))["notification"]["id"] == nid
+        assert (await recv(b))["notification"]["id"] == nid
+        mine = await env.send(other)
+        assert (await recv(c))["notification"]["id"] == mine
+
+
+async def test_mark_read_and_mark_all_read_answer_unread_count(env: Env) -> None:
+    user = uid()
+    ids = [await env.send(user) for _ in range(3)]
+    await env.wait_inbox(user, 3)
+    async with websockets.connect(f"{env.ws_url}?token={env.token(user)}") as ws:
+        await recv(ws)
+        await ws.send(json.dumps({"type": "mark_read", "id": ids[1]}))
+        assert await recv(ws) == {"type": "unread_count", "unread_count": 2}
+        await ws.send(json.dumps({"type": "mark_read", "id": str(uuid.uuid4())}))
+        error = await recv(ws)
+        assert error["type"] == "error" and error["error"]["code"] == "not_found"
+        await ws.send("not json")
+        assert (await recv(ws))["type"] == "error"
+        await ws.send(json.dumps({"type": "mark_all_read"}))
+        assert await recv(ws) == {"type": "unread_count", "unread_count": 0}
+    r = await env.http.get("/notifications/unread-count", headers=env.user(user))
+    assert r.json() == {"unread_count": 0}
+
+
+async def test_a_client_that_never_reads_is_dropped_and_others_keep_receiving(
+    settings: Settings,
+) -> None:
+    """The slow client's kernel buffer is made tiny and the node's send queue short, so the
+    overflow comes after a few hundred frames instead of many megabytes."""
+    node = Node(dataclasses.replace(settings, ws_send_queue=300))
+    await node.start()
+    env = Env(node, httpx.AsyncClient(base_url=f"http://127.0.0.1:{node.http_port}"), None, "")  # type: ignore[arg-type]
+    try:
+        user = uid()
+        total = 1_500
+        tiny = socket.socket()
+        tiny.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        tiny.connect(("127.0.0.1", node.http_port))
+        async with (
+            websockets.connect(
+                f"{env.ws_url}?token={env.token(user)}", sock=tiny, max_queue=1
+            ) as slow,
+            websockets.connect(f"{env.ws_url}?token={env.token(user)}", max_queue=None) as fast,
+        ):
+            await recv(slow)
+            await recv(fast)
+            big = "x" * 9_000
+            sem = asyncio.Semaphore(50)
+
+            async def one() -> str:
+                async with sem:
+                    return await env.send(user, message=big)
+
+            ids = await asyncio.gather(*[one() for _ in range(total)])
+            seen = set()
+            while len(seen) < total:
+                seen.add((await recv(fast, timeout=20))["notification"]["id"])
+            assert seen == set(ids)
+            received = 0
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                while True:
+                    await recv(slow, timeout=20)
+                    received += 1
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4008
+            assert received < total
+    finally:
+        await env.http.aclose()
+        await node.stop()

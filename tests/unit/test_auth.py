@@ -1,0 +1,57 @@
+"""API keys and user tokens (pure)."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+import pytest
+
+from notify_core.auth import Authenticator, bearer, issue_user_token
+from notify_core.errors import Unauthenticated
+
+SECRET = "s" * 32
+AUTH = Authenticator(frozenset({"key-aaaaaaaa"}), SECRET)
+
+
+def test_bearer_parses_and_refuses() -> None:
+    assert bearer("Bearer abc") == "abc"
+    assert bearer("bearer  abc ") == "abc"
+    for bad in (None, "", "abc", "Basic abc", "Bearer"):
+        with pytest.raises(Unauthenticated):
+            bearer(bad)
+
+
+def test_producer_key() -> None:
+    AUTH.producer("key-aaaaaaaa")
+    with pytest.raises(Unauthenticated):
+        AUTH.producer("key-aaaaaaab")
+    with pytest.raises(Unauthenticated, match="NOTIFY_API_KEYS"):
+        Authenticator(frozenset(), SECRET).producer("key-aaaaaaaa")
+
+
+def test_user_token() -> None:
+    assert AUTH.user(issue_user_token(SECRET, "alice")) == "alice"
+
+
+@pytest.mark.parametrize(
+    ("claims", "secret", "alg", "words"),
+    [
+        ({"sub": "a", "exp": time.time() - 1}, SECRET, "HS256", "expired"),
+        ({"sub": "a", "exp": time.time() + 60}, "t" * 32, "HS256", "signature"),
+        ({"sub": "a"}, SECRET, "HS256", "exp"),
+        ({"exp": time.time() + 60}, SECRET, "HS256", "sub"),
+        ({"sub": "a", "exp": time.time() + 60}, SECRET, "HS512", "invalid"),
+    ],
+)
+def test_bad_tokens_are_refused(
+    claims: dict[str, object], secret: str, alg: str, words: str
+) -> None:
+    token = jwt.encode(claims, secret, alg)
+    with pytest.raises(Unauthenticated, match=words):
+        AUTH.user(token)
+
+
+def test_producer_key_is_not_a_token() -> None:
+    with pytest.raises(Unauthenticated):
+        AUTH.user("key-aaaaaaaa")
