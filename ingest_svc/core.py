@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from notify.v1 import ingest_pb2
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ingest_svc.validate import NewNotification, validate_send
 from notify_core.constants import MAX_BATCH, PRIORITY_NAMES, QUEUE_ROUTE
@@ -109,7 +110,8 @@ class Ingest:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._pending:
-                group, size = [], 0
+                group: list[_Pending] = []
+                size = 0
                 while self._pending and (
                     not group or size + len(self._pending[0].items) <= self._max_group
                 ):
@@ -229,7 +231,7 @@ class Ingest:
 
     @staticmethod
     async def _existing_keys(
-        conn: sa.ext.asyncio.AsyncConnection, keyed: list[NewNotification]
+        conn: AsyncConnection, keyed: list[NewNotification]
     ) -> dict[tuple[str, str], str]:
         found: dict[tuple[str, str], str] = {}
         users = sorted({n.user_id for n in keyed})

@@ -125,7 +125,7 @@ def parse_send_json(body: Any) -> tuple[list[ingest_pb2.SendRequest], bool]:
     if priority is not None and priority not in c.PRIORITY_NAMES:
         raise InvalidArgument("priority", f"must be one of high, normal, low; got {priority!r}")
     channels = body.get("channels")
-    proto_channels: list[int] = []
+    proto_channels: list[common_pb2.Channel] = []
     if channels is not None:
         if not isinstance(channels, list):
             raise InvalidArgument("channels", f"must be an array, got {_json_type(channels)}")
@@ -135,21 +135,24 @@ def parse_send_json(body: Any) -> tuple[list[ingest_pb2.SendRequest], bool]:
                     f"channels[{i}]", f"must be one of {', '.join(c.CHANNEL_NAMES)}; got {ch!r}"
                 )
             proto_channels.append(CHANNEL_TO_PROTO[ch])
-    common = {
-        "type": _string(body, "type", required=True),
-        "title": _string(body, "title", required=True),
-        "message": _string(body, "message", required=True),
-        "template": _string(body, "template", required=False) or "",
-        "locale": _string(body, "locale", required=False) or "",
-        "idempotency_key": _string(body, "idempotency_key", required=False) or "",
-    }
+    kind = _string(body, "type", required=True) or ""
+    title = _string(body, "title", required=True) or ""
+    message = _string(body, "message", required=True) or ""
+    template = _string(body, "template", required=False) or ""
+    locale = _string(body, "locale", required=False) or ""
+    idempotency_key = _string(body, "idempotency_key", required=False) or ""
     requests = []
     for uid in user_ids:
         req = ingest_pb2.SendRequest(
             user_id=uid,
+            type=kind,
+            title=title,
+            message=message,
+            template=template,
+            locale=locale,
+            idempotency_key=idempotency_key,
             priority=PRIORITY_TO_PROTO[priority] if priority else common_pb2.PRIORITY_UNSPECIFIED,
             channels=proto_channels,
-            **common,
         )
         if data:
             try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from notify.v1 import common_pb2
@@ -22,8 +22,9 @@ PRIORITY_TO_PROTO = {
     "high": common_pb2.PRIORITY_HIGH,
 }
 PRIORITY_FROM_PROTO = {v: k for k, v in PRIORITY_TO_PROTO.items()}
-CHANNEL_TO_PROTO = {
-    name: common_pb2.Channel.Value(f"CHANNEL_{name.upper()}") for name in CHANNEL_NAMES
+CHANNEL_TO_PROTO: dict[str, common_pb2.Channel] = {
+    name: cast(common_pb2.Channel, common_pb2.Channel.Value(f"CHANNEL_{name.upper()}"))
+    for name in CHANNEL_NAMES
 }
 CHANNEL_FROM_PROTO = {v: k for k, v in CHANNEL_TO_PROTO.items()}
 

@@ -99,7 +99,7 @@ def create_edge(
             raise InvalidArgument("page", f"must be 1 or more, got {page_no}")
         if limit < 1:
             raise InvalidArgument("limit", f"must be 1 or more, got {limit}")
-        page = await inbox.list(user_id, page_no, limit)
+        page = await inbox.list_page(user_id, page_no, limit)
         return JSONResponse(
             {
                 "notifications": [row_to_json(r) for r in page.rows],

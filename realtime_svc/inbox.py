@@ -41,24 +41,38 @@ def page_args(page: int, limit: int) -> tuple[int, int]:
 
 
 def _user_inbox(user_id: str) -> sa.ColumnElement[bool]:
-    return sa.and_(n.c.user_id == user_id, n.c.inbox.is_(True))
+    return sa.and_(n.c.user_id == user_id, n.c.inbox == sa.true())
+
+
+def page_query(user_id: str, page: int, limit: int) -> sa.Select[Any]:
+    """Newest first; one row more than ``limit`` tells whether there is a next page."""
+    return (
+        sa.select(n)
+        .where(_user_inbox(user_id))
+        .order_by(n.c.created_at.desc(), n.c.id.desc())
+        .limit(limit + 1)
+        .offset((page - 1) * limit)
+    )
+
+
+def unread_query(user_id: str) -> sa.Select[Any]:
+    return (
+        sa.select(sa.func.count())
+        .select_from(n)
+        .where(_user_inbox(user_id), n.c.read == sa.false())
+    )
 
 
 class Inbox:
     def __init__(self, database: Database) -> None:
         self._db = database
 
-    async def list(self, user_id: str, page: int = 1, limit: int = INBOX_DEFAULT_LIMIT) -> Page:
+    async def list_page(
+        self, user_id: str, page: int = 1, limit: int = INBOX_DEFAULT_LIMIT
+    ) -> Page:
         page, limit = page_args(page, limit)
-        query = (
-            sa.select(n)
-            .where(_user_inbox(user_id))
-            .order_by(n.c.created_at.desc(), n.c.id.desc())
-            .limit(limit + 1)
-            .offset((page - 1) * limit)
-        )
         async with self._db.read() as conn:
-            rows = [dict(r._mapping) for r in await conn.execute(query)]
+            rows = [dict(r._mapping) for r in await conn.execute(page_query(user_id, page, limit))]
             unread = await self._unread(conn, user_id)
         return Page(rows[:limit], page, limit, len(rows) > limit, unread)
 
@@ -66,7 +80,7 @@ class Inbox:
         """Up to ``limit`` unread notifications, newest first, and the unread count."""
         query = (
             sa.select(n)
-            .where(_user_inbox(user_id), n.c.read.is_(False))
+            .where(_user_inbox(user_id), n.c.read == sa.false())
             .order_by(n.c.created_at.desc(), n.c.id.desc())
             .limit(limit)
         )
@@ -105,7 +119,7 @@ class Inbox:
         async with self._db.write() as conn:
             result = await conn.execute(
                 n.update()
-                .where(_user_inbox(user_id), n.c.read.is_(False))
+                .where(_user_inbox(user_id), n.c.read == sa.false())
                 .values(read=True, read_at=datetime.now(UTC))
             )
             return int(result.rowcount)
@@ -115,6 +129,6 @@ class Inbox:
         result = await conn.execute(
             sa.select(sa.func.count())
             .select_from(n)
-            .where(_user_inbox(user_id), n.c.read.is_(False))
+            .where(_user_inbox(user_id), n.c.read == sa.false())
         )
         return int(result.scalar_one())

@@ -35,7 +35,7 @@ class RealtimeServicer(realtime_pb2_grpc.RealtimeServiceServicer):  # type: igno
     async def ListInbox(
         self, request: realtime_pb2.ListInboxRequest, context: grpc.aio.ServicerContext
     ) -> realtime_pb2.ListInboxResponse:
-        page = await self._inbox.list(_user(request.user_id), request.page, request.limit)
+        page = await self._inbox.list_page(_user(request.user_id), request.page, request.limit)
         return realtime_pb2.ListInboxResponse(
             notifications=[row_to_proto(r) for r in page.rows],
             page=page.page,
