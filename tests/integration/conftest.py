@@ -23,7 +23,7 @@ from notify_core.config import Settings
 from notify_core.node import Node
 
 API_KEY = "test-producer-key-1"
-JWT_SECRET = "test-jwt-secret-0123456789"
+JWT_SECRET = "test-jwt-secret-0123456789-abcdefgh"
 
 
 @dataclass

@@ -10,7 +10,9 @@ import sys
 import time
 from pathlib import Path
 
+import grpc
 import httpx
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,13 +55,26 @@ class NotifyProcess:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"notify exited with {self.proc.returncode}; see {self.log}")
-            try:
-                if httpx.get(f"{self.base_url}/healthz", timeout=0.5).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
+            if self._serving():
+                return self
             time.sleep(0.1)
         raise RuntimeError("notify did not come up")
+
+    def _serving(self) -> bool:
+        """The edge answers /healthz; a service without the edge answers gRPC health."""
+        if self.args[0] == "up" or self.args[-1] == "realtime":
+            try:
+                return httpx.get(f"{self.base_url}/healthz", timeout=0.5).status_code == 200
+            except httpx.HTTPError:
+                return False
+        with grpc.insecure_channel(f"127.0.0.1:{self.grpc_port}") as channel:
+            try:
+                reply = health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(service=""), timeout=0.5
+                )
+            except grpc.RpcError:
+                return False
+            return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
     @property
     def base_url(self) -> str:
