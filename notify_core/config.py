@@ -36,6 +36,8 @@ class Settings:
     log_level: str = "INFO"
     ws_send_queue: int = 1_000
     """Frames queued for one WebSocket before the client is dropped as too slow."""
+    ws_ping_interval: float = 30.0
+    """Seconds between server pings; a client that does not answer within as long is dropped."""
 
     @property
     def database_kind(self) -> str:
@@ -50,6 +52,19 @@ def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> i
         value = int(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name} must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
     if not lo <= value <= hi:
         raise ConfigError(f"{name} must be between {lo} and {hi}, got {value}")
     return value
@@ -114,4 +129,5 @@ def load_settings(
         ingest_target=env.get("NOTIFY_INGEST_TARGET") or None,
         log_level=level,
         ws_send_queue=_int(env, "NOTIFY_WS_SEND_QUEUE", 1_000, 1, 1_000_000),
+        ws_ping_interval=_float(env, "NOTIFY_WS_PING_INTERVAL", 30.0, 0.1, 3600.0),
     )

@@ -139,3 +139,47 @@ async def test_a_client_that_never_reads_is_dropped_and_others_keep_receiving(
     finally:
         await env.http.aclose()
         await node.stop()
+
+
+async def test_server_pings_and_drops_a_client_that_stops_answering(settings: Settings) -> None:
+    """A raw socket completes the handshake and then never answers pings."""
+    node = Node(dataclasses.replace(settings, ws_ping_interval=0.3))
+    await node.start()
+    try:
+        user = uid()
+        from notify_core.auth import issue_user_token
+        from tests.integration.conftest import JWT_SECRET
+
+        reader, writer = await asyncio.open_connection("127.0.0.1", node.http_port)
+        key = "dGhlIHNhbXBsZSBub25jZQ=="
+        writer.write(
+            (
+                f"GET /ws?token={issue_user_token(JWT_SECRET, user)} HTTP/1.1\r\n"
+                f"Host: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+        status = await asyncio.wait_for(reader.readline(), 5)
+        assert b"101" in status
+        async def online() -> bool:
+            assert node.backends is not None
+            (i,) = await node.backends.presence.get([user])
+            return i.online
+
+        from tests.integration.conftest import eventually
+
+        await eventually(online, lambda v: v)
+        # Read (and ignore) whatever the server sends — pending, pings — until it hangs up.
+        started = asyncio.get_running_loop().time()
+        data = b""
+        async with asyncio.timeout(10):
+            while chunk := await reader.read(4096):
+                data += chunk
+        elapsed = asyncio.get_running_loop().time() - started
+        assert b"\x89" in data, "the server never sent a ping frame"
+        assert elapsed < 5
+        writer.close()
+
+        await eventually(online, lambda v: not v)
+    finally:
+        await node.stop()
