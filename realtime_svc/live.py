@@ -7,7 +7,7 @@ Each node subscribes to the pub/sub channel of every user it holds a connection 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from notify_core.cache.base import PubSub
@@ -20,6 +20,15 @@ async def publish_live(
 ) -> int:
     """Send a new-notification event to every live connection of ``user_id``."""
     return await pubsub.publish(user_channel(namespace, user_id), live_event(notification))
+
+
+async def publish_live_many(
+    pubsub: PubSub, namespace: str, notifications: Sequence[Mapping[str, Any]]
+) -> list[int]:
+    """Send new-notification events for many users in one round trip."""
+    return await pubsub.publish_many(
+        [(user_channel(namespace, n["user_id"]), live_event(n)) for n in notifications]
+    )
 
 
 async def publish_event(

@@ -24,7 +24,7 @@ from notify_core.db.engine import Database
 from notify_core.db.schema import notifications
 from notify_core.errors import NotifyError
 from notify_core.queue.base import Delivery, WorkQueue
-from realtime_svc.live import publish_live
+from realtime_svc.live import publish_live_many
 from router_svc.plan import plan
 
 log = logging.getLogger(__name__)
@@ -82,12 +82,11 @@ class Router:
             await self._queue.nack(batch)
             await asyncio.sleep(0.5)
             return
-        for row in routed:
-            try:
-                await publish_live(self._pubsub, self._ns, row["user_id"], row_to_json(row))
-            except NotifyError as exc:
-                # The inbox holds it; the user sees it on the next connect.
-                log.warning("live publish failed for %s: %s", row["id"], exc)
+        try:
+            await publish_live_many(self._pubsub, self._ns, [row_to_json(r) for r in routed])
+        except NotifyError as exc:
+            # The inbox holds them; the users see them on their next connect.
+            log.warning("live publish of %d notifications failed: %s", len(routed), exc)
         await self._queue.ack(batch)
         self.routed += len(routed)
 

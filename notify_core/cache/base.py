@@ -58,6 +58,11 @@ class PubSub(Protocol):
         """Answer how many subscribers (nodes) received it; 0 means nobody is listening."""
         ...
 
+    async def publish_many(self, messages: Sequence[tuple[str, bytes]]) -> list[int]:
+        """Publish ``(channel, payload)`` pairs in one round trip, in order; answer the
+        receiver counts."""
+        ...
+
     async def subscriber(self, handler: MessageHandler) -> Subscriber:
         """A new subscription set whose messages go to ``handler``."""
         ...

@@ -174,6 +174,9 @@ class MemoryPubSub:
             subscriber._deliver(channel, payload)
         return len(receivers)
 
+    async def publish_many(self, messages: Sequence[tuple[str, bytes]]) -> list[int]:
+        return [await self.publish(channel, payload) for channel, payload in messages]
+
     async def subscriber(self, handler: MessageHandler) -> MemorySubscriber:
         subscriber = MemorySubscriber(self, handler)
         self._subscribers[subscriber] = None

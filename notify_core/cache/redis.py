@@ -496,6 +496,15 @@ class RedisPubSub:
         with _unavailable(self._where, "PUBLISH"):
             return int(await self._client.publish(channel, payload))
 
+    async def publish_many(self, messages: Sequence[tuple[str, bytes]]) -> list[int]:
+        if not messages:
+            return []
+        with _unavailable(self._where, "PUBLISH"):
+            async with self._client.pipeline(transaction=False) as pipe:
+                for channel, payload in messages:
+                    pipe.publish(channel, payload)
+                return [int(n) for n in await pipe.execute()]
+
     async def subscriber(self, handler: MessageHandler) -> RedisSubscriber:
         subscriber = RedisSubscriber(
             self._new_connection,

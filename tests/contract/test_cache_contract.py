@@ -183,6 +183,21 @@ async def test_messages_published_after_subscribe_arrive_in_order(
     await subscriber.close()
 
 
+async def test_publish_many_delivers_in_order_and_counts_receivers(
+    backends: CacheBackends, namespace: str
+) -> None:
+    inbox = Inbox()
+    subscriber = await backends.pubsub.subscriber(inbox)
+    a, b, nobody = (user_channel(namespace, x) for x in ("a", "b", "nobody"))
+    await subscriber.subscribe(a, b)
+    counts = await backends.pubsub.publish_many([(a, b"1"), (nobody, b"x"), (b, b"2"), (a, b"3")])
+    assert counts == [1, 0, 1, 1]
+    await eventually(lambda: len(inbox.messages) == 3)
+    assert inbox.messages == [(a, b"1"), (b, b"2"), (a, b"3")]
+    assert await backends.pubsub.publish_many([]) == []
+    await subscriber.close()
+
+
 async def test_unsubscribe_stops_delivery_on_that_channel_only(
     backends: CacheBackends, namespace: str
 ) -> None:
