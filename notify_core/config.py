@@ -30,12 +30,13 @@ class Settings:
     api_keys: frozenset[str] = field(default_factory=frozenset)
     jwt_secret: str | None = None
     namespace: str = "notify"
-    node_id: str = ""
     ingest_target: str | None = None
     """Where the edge finds IngestService in the mesh; unset means in this process."""
     log_level: str = "INFO"
     ws_send_queue: int = 1_000
     """Frames queued for one WebSocket before the client is dropped as too slow."""
+    sqlite_synchronous: str = "NORMAL"
+    """SQLite durability: NORMAL survives process crashes, FULL also power loss (slower)."""
     ws_ping_interval: float = 30.0
     """Seconds between server pings; a client that does not answer within as long is dropped."""
 
@@ -68,6 +69,13 @@ def _float(env: Mapping[str, str], name: str, default: float, lo: float, hi: flo
     if not lo <= value <= hi:
         raise ConfigError(f"{name} must be between {lo} and {hi}, got {value}")
     return value
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = (env.get(name) or default).upper()
+    if raw not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
 
 
 def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str | None:
@@ -125,9 +133,9 @@ def load_settings(
         api_keys=api_keys,
         jwt_secret=jwt_secret,
         namespace=namespace,
-        node_id=env.get("NOTIFY_NODE_ID") or "",
         ingest_target=env.get("NOTIFY_INGEST_TARGET") or None,
         log_level=level,
+        sqlite_synchronous=_choice(env, "NOTIFY_SQLITE_SYNCHRONOUS", "NORMAL", ("NORMAL", "FULL")),
         ws_send_queue=_int(env, "NOTIFY_WS_SEND_QUEUE", 1_000, 1, 1_000_000),
         ws_ping_interval=_float(env, "NOTIFY_WS_PING_INTERVAL", 30.0, 0.1, 3600.0),
     )

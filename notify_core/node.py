@@ -63,7 +63,7 @@ class Node:
         if self.migrate:
             await asyncio.to_thread(upgrade, s.database_url)
         auth = Authenticator(s.api_keys, s.jwt_secret)
-        self.database = db = Database(s.database_url)
+        self.database = db = Database(s.database_url, sqlite_synchronous=s.sqlite_synchronous)
         self.queue = queue = create_queue(s.amqp_url, db, s.namespace, [QUEUE_ROUTE])
         await queue.start()
         self.backends = backends = create_cache_backends(s.redis_url, s.namespace)

@@ -1,14 +1,17 @@
 """The async database handle every service uses.
 
-SQLite (the embedded default) gets WAL, ``synchronous=FULL`` (a commit survives a crash
-of the process and of the machine) and one writer at a time inside the process; PostgreSQL
-goes through psycopg 3. Driver exceptions that mean "the database is not there" become
+SQLite (the embedded default) gets WAL with ``synchronous=NORMAL`` and one writer at a time
+inside the process. In WAL mode NORMAL makes a commit survive the crash (kill -9) of any
+process — the guarantee of DESIGN §7 — but not a power loss or kernel crash, which may
+take back the last commits; deployments that need that run on PostgreSQL (fsync on every
+commit), or set ``NOTIFY_SQLITE_SYNCHRONOUS=FULL`` (an fsync per commit). PostgreSQL goes through psycopg 3. Driver exceptions that mean "the database is not there" become
 :class:`~notify_core.errors.Unavailable` here, once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -42,7 +45,13 @@ def sync_url(url: str) -> str:
 class Database:
     """An async engine plus the write discipline of its dialect."""
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(
+        self, url: str, *, pool_size: int = 10, sqlite_synchronous: str = "NORMAL"
+    ) -> None:
+        if sqlite_synchronous not in ("NORMAL", "FULL"):
+            raise ValueError(
+                f"sqlite_synchronous must be NORMAL or FULL, not {sqlite_synchronous!r}"
+            )
         self.url = url
         self.dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
         kwargs: dict[str, Any] = {}
@@ -53,7 +62,11 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(async_url(url), **kwargs)
         self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
         if self.dialect == "sqlite":
-            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(
+                self.engine.sync_engine,
+                "connect",
+                functools.partial(_sqlite_pragmas, sqlite_synchronous),
+            )
 
     @property
     def is_sqlite(self) -> bool:
@@ -100,10 +113,10 @@ def _is_unavailable(exc: DBAPIError) -> bool:
     return exc.connection_invalidated or isinstance(exc, (OperationalError, InterfaceError))
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+def _sqlite_pragmas(synchronous: str, dbapi_conn: Any, _record: Any) -> None:
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute(f"PRAGMA synchronous={synchronous}")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()

@@ -46,6 +46,8 @@ def test_values_are_read() -> None:
         ("NOTIFY_API_KEYS", "short"),
         ("NOTIFY_JWT_SECRET", "tiny"),
         ("NOTIFY_NAMESPACE", "bad name!"),
+        ("NOTIFY_SQLITE_SYNCHRONOUS", "OFF"),
+        ("NOTIFY_WS_PING_INTERVAL", "soon"),
     ],
 )
 def test_malformed_setting_names_the_variable(name: str, value: str) -> None:
