@@ -161,6 +161,7 @@ async def test_server_pings_and_drops_a_client_that_stops_answering(settings: Se
         )
         status = await asyncio.wait_for(reader.readline(), 5)
         assert b"101" in status
+
         async def online() -> bool:
             assert node.backends is not None
             (i,) = await node.backends.presence.get([user])
