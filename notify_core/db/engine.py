@@ -56,7 +56,9 @@ class Database:
         self.dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
         kwargs: dict[str, Any] = {}
         if self.dialect == "postgresql":
-            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            # No pre-ping (it costs a round trip per transaction): a dropped connection fails
+            # its transaction with Unavailable and SQLAlchemy invalidates the pool.
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
         else:
             kwargs.update(connect_args={"timeout": 30})
         self.engine: AsyncEngine = create_async_engine(async_url(url), **kwargs)
