@@ -103,13 +103,17 @@ class Router:
             query = query.with_for_update(skip_locked=True)
         async with self._db.write() as conn:
             rows = [dict(r._mapping) for r in await conn.execute(query)]
+            if not rows:
+                return []
             inbox = [r for r in rows if plan(r["channels"]).sends("inapp")]
-            other = [r for r in rows if not plan(r["channels"]).sends("inapp")]
-            for group, flag in ((inbox, True), (other, False)):
-                if group:
-                    await conn.execute(
-                        notifications.update()
-                        .where(notifications.c.id.in_([r["id"] for r in group]))
-                        .values(state="routed", routed_at=now, inbox=flag)
-                    )
+            inbox_ids = [r["id"] for r in inbox]
+            await conn.execute(
+                notifications.update()
+                .where(notifications.c.id.in_([r["id"] for r in rows]))
+                .values(
+                    state="routed",
+                    routed_at=now,
+                    inbox=notifications.c.id.in_(inbox_ids) if inbox_ids else sa.false(),
+                )
+            )
         return inbox
