@@ -353,5 +353,11 @@ def _chunks(ids: list[int]) -> Iterable[list[int]]:
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> None:
+    """Wait for ``event`` at most ``seconds``.
+
+    ``asyncio.timeout``, not ``wait_for``: on Python 3.11 ``wait_for`` swallows a
+    cancellation that arrives as the event is set, and the consumer would never stop.
+    """
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(event.wait(), seconds)
+        async with asyncio.timeout(seconds):
+            await event.wait()

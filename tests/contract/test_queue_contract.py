@@ -8,8 +8,6 @@ Every wait is bounded, so a broken queue fails a test instead of hanging it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import os
 import shutil
 import subprocess
@@ -88,7 +86,7 @@ class Collector:
     def deliveries(self) -> list[Delivery]:
         return [d for batch in self.batches for d in batch]
 
-    async def wait_for(self, count: int, timeout: float = WAIT) -> list[Delivery]:
+    async def wait_for(self, count: int, within: float = WAIT) -> list[Delivery]:
         """Wait until at least ``count`` deliveries arrived; return all of them."""
 
         async def until() -> None:
@@ -99,24 +97,28 @@ class Collector:
                 self._arrived.clear()
                 await self._arrived.wait()
 
-        await asyncio.wait_for(until(), timeout)
+        await asyncio.wait_for(until(), within)
         return self.deliveries
 
     async def stop(self) -> None:
         self.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.task
+        done, _ = await asyncio.wait({self.task}, timeout=WAIT)
+        assert done, "the consumer ignored its cancellation"
+        if not self.task.cancelled():
+            self.task.result()
 
 
-async def eventually(probe: Callable[[], Awaitable[Any]], expected: Any) -> None:
+async def eventually(
+    probe: Callable[[], Awaitable[Any]], expected: Any, within: float = WAIT
+) -> None:
     """Poll ``probe`` until it returns ``expected`` (RabbitMQ settles acks asynchronously)."""
     value = None
-    for _ in range(int(WAIT / 0.05)):
+    for _ in range(int(within / 0.05)):
         value = await probe()
         if value == expected:
             return
         await asyncio.sleep(0.05)
-    raise AssertionError(f"expected {expected!r}, still {value!r} after {WAIT}s")
+    raise AssertionError(f"expected {expected!r}, still {value!r} after {within}s")
 
 
 def bodies(deliveries: list[Delivery]) -> list[bytes]:
@@ -300,13 +302,31 @@ async def test_acked_delivery_is_gone_for_good(backend: Backend):
     await fresh.stop()
 
 
+async def test_deliveries_can_be_acked_after_their_iterator_is_closed(backend: Backend):
+    queue = await backend.open()
+    await queue.publish(QUEUE, [Message(b"first"), Message(b"second"), Message(b"third")])
+    deliveries = queue.consume(QUEUE, prefetch=10, max_batch=1)
+    [first] = await asyncio.wait_for(anext(deliveries), WAIT)
+    await asyncio.wait_for(deliveries.aclose(), WAIT)  # type: ignore[attr-defined]
+
+    await queue.ack([first])
+    await eventually(lambda: queue.depth(QUEUE), 2)
+
+    collector = Collector(queue, ack=True)
+    await collector.wait_for(2)
+    await asyncio.sleep(QUIET)
+    assert len(collector.deliveries) == 2
+    assert sorted([first.body, *bodies(collector.deliveries)]) == [b"first", b"second", b"third"]
+    await collector.stop()
+
+
 async def test_a_thousand_messages_published_in_one_call_arrive_exactly_once(backend: Backend):
     queue = await backend.open()
     expected = [b"%04d" % i for i in range(1000)]
     await asyncio.wait_for(queue.publish(QUEUE, [Message(b) for b in expected]), WAIT)
 
     collector = Collector(queue, ack=True, prefetch=200, max_batch=100)
-    await collector.wait_for(1000, timeout=30)
+    await collector.wait_for(1000, within=30)
     await asyncio.sleep(QUIET)
 
     assert sorted(bodies(collector.deliveries)) == expected
@@ -323,11 +343,10 @@ async def test_two_consumers_on_one_queue_never_receive_the_same_message(backend
     for start in range(0, 300, 50):
         await one.publish(QUEUE, [Message(b) for b in expected[start : start + 50]])
 
-    async def all_arrived() -> None:
-        while len(first.deliveries) + len(second.deliveries) < 300:
-            await asyncio.sleep(0.02)
+    async def delivered() -> int:
+        return len(first.deliveries) + len(second.deliveries)
 
-    await asyncio.wait_for(all_arrived(), 30)
+    await eventually(delivered, 300, within=30)
     await asyncio.sleep(QUIET)
 
     got_one, got_two = set(bodies(first.deliveries)), set(bodies(second.deliveries))
@@ -386,32 +405,22 @@ async def test_rabbitmq_unreachable_raises_queue_unavailable(namespace: str):
 def _close_rabbitmq_connections(connection_name: str) -> int:
     """Make the broker drop our connections (as a broker restart or network cut would)."""
     listing = subprocess.run(
-        [
-            "rabbitmqctl",
-            "-q",
-            "list_connections",
-            "name",
-            "client_properties",
-            "--formatter",
-            "json",
-        ],
+        ["rabbitmqctl", "-q", "list_connections", "pid", "client_properties"],
         capture_output=True,
         text=True,
         check=True,
         timeout=30,
     )
-    closed = 0
-    for connection in json.loads(listing.stdout or "[]"):
-        properties = {p[0]: p[2] for p in connection["client_properties"]}
-        if properties.get("connection_name") == connection_name:
-            subprocess.run(
-                ["rabbitmqctl", "-q", "close_connection", connection["name"], "contract test"],
-                check=True,
-                capture_output=True,
-                timeout=30,
-            )
-            closed += 1
-    return closed
+    marker = f'{{"connection_name","{connection_name}"}}'
+    pids = [line.split("\t", 1)[0] for line in listing.stdout.splitlines() if marker in line]
+    for pid in pids:
+        subprocess.run(
+            ["rabbitmqctl", "-q", "close_connection", pid, "contract test"],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
+    return len(pids)
 
 
 @pytest.mark.skipif(shutil.which("rabbitmqctl") is None, reason="needs rabbitmqctl")
@@ -426,7 +435,7 @@ async def test_rabbitmq_consumer_resumes_after_the_connection_is_lost(
     closed = await asyncio.to_thread(_close_rabbitmq_connections, amqp_connection_name(namespace))
     assert closed == 1
 
-    _, after = await collector.wait_for(2, timeout=30)  # same iterator, new connection
+    _, after = await collector.wait_for(2, within=30)  # same iterator, new connection
     assert after.body == b"survives"
     assert after.redelivered is True
     await queue.ack([before])  # a delivery of the dead channel: dropped, not an error
@@ -495,7 +504,7 @@ async def test_lease_is_extended_while_held_and_expires_when_the_holder_dies(
         child.kill()
         await child.wait()
 
-    [delivery] = await collector.wait_for(1, timeout=5)
+    [delivery] = await collector.wait_for(1, within=5)
     assert delivery.body == b"job"
     assert delivery.redelivered is True
     await queue.ack([delivery])
