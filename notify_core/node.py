@@ -180,9 +180,7 @@ class Node:
             self._http.should_exit = True
         with contextlib.suppress(Exception):
             await self._grpc.stop(grace=2.0)
-        for task in self._tasks:
-            if task.get_name() != "http":
-                task.cancel()
+        await _cancel_all([t for t in self._tasks if t.get_name() != "http"])
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for closer in reversed(self._closers):
             with contextlib.suppress(Exception):
@@ -193,3 +191,16 @@ class Node:
             await self.backends.close()
         if self.database is not None:
             await self.database.close()
+
+
+async def _cancel_all(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel until each task is done: a library may swallow one cancellation (seen with a
+    redis-py pipeline finishing as the cancel arrived), after which the task carries on."""
+    pending = {t for t in tasks if not t.done()}
+    for _ in range(50):
+        if not pending:
+            return
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.2)
+    log.error("tasks still running after shutdown: %s", [t.get_name() for t in pending])
