@@ -4,7 +4,8 @@ SQLite (the embedded default) gets WAL with ``synchronous=NORMAL`` and one write
 inside the process. In WAL mode NORMAL makes a commit survive the crash (kill -9) of any
 process — the guarantee of DESIGN §7 — but not a power loss or kernel crash, which may
 take back the last commits; deployments that need that run on PostgreSQL (fsync on every
-commit), or set ``NOTIFY_SQLITE_SYNCHRONOUS=FULL`` (an fsync per commit). PostgreSQL goes through psycopg 3. Driver exceptions that mean "the database is not there" become
+commit), or set ``NOTIFY_SQLITE_SYNCHRONOUS=FULL`` (an fsync per commit). PostgreSQL goes
+through psycopg 3. Driver exceptions that mean "the database is not there" become
 :class:`~notify_core.errors.Unavailable` here, once.
 """
 

@@ -1,5 +1,5 @@
 """The work queue: one protocol, a database implementation and a RabbitMQ one.
 
-``create_queue(amqp_url, database, namespace, queues)`` (in ``factory``) picks RabbitMQ when ``NOTIFY_AMQP_URL`` is set,
-otherwise the queue lives in the database.
+``factory.create_queue(amqp_url, database, namespace, queues)`` picks RabbitMQ when
+``NOTIFY_AMQP_URL`` is set, otherwise the queue lives in the database.
 """
