@@ -30,6 +30,7 @@ from notify_core.db.engine import Database
 from notify_core.db.schema import notifications
 from notify_core.errors import NotifyError, QueueUnavailable
 from notify_core.queue.base import Message, WorkQueue
+from notify_core.queue.database import DatabaseQueue
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,11 @@ class Ingest:
         self._task: asyncio.Task[None] | None = None
         self._publishes: set[asyncio.Task[None]] = set()
         self._publish_slots = asyncio.Semaphore(4)
+        # With the queue in the same database, a notification and its routing job are
+        # written in one transaction: one durable step, one commit.
+        self._same_txn = (
+            queue if isinstance(queue, DatabaseQueue) and queue.shares(database) else None
+        )
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._flusher(), name="ingest-group-commit")
@@ -213,6 +219,16 @@ class Ingest:
             if keyed:
                 # A concurrent writer (another process) may have won a key in between.
                 existing = await self._existing_keys(conn, keyed)
+            if self._same_txn is not None:
+                new = [
+                    n
+                    for n in unique
+                    if n.idempotency_key is None
+                    or existing.get((n.user_id, n.idempotency_key)) == n.id
+                ]
+                await self._same_txn.publish_in(
+                    conn, QUEUE_ROUTE, [route_message(n.id, n.priority) for n in new]
+                )
         for key, nid in existing.items():
             first[key] = nid
         answers = [

@@ -124,9 +124,25 @@ class DatabaseQueue:
 
     async def publish(self, queue: str, messages: Sequence[Message]) -> None:
         """Insert one row per message in one transaction; return once committed."""
-        name = self._name(queue)
         if not messages:
             return
+        async with self._write() as conn:
+            await self.publish_in(conn, queue, messages)
+        self.wake(queue)
+
+    def shares(self, database: Database) -> bool:
+        """Whether jobs can be written inside transactions of ``database``."""
+        return database is self._db
+
+    async def publish_in(
+        self, conn: AsyncConnection, queue: str, messages: Sequence[Message]
+    ) -> None:
+        """Insert the messages inside the caller's transaction on this queue's database, so
+        that they commit (or not) together with the caller's own rows. Call ``wake(queue)``
+        after the commit."""
+        if not messages:
+            return
+        name = self._name(queue)
         now = time.time()
         rows = [
             {
@@ -138,8 +154,11 @@ class DatabaseQueue:
             }
             for m in messages
         ]
-        async with self._write() as conn:
-            await conn.execute(sa.insert(jobs), rows)
+        await conn.execute(sa.insert(jobs), rows)
+
+    def wake(self, queue: str) -> None:
+        """Tell this process's consumers of ``queue`` that jobs arrived."""
+        name = self._name(queue)
         for consumer in self._consumers:
             if consumer.queue == name:
                 consumer.wake.set()
