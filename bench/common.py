@@ -191,9 +191,10 @@ def _cleanup_namespace(namespace: str) -> None:
 
 @contextlib.contextmanager
 def notify_server(
-    backend: str, cpus: set[int] | None = None, timeout: float = 60.0
+    backend: str, cpus: set[int] | None = None, timeout: float = 60.0, node: str = "up"
 ) -> Iterator[ServerProcess]:
-    """``notify up`` in a child process on ``backend`` ("embedded" or "real")."""
+    """``notify up`` (``node="up"``) or ``notify serve <node>`` in a child process on
+    ``backend`` ("embedded" or "real"); ``serve`` gets ``notify migrate`` first."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     with contextlib.ExitStack() as stack:
@@ -222,6 +223,16 @@ def notify_server(
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text("")
         argv = [sys.executable, "-m", "notify_core.cli", "up"]
+        if node != "up":
+            subprocess.run(
+                [sys.executable, "-m", "notify_core.cli", "migrate"],
+                env=env,
+                cwd=tmp,
+                check=True,
+                capture_output=True,
+                timeout=timeout,
+            )
+            argv = [sys.executable, "-m", "notify_core.cli", "serve", node]
         server = ServerProcess(
             backend,
             _spawn(argv, env, log, cpus, cwd=tmp),  # cwd: no stray .env is read

@@ -269,6 +269,13 @@ def main() -> None:
         default=True,
         help="server on CPU 0, generators on CPU 1",
     )
+    parser.add_argument(
+        "--node",
+        choices=("up", "ingest"),
+        default="up",
+        help="'up': the whole node (ingest, router, edge...) on the server core; "
+        "'ingest': `notify serve ingest` alone (gRPC only: it has no HTTP edge)",
+    )
     parser.add_argument("--name", default="ingest")
     args = parser.parse_args()
     exit_on_sigterm()
@@ -289,10 +296,15 @@ def main() -> None:
             rows.append(measure(echo, "grpc", args))
             print_table(rows[-1:], ["server", "api", "req_per_s", "p50_ms", "p99_ms"])
     for backend in backends:
-        with notify_server(backend, server_cpus) as server:
+        with notify_server(backend, server_cpus, node=args.node) as server:
             for api in apis:
+                if args.node != "up" and api == "rest":
+                    continue
                 wait_idle(server.pid)
-                rows.append(measure(server, api, args))
+                row = measure(server, api, args)
+                if args.node != "up":
+                    row["server"] = f"{backend} ({args.node} only)"
+                rows.append(row)
                 print_table(rows[-1:], ["server", "api", "req_per_s", "p50_ms", "p99_ms"])
     echo_rps = next((r["req_per_s"] for r in rows if r["server"] == "echo"), None)
     for r in rows:
