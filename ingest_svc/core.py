@@ -28,7 +28,7 @@ from ingest_svc.validate import NewNotification, validate_send
 from notify_core.constants import MAX_BATCH, PRIORITY_NAMES, QUEUE_ROUTE
 from notify_core.db.engine import Database
 from notify_core.db.schema import notifications
-from notify_core.errors import NotifyError, QueueUnavailable
+from notify_core.errors import InvalidArgument, NotifyError, QueueUnavailable
 from notify_core.queue.base import Message, WorkQueue
 from notify_core.queue.database import DatabaseQueue
 
@@ -92,8 +92,6 @@ class Ingest:
         if not requests:
             return []
         if len(requests) > MAX_BATCH:
-            from notify_core.errors import InvalidArgument
-
             raise InvalidArgument("notifications", f"at most {MAX_BATCH} per batch")
         now = datetime.now(UTC)
         batch = len(requests) > 1
