@@ -1,19 +1,53 @@
-"""The routing plan: a pure function of the notification (and, later, preferences,
-presence, history, rate limits and a clock).
+"""The routing plan: a pure function of its inputs and a clock.
 
-Today the plan decides the in-app channel: a notification goes to the user's inbox and
-live connections unless the producer named channels without ``inapp``.
+``plan(notification, preferences, online, history, rates, now)`` answers, for every
+channel, one :class:`Decision`: send now, hold until a time, merge into an earlier
+notification, put in the digest, or skip — each with a reason. Nothing here does I/O.
+
+The steps, in order (the first that decides a channel wins):
+
+1. **Matrix** (the original design): high + offline → push, SMS, email; high + online →
+   push; normal + online → in-app/live only; normal + offline → push + email; low →
+   email digest. In-app (the inbox) is always a candidate; web push follows push; the
+   webhook channel follows the user's webhook URL.
+2. **Request**: a producer's explicit ``channels`` narrows the plan to those channels.
+3. **Preferences**: a channel switched off (for every type or for this type), or one
+   without its contact point, is skipped.
+4. **Dedup**: a similar notification (same user, type and group key) within its window
+   merges into the earlier one.
+5. **Quiet hours**: interruptive channels (push, web push, SMS, email) are held until the
+   window ends, unless the notification is high priority and may break through.
+6. **Rate limits**: over the limit, email goes to the digest; other channels are held
+   until the window frees a slot, or skipped, by configuration.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from enum import StrEnum
+
+from router_svc.quiet_hours import QuietHours, quiet_until
+from router_svc.ratelimit import Verdict
+
+CHANNELS = ("inapp", "email", "sms", "push", "webpush", "webhook")
+INTERRUPTIVE = frozenset({"push", "webpush", "sms", "email"})
+DEFAULT_SWITCHES: Mapping[str, bool] = {
+    "inapp": True,
+    "email": True,
+    "sms": False,
+    "push": True,
+    "webpush": True,
+    "webhook": True,
+}
 
 
 class Action(StrEnum):
     SEND = "send"
+    HOLD = "hold"
+    MERGE = "merge"
+    DIGEST = "digest"
     SKIP = "skip"
 
 
@@ -22,6 +56,8 @@ class Decision:
     channel: str
     action: Action
     reason: str
+    until: datetime | None = None
+    merge_into: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,14 +65,161 @@ class Plan:
     decisions: tuple[Decision, ...]
 
     def sends(self, channel: str) -> bool:
-        return any(d.channel == channel and d.action is Action.SEND for d in self.decisions)
+        return self.action(channel) is Action.SEND
+
+    def action(self, channel: str) -> Action:
+        for d in self.decisions:
+            if d.channel == channel:
+                return d.action
+        return Action.SKIP
+
+    def decision(self, channel: str) -> Decision:
+        for d in self.decisions:
+            if d.channel == channel:
+                return d
+        raise KeyError(channel)
 
 
-def plan(requested_channels: Sequence[str] | None) -> Plan:
-    """Decide the in-app channel for a notification that asked for ``requested_channels``
-    (``None``: any channel)."""
-    if requested_channels is None or "inapp" in requested_channels:
-        inapp = Decision("inapp", Action.SEND, "in-app inbox and live connections")
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What the plan needs of the notification."""
+
+    type: str
+    priority: str = "normal"
+    channels: Sequence[str] | None = None
+    group_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Preferences:
+    switches: Mapping[str, bool] = field(default_factory=lambda: dict(DEFAULT_SWITCHES))
+    per_type: Mapping[str, Mapping[str, bool]] = field(default_factory=dict)
+    quiet_hours: QuietHours | None = None
+    high_breaks_quiet_hours: bool = True
+    email: str | None = None
+    phone: str | None = None
+    webhook_url: str | None = None
+    has_push_device: bool = False
+    has_webpush_subscription: bool = False
+
+    def allows(self, channel: str, type_: str) -> bool:
+        override = self.per_type.get(type_, {}).get(channel)
+        if override is not None:
+            return override
+        return self.switches.get(channel, DEFAULT_SWITCHES.get(channel, False))
+
+    def contact_missing(self, channel: str) -> str | None:
+        """Why ``channel`` cannot reach the user, or ``None``."""
+        missing = {
+            "email": (self.email, "no email address"),
+            "sms": (self.phone, "no phone number"),
+            "webhook": (self.webhook_url, "no webhook URL"),
+            "push": (self.has_push_device or None, "no registered device"),
+            "webpush": (self.has_webpush_subscription or None, "no web push subscription"),
+        }.get(channel)
+        if missing is not None and not missing[0]:
+            return missing[1]
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Earlier:
+    """The earlier similar notification, if any (same user, type and group key)."""
+
+    id: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    dedup_window: timedelta = timedelta(hours=1)
+    dedup_window_by_type: Mapping[str, timedelta] = field(default_factory=dict)
+    over_limit: str = "defer"  # "defer" (hold) or "drop" (skip) for non-email channels
+
+    def window_for(self, type_: str) -> timedelta:
+        return self.dedup_window_by_type.get(type_, self.dedup_window)
+
+
+def matrix(priority: str, online: bool, preferences: Preferences) -> dict[str, tuple[Action, str]]:
+    """Step 1: the candidate channels for this priority and presence."""
+    chosen: dict[str, tuple[Action, str]] = {"inapp": (Action.SEND, "in-app inbox")}
+    if priority == "high":
+        chosen["push"] = (Action.SEND, "high priority")
+        if not online:
+            chosen["sms"] = (Action.SEND, "high priority, user offline")
+            chosen["email"] = (Action.SEND, "high priority, user offline")
+    elif priority == "normal":
+        if not online:
+            chosen["push"] = (Action.SEND, "user offline")
+            chosen["email"] = (Action.SEND, "user offline")
     else:
-        inapp = Decision("inapp", Action.SKIP, "producer did not ask for inapp")
-    return Plan((inapp,))
+        chosen["email"] = (Action.DIGEST, "low priority goes to the digest")
+    if "push" in chosen:
+        chosen["webpush"] = chosen["push"]
+    if preferences.webhook_url:
+        chosen["webhook"] = (Action.SEND, "user has a webhook")
+    return chosen
+
+
+def plan(
+    facts: Facts,
+    preferences: Preferences,
+    *,
+    online: bool,
+    earlier: Earlier | None,
+    rates: Mapping[str, Verdict],
+    now: datetime,
+    config: Config | None = None,
+) -> Plan:
+    config = config or Config()
+    candidates = matrix(facts.priority, online, preferences)
+    quiet_end = quiet_until(preferences.quiet_hours, now)
+    window = config.window_for(facts.type)
+    merge = earlier is not None and now - earlier.at < window
+    decisions: list[Decision] = []
+    for channel in CHANNELS:
+        if channel not in candidates:
+            decisions.append(Decision(channel, Action.SKIP, "not chosen for this priority"))
+            continue
+        action, reason = candidates[channel]
+        if facts.channels is not None and channel not in facts.channels:
+            decisions.append(Decision(channel, Action.SKIP, "not requested by the producer"))
+            continue
+        if not preferences.allows(channel, facts.type):
+            decisions.append(Decision(channel, Action.SKIP, "switched off by the user"))
+            continue
+        missing = preferences.contact_missing(channel)
+        if missing is not None:
+            decisions.append(Decision(channel, Action.SKIP, missing))
+            continue
+        if merge:
+            assert earlier is not None
+            decisions.append(
+                Decision(
+                    channel,
+                    Action.MERGE,
+                    f"similar notification within {window}",
+                    merge_into=earlier.id,
+                )
+            )
+            continue
+        if (
+            quiet_end is not None
+            and channel in INTERRUPTIVE
+            and action is Action.SEND
+            and not (facts.priority == "high" and preferences.high_breaks_quiet_hours)
+        ):
+            decisions.append(Decision(channel, Action.HOLD, "quiet hours", until=quiet_end))
+            continue
+        verdict = rates.get(channel)
+        if verdict is not None and not verdict.allowed and action is Action.SEND:
+            if channel == "email":
+                decisions.append(Decision(channel, Action.DIGEST, "rate limited: to the digest"))
+            elif config.over_limit == "drop":
+                decisions.append(Decision(channel, Action.SKIP, "rate limited: dropped"))
+            else:
+                until = now + timedelta(seconds=verdict.retry_after)
+                decisions.append(Decision(channel, Action.HOLD, "rate limited", until=until))
+            continue
+        decisions.append(Decision(channel, action, reason))
+    return Plan(tuple(decisions))

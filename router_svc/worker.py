@@ -25,7 +25,9 @@ from notify_core.db.schema import notifications
 from notify_core.errors import NotifyError
 from notify_core.queue.base import Delivery, WorkQueue
 from realtime_svc.live import publish_live_many
-from router_svc.plan import plan
+from router_svc.plan import Facts, Preferences, plan
+
+DEFAULT_PREFERENCES = Preferences()
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +107,20 @@ class Router:
             rows = [dict(r._mapping) for r in await conn.execute(query)]
             if not rows:
                 return []
-            inbox = [r for r in rows if plan(r["channels"]).sends("inapp")]
+            # Preferences, presence, history and rate limits are not loaded yet: the plan
+            # runs on the defaults, which decide the in-app channel alone.
+            inbox = [
+                r
+                for r in rows
+                if plan(
+                    Facts(type=r["type"], priority=r["priority"], channels=r["channels"]),
+                    DEFAULT_PREFERENCES,
+                    online=False,
+                    earlier=None,
+                    rates={},
+                    now=now,
+                ).sends("inapp")
+            ]
             inbox_ids = [r["id"] for r in inbox]
             await conn.execute(
                 notifications.update()
