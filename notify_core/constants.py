@@ -60,6 +60,12 @@ def presence_key(namespace: str, user_id: str) -> str:
     return f"{namespace}:presence:{user_id}"
 
 
+def rate_key(namespace: str, user_id: str, channel: str, scope: str = "all") -> str:
+    """Sorted set of a user's recent sends on a channel (``scope``: "all" or a type),
+    scored by when each happened; the sliding-window rate limit counts it."""
+    return f"{namespace}:rate:{channel}:{scope}:{user_id}"
+
+
 def last_seen_key(namespace: str, user_id: str) -> str:
     """When a user was last seen connected (epoch seconds)."""
     return f"{namespace}:lastseen:{user_id}"

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from notify_core.ratelimit import Verdict
 from router_svc.quiet_hours import QuietHours, quiet_until
-from router_svc.ratelimit import Verdict
 
 CHANNELS = ("inapp", "email", "sms", "push", "webpush", "webhook")
 INTERRUPTIVE = frozenset({"push", "webpush", "sms", "email"})

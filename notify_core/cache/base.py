@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from notify_core.ratelimit import Limit, Verdict
+
 
 class Cache(Protocol):
     """A key/value cache with per-key expiry. Values are bytes; a miss is ``None``."""
@@ -94,12 +96,23 @@ class Presence(Protocol):
         ...
 
 
+class RateLimiter(Protocol):
+    """Sliding-window limits, atomic across every node sharing the backend: of many
+    concurrent ``hit`` calls on one key, at most ``limit`` per window are allowed."""
+
+    async def hit(self, key: str, rule: Limit, now: float | None = None) -> Verdict:
+        """Count one send at ``now`` (default: the backend's clock) if it fits ``rule``;
+        answer the verdict. A refused send is not counted."""
+        ...
+
+
 class CacheBackends(Protocol):
-    """The three backends built from one configuration, sharing one connection pool."""
+    """The backends built from one configuration, sharing one connection pool."""
 
     cache: Cache
     pubsub: PubSub
     presence: Presence
+    limiter: RateLimiter
 
     async def ping(self) -> None:
         """Raise ``CacheUnavailable`` unless the backend answers."""

@@ -11,9 +11,17 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-from notify_core.cache.base import Cache, MessageHandler, Presence, PresenceInfo, PubSub
+from notify_core.cache.base import (
+    Cache,
+    MessageHandler,
+    Presence,
+    PresenceInfo,
+    PubSub,
+    RateLimiter,
+)
 from notify_core.constants import LAST_SEEN_TTL_SECONDS
 from notify_core.errors import CacheUnavailable
+from notify_core.ratelimit import Limit, Verdict, check
 
 log = logging.getLogger(__name__)
 
@@ -257,6 +265,27 @@ class MemoryPresence:
         return answer
 
 
+class MemoryRateLimiter:
+    """``RateLimiter`` of this process: the pure arithmetic over a list per key (the event
+    loop makes each ``hit`` atomic)."""
+
+    def __init__(self, clock: Clock = time.time) -> None:
+        self._clock = clock
+        self._sent: dict[str, list[float]] = {}
+
+    async def hit(self, key: str, rule: Limit, now: float | None = None) -> Verdict:
+        at = self._clock() if now is None else now
+        kept = [t for t in self._sent.get(key, ()) if t > at - rule.window]
+        verdict = check(kept, at, rule)
+        if verdict.allowed:
+            kept.append(at)
+        if kept:
+            self._sent[key] = kept
+        else:
+            self._sent.pop(key, None)
+        return verdict
+
+
 class MemoryBackends:
     """Cache, pub/sub and presence of this process. ``ping`` always succeeds (until
     ``close``, after which it raises ``CacheUnavailable``)."""
@@ -271,6 +300,7 @@ class MemoryBackends:
         self.cache: Cache = cache if cache is not None else MemoryCache()
         self.pubsub: PubSub = self._pubsub
         self.presence: Presence = presence if presence is not None else MemoryPresence()
+        self.limiter: RateLimiter = MemoryRateLimiter()
         self._closed = False
 
     async def ping(self) -> None:

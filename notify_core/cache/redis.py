@@ -31,7 +31,15 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 
-from notify_core.cache.base import Cache, MessageHandler, Presence, PresenceInfo, PubSub
+from notify_core.cache.base import (
+    Cache,
+    MessageHandler,
+    Presence,
+    PresenceInfo,
+    PubSub,
+    RateLimiter,
+)
+from notify_core.cache.redis_ratelimit import RedisRateLimiter
 from notify_core.constants import (
     LAST_SEEN_TTL_SECONDS,
     last_seen_key,
@@ -580,6 +588,7 @@ class RedisBackends:
         )
         self.pubsub: PubSub = self._pubsub
         self.presence: Presence = RedisPresence(self._client, namespace, self.url)
+        self.limiter: RateLimiter = RedisRateLimiter(self._client, self.url)
 
     async def ping(self) -> None:
         try:

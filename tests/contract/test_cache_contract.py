@@ -19,8 +19,9 @@ from notify_core.cache.base import CacheBackends
 from notify_core.cache.factory import create_cache_backends
 from notify_core.cache.memory import MemoryBackends
 from notify_core.cache.redis import RedisBackends
-from notify_core.constants import subscriber_client_name, user_channel
+from notify_core.constants import rate_key, subscriber_client_name, user_channel
 from notify_core.errors import CacheUnavailable
+from notify_core.ratelimit import Limit, check
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -446,3 +447,43 @@ async def test_redis_subscriber_cannot_start_without_redis() -> None:
             await backends.pubsub.subscriber(Inbox())
     finally:
         await backends.close()
+
+
+# --- rate limiter -----------------------------------------------------------------------
+
+
+async def test_rate_limiter_follows_the_pure_arithmetic(
+    backends: CacheBackends, namespace: str
+) -> None:
+    """A scripted sequence of hits, checked against notify_core.ratelimit.check."""
+    rule = Limit(3, 60.0)
+    key = rate_key(namespace, "u1", "email")
+    counted: list[float] = []
+    for now in (100.0, 101.0, 102.0, 103.0, 150.0, 160.5, 161.0, 170.0, 230.0):
+        expected = check(counted, now, rule)
+        verdict = await backends.limiter.hit(key, rule, now=now)
+        assert verdict.allowed is expected.allowed, now
+        assert verdict.retry_after == pytest.approx(expected.retry_after), now
+        assert verdict.remaining == expected.remaining, now
+        if expected.allowed:
+            counted.append(now)
+    assert [v for v in counted] == [100.0, 101.0, 102.0, 160.5, 161.0, 170.0, 230.0]
+
+
+async def test_rate_limiter_keys_are_independent(backends: CacheBackends, namespace: str) -> None:
+    rule = Limit(1, 60.0)
+    a, b = rate_key(namespace, "a", "sms"), rate_key(namespace, "b", "sms")
+    assert (await backends.limiter.hit(a, rule, now=10.0)).allowed
+    assert not (await backends.limiter.hit(a, rule, now=11.0)).allowed
+    assert (await backends.limiter.hit(b, rule, now=11.0)).allowed
+
+
+async def test_rate_limiter_is_atomic_under_concurrency(
+    backends: CacheBackends, namespace: str
+) -> None:
+    rule = Limit(10, 3600.0)
+    key = rate_key(namespace, "busy", "push")
+    verdicts = await asyncio.gather(*[backends.limiter.hit(key, rule) for _ in range(100)])
+    assert sum(v.allowed for v in verdicts) == 10
+    refused = [v for v in verdicts if not v.allowed]
+    assert all(0 < v.retry_after <= 3600.0 for v in refused)

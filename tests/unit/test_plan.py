@@ -6,9 +6,9 @@ from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
+from notify_core.ratelimit import Verdict
 from router_svc.plan import Action, Config, Earlier, Facts, Plan, Preferences, plan
 from router_svc.quiet_hours import QuietHours
-from router_svc.ratelimit import Verdict
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 EVERYTHING = Preferences(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from router_svc.ratelimit import DEFAULT_LIMITS, Limit, check
+from notify_core.ratelimit import DEFAULT_LIMITS, Limit, check
 
 RULE = Limit(3, 60.0)
 

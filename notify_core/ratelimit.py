@@ -1,4 +1,6 @@
-"""Sliding-window rate-limit arithmetic, pure (the Redis Lua script does the same sums).
+"""Sliding-window rate-limit arithmetic, pure. The in-memory limiter calls it; the Redis
+limiter's Lua script (``notify_core.cache.redis``) does the same sums, and one contract
+suite holds both to it.
 
 The window holds the instants of the sends it allowed. A new send is allowed while fewer
 than ``limit`` fall within the last ``window`` seconds; otherwise the answer says when the
