@@ -66,6 +66,14 @@ def rate_key(namespace: str, user_id: str, channel: str, scope: str = "all") -> 
     return f"{namespace}:rate:{channel}:{scope}:{user_id}"
 
 
+def preferences_key(namespace: str, user_id: str) -> str:
+    """Cached preferences of one user (JSON), invalidated on every write."""
+    return f"{namespace}:prefs:{user_id}"
+
+
+PREFERENCES_TTL_SECONDS: Final = 3600.0
+
+
 def last_seen_key(namespace: str, user_id: str) -> str:
     """When a user was last seen connected (epoch seconds)."""
     return f"{namespace}:lastseen:{user_id}"

@@ -11,7 +11,7 @@ import contextlib
 import logging
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
@@ -26,6 +26,9 @@ from notify_core.errors import ConfigError
 from notify_core.grpc_server import ServiceSpec, create_server, mark_not_serving, mark_serving
 from notify_core.queue.base import WorkQueue
 from notify_core.queue.factory import create_queue
+
+if TYPE_CHECKING:
+    from preference_svc.store import PreferenceStore
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,7 @@ class Node:
     database: Database | None = None
     queue: WorkQueue | None = None
     backends: CacheBackends | None = None
+    preferences: PreferenceStore | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _closers: list[object] = field(default_factory=list)
 
@@ -116,12 +120,16 @@ class Node:
                 remote = RemoteIngest(s.ingest_target, sorted(s.api_keys)[0])
                 self._closers.append(remote)
                 ingest_api = remote
+            from preference_svc.store import PreferenceStore
+
+            self.preferences = PreferenceStore(db, backends.cache, s.namespace)
             app = create_edge(
                 auth=auth,
                 ingest=ingest_api,
                 inbox=inbox,
                 hub=hub,
                 ready=self.ready,
+                preferences=self.preferences,
                 ws_send_queue=s.ws_send_queue,
             )
             config = uvicorn.Config(

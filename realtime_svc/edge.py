@@ -21,9 +21,11 @@ from starlette.websockets import WebSocket
 from ingest_svc.client import IngestApi
 from ingest_svc.validate import parse_send_json
 from notify_core.auth import Authenticator, bearer
-from notify_core.constants import MAX_BODY_BYTES
+from notify_core.constants import MAX_BODY_BYTES, MAX_USER_ID
 from notify_core.convert import row_to_json
 from notify_core.errors import InvalidArgument, NotifyError, Unauthenticated
+from preference_svc.store import PreferenceStore
+from preference_svc.validate import parse_preferences
 from realtime_svc.hub import Hub
 from realtime_svc.inbox import Inbox
 from realtime_svc.ws import serve_session
@@ -57,6 +59,7 @@ def create_edge(
     inbox: Inbox,
     hub: Hub,
     ready: Callable[[], Awaitable[None]],
+    preferences: PreferenceStore,
     ws_send_queue: int = 1_000,
 ) -> Starlette:
     def guarded(handler: Handler) -> Handler:
@@ -121,6 +124,38 @@ def create_edge(
     async def mark_all_read(request: Request) -> Response:
         return JSONResponse({"updated": await inbox.mark_all_read(user_of(request))})
 
+    async def json_body(request: Request) -> Any:
+        body = await request.body()
+        if len(body) > MAX_BODY_BYTES:
+            raise InvalidArgument("body", f"must be at most {MAX_BODY_BYTES} bytes")
+        try:
+            return json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise InvalidArgument("body", "is not valid JSON") from None
+
+    def target_user(request: Request) -> str:
+        auth.producer(bearer(request.headers.get("authorization")))
+        user_id = str(request.path_params["user_id"])
+        if not user_id.strip() or len(user_id) > MAX_USER_ID:
+            raise InvalidArgument("user_id", f"must be 1 to {MAX_USER_ID} characters")
+        return user_id
+
+    async def get_my_preferences(request: Request) -> Response:
+        return JSONResponse((await preferences.get(user_of(request))).to_json())
+
+    async def put_my_preferences(request: Request) -> Response:
+        user_id = user_of(request)
+        update = parse_preferences(await json_body(request))
+        return JSONResponse((await preferences.update(user_id, update)).to_json())
+
+    async def get_user_preferences(request: Request) -> Response:
+        return JSONResponse((await preferences.get(target_user(request))).to_json())
+
+    async def put_user_preferences(request: Request) -> Response:
+        user_id = target_user(request)
+        update = parse_preferences(await json_body(request))
+        return JSONResponse((await preferences.update(user_id, update)).to_json())
+
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -153,6 +188,10 @@ def create_edge(
         Route("/notifications/unread-count", guarded(unread_count), methods=["GET"]),
         Route("/notifications/read-all", guarded(mark_all_read), methods=["PATCH"]),
         Route("/notifications/{id}/read", guarded(mark_read), methods=["PATCH"]),
+        Route("/preferences", guarded(get_my_preferences), methods=["GET"]),
+        Route("/preferences", guarded(put_my_preferences), methods=["PUT"]),
+        Route("/users/{user_id}/preferences", guarded(get_user_preferences), methods=["GET"]),
+        Route("/users/{user_id}/preferences", guarded(put_user_preferences), methods=["PUT"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         WebSocketRoute("/ws", websocket_endpoint),

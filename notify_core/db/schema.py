@@ -143,9 +143,18 @@ notification_preferences = sa.Table(
     sa.Column("quiet_hours_start", sa.Time),
     sa.Column("quiet_hours_end", sa.Time),
     sa.Column("timezone", sa.String(50), nullable=False, server_default="UTC"),
-    sa.Column("preferences", JSONType),
+    sa.Column("preferences", JSONType, comment="per-type overrides: {type: {channel: bool}}"),
     sa.Column("created_at", UtcDateTime, nullable=False, default=utcnow),
     sa.Column("updated_at", UtcDateTime, nullable=False, default=utcnow, onupdate=utcnow),
+    # -- beyond the original design ------------------------------------------------------
+    sa.Column("webpush_enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("webhook_enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("quiet_hours_high_breaks", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("digest_hour", sa.SmallInteger, nullable=False, server_default="9"),
+    sa.Column("digest_weekday", sa.SmallInteger, nullable=False, server_default="1"),
+    sa.Column("email_address", sa.String(254)),
+    sa.Column("phone", sa.String(16)),
+    sa.Column("webhook_url", sa.String(2048)),
 )
 
 device_tokens = sa.Table(

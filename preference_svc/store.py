@@ -1,0 +1,197 @@
+"""Stored preferences: read through the cache, written in one transaction.
+
+Reads go to the cache first (Redis, or memory when embedded; TTL one hour) and fall back
+to the database; a user without a row gets the defaults. A write checks the whole update
+first (:mod:`preference_svc.validate`), applies it in one transaction, then drops the
+cached copy, so the next read sees it. Cache hits and misses are counted.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from datetime import time
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from notify_core.cache.base import Cache
+from notify_core.constants import PREFERENCES_TTL_SECONDS, preferences_key
+from notify_core.db.engine import Database
+from notify_core.db.schema import new_id, utcnow
+from notify_core.db.schema import notification_preferences as t
+from preference_svc.validate import (
+    DigestInput,
+    PreferencesUpdate,
+    QuietHoursInput,
+    Unset,
+)
+
+DEFAULT_SWITCHES = {
+    "inapp": True,
+    "email": True,
+    "sms": False,
+    "push": True,
+    "webpush": True,
+    "webhook": True,
+}
+_SWITCH_COLUMNS = {channel: f"{channel}_enabled" for channel in DEFAULT_SWITCHES}
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPreferences:
+    user_id: str
+    switches: dict[str, bool] = field(default_factory=lambda: dict(DEFAULT_SWITCHES))
+    per_type: dict[str, dict[str, bool]] = field(default_factory=dict)
+    quiet_hours: QuietHoursInput | None = None
+    digest: DigestInput = field(default_factory=lambda: DigestInput(False, "daily", 9, 1))
+    email: str | None = None
+    phone: str | None = None
+    webhook_url: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        quiet = self.quiet_hours
+        return {
+            "user_id": self.user_id,
+            "channels": dict(self.switches),
+            "per_type": {k: dict(v) for k, v in self.per_type.items()},
+            "quiet_hours": None
+            if quiet is None
+            else {
+                "start": quiet.start.strftime("%H:%M"),
+                "end": quiet.end.strftime("%H:%M"),
+                "timezone": quiet.timezone,
+                "high_breaks_through": quiet.high_breaks_through,
+            },
+            "digest": {
+                "enabled": self.digest.enabled,
+                "frequency": self.digest.frequency,
+                "hour": self.digest.hour,
+                "weekday": self.digest.weekday,
+            },
+            "email": self.email,
+            "phone": self.phone,
+            "webhook_url": self.webhook_url,
+        }
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> StoredPreferences:
+        quiet = body["quiet_hours"]
+        digest = body["digest"]
+        return cls(
+            user_id=body["user_id"],
+            switches=dict(body["channels"]),
+            per_type={k: dict(v) for k, v in body["per_type"].items()},
+            quiet_hours=None
+            if quiet is None
+            else QuietHoursInput(
+                time.fromisoformat(quiet["start"]),
+                time.fromisoformat(quiet["end"]),
+                quiet["timezone"],
+                quiet["high_breaks_through"],
+            ),
+            digest=DigestInput(
+                digest["enabled"], digest["frequency"], digest["hour"], digest["weekday"]
+            ),
+            email=body["email"],
+            phone=body["phone"],
+            webhook_url=body["webhook_url"],
+        )
+
+    def updated(self, update: PreferencesUpdate) -> StoredPreferences:
+        changes: dict[str, Any] = {}
+        if not isinstance(update.channels, Unset):
+            changes["switches"] = {**self.switches, **update.channels}
+        if not isinstance(update.per_type, Unset):
+            changes["per_type"] = update.per_type
+        for name in ("quiet_hours", "digest", "email", "phone", "webhook_url"):
+            value = getattr(update, name)
+            if not isinstance(value, Unset):
+                changes[name] = value
+        return replace(self, **changes)
+
+
+def _from_row(row: Any) -> StoredPreferences:
+    quiet = None
+    if row.quiet_hours_start is not None and row.quiet_hours_end is not None:
+        quiet = QuietHoursInput(
+            row.quiet_hours_start, row.quiet_hours_end, row.timezone, row.quiet_hours_high_breaks
+        )
+    return StoredPreferences(
+        user_id=row.user_id,
+        switches={ch: bool(getattr(row, col)) for ch, col in _SWITCH_COLUMNS.items()},
+        per_type=dict(row.preferences or {}),
+        quiet_hours=quiet,
+        digest=DigestInput(
+            bool(row.digest_enabled), row.digest_frequency, row.digest_hour, row.digest_weekday
+        ),
+        email=row.email_address,
+        phone=row.phone,
+        webhook_url=row.webhook_url,
+    )
+
+
+def _to_row(p: StoredPreferences) -> dict[str, Any]:
+    quiet = p.quiet_hours
+    row: dict[str, Any] = {col: p.switches[ch] for ch, col in _SWITCH_COLUMNS.items()}
+    row.update(
+        user_id=p.user_id,
+        preferences=p.per_type,
+        quiet_hours_start=quiet.start if quiet else None,
+        quiet_hours_end=quiet.end if quiet else None,
+        timezone=quiet.timezone if quiet else "UTC",
+        quiet_hours_high_breaks=quiet.high_breaks_through if quiet else True,
+        digest_enabled=p.digest.enabled,
+        digest_frequency=p.digest.frequency,
+        digest_hour=p.digest.hour,
+        digest_weekday=p.digest.weekday,
+        email_address=p.email,
+        phone=p.phone,
+        webhook_url=p.webhook_url,
+        updated_at=utcnow(),
+    )
+    return row
+
+
+class PreferenceStore:
+    def __init__(self, database: Database, cache: Cache, namespace: str) -> None:
+        self._db = database
+        self._cache = cache
+        self._ns = namespace
+        self.hits = 0
+        self.misses = 0
+
+    async def get(self, user_id: str) -> StoredPreferences:
+        key = preferences_key(self._ns, user_id)
+        cached = await self._cache.get(key)
+        if cached is not None:
+            self.hits += 1
+            return StoredPreferences.from_json(json.loads(cached))
+        self.misses += 1
+        async with self._db.read() as conn:
+            row = (await conn.execute(sa.select(t).where(t.c.user_id == user_id))).first()
+        prefs = _from_row(row) if row is not None else StoredPreferences(user_id)
+        await self._cache.set(key, json.dumps(prefs.to_json()).encode(), PREFERENCES_TTL_SECONDS)
+        return prefs
+
+    async def update(self, user_id: str, update: PreferencesUpdate) -> StoredPreferences:
+        """Apply a checked update in one transaction; answer the preferences now stored."""
+        query = sa.select(t).where(t.c.user_id == user_id)
+        if not self._db.is_sqlite:
+            query = query.with_for_update()
+        async with self._db.write() as conn:
+            row = (await conn.execute(query)).first()
+            current = _from_row(row) if row is not None else StoredPreferences(user_id)
+            new = current.updated(update)
+            values = _to_row(new)
+            insert = (sqlite.insert if self._db.is_sqlite else postgresql.insert)(t)
+            stmt = insert.values(id=new_id(), **values)
+            await conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[t.c.user_id],
+                    set_={k: stmt.excluded[k] for k in values if k != "user_id"},
+                )
+            )
+        await self._cache.delete(preferences_key(self._ns, user_id))
+        return new
