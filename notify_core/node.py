@@ -87,10 +87,13 @@ class Node:
             specs.append(ingest_service.spec(ingest))
             self._spawn(run_relay(db, queue), "relay")
         if "router" in self.services:
+            from preference_svc.store import PreferenceStore
             from router_svc import service as router_service
             from router_svc.worker import Router
 
-            router = Router(db, queue, backends.pubsub, s.namespace)
+            router = Router(
+                db, queue, backends, PreferenceStore(db, backends.cache, s.namespace), s.namespace
+            )
             self._spawn(router.run(), "router")
             specs.append(router_service.spec())
         for name in ("preference", "template", "delivery", "digest"):
@@ -130,6 +133,7 @@ class Node:
                 hub=hub,
                 ready=self.ready,
                 preferences=self.preferences,
+                database=db,
                 ws_send_queue=s.ws_send_queue,
             )
             config = uvicorn.Config(

@@ -23,12 +23,14 @@ from ingest_svc.validate import parse_send_json
 from notify_core.auth import Authenticator, bearer
 from notify_core.constants import MAX_BODY_BYTES, MAX_USER_ID
 from notify_core.convert import row_to_json
+from notify_core.db.engine import Database
 from notify_core.errors import InvalidArgument, NotifyError, Unauthenticated
 from preference_svc.store import PreferenceStore
 from preference_svc.validate import parse_preferences
 from realtime_svc.hub import Hub
 from realtime_svc.inbox import Inbox
 from realtime_svc.ws import serve_session
+from router_svc.inputs import list_decisions
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,7 @@ def create_edge(
     hub: Hub,
     ready: Callable[[], Awaitable[None]],
     preferences: PreferenceStore,
+    database: Database,
     ws_send_queue: int = 1_000,
 ) -> Starlette:
     def guarded(handler: Handler) -> Handler:
@@ -140,6 +143,13 @@ def create_edge(
             raise InvalidArgument("user_id", f"must be 1 to {MAX_USER_ID} characters")
         return user_id
 
+    async def deliveries(request: Request) -> Response:
+        auth.producer(bearer(request.headers.get("authorization")))
+        nid = str(request.path_params["id"])
+        return JSONResponse(
+            {"notification_id": nid, "deliveries": await list_decisions(database, nid)}
+        )
+
     async def get_my_preferences(request: Request) -> Response:
         return JSONResponse((await preferences.get(user_of(request))).to_json())
 
@@ -188,6 +198,7 @@ def create_edge(
         Route("/notifications/unread-count", guarded(unread_count), methods=["GET"]),
         Route("/notifications/read-all", guarded(mark_all_read), methods=["PATCH"]),
         Route("/notifications/{id}/read", guarded(mark_read), methods=["PATCH"]),
+        Route("/notifications/{id}/deliveries", guarded(deliveries), methods=["GET"]),
         Route("/preferences", guarded(get_my_preferences), methods=["GET"]),
         Route("/preferences", guarded(put_my_preferences), methods=["PUT"]),
         Route("/users/{user_id}/preferences", guarded(get_user_preferences), methods=["GET"]),

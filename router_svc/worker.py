@@ -17,17 +17,16 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from notify_core.cache.base import PubSub
+from notify_core.cache.base import CacheBackends
 from notify_core.constants import QUEUE_ROUTE
 from notify_core.convert import row_to_json
 from notify_core.db.engine import Database
-from notify_core.db.schema import notifications
+from notify_core.db.schema import notification_deliveries, notifications
 from notify_core.errors import NotifyError
 from notify_core.queue.base import Delivery, WorkQueue
+from preference_svc.store import PreferenceStore
 from realtime_svc.live import publish_live_many
-from router_svc.plan import Facts, Preferences, plan
-
-DEFAULT_PREFERENCES = Preferences()
+from router_svc.inputs import decide, delivery_rows
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +36,8 @@ class Router:
         self,
         database: Database,
         queue: WorkQueue,
-        pubsub: PubSub,
+        backends: CacheBackends,
+        preferences: PreferenceStore,
         namespace: str,
         *,
         prefetch: int = 500,
@@ -45,7 +45,9 @@ class Router:
     ) -> None:
         self._db = database
         self._queue = queue
-        self._pubsub = pubsub
+        self._backends = backends
+        self._pubsub = backends.pubsub
+        self._prefs = preferences
         self._ns = namespace
         self._prefetch = prefetch
         self._max_batch = max_batch
@@ -107,20 +109,10 @@ class Router:
             rows = [dict(r._mapping) for r in await conn.execute(query)]
             if not rows:
                 return []
-            # Preferences, presence, history and rate limits are not loaded yet: the plan
-            # runs on the defaults, which decide the in-app channel alone.
-            inbox = [
-                r
-                for r in rows
-                if plan(
-                    Facts(type=r["type"], priority=r["priority"], channels=r["channels"]),
-                    DEFAULT_PREFERENCES,
-                    online=False,
-                    earlier=None,
-                    rates={},
-                    now=now,
-                ).sends("inapp")
-            ]
+            plans = await decide(rows, self._prefs, self._backends, self._ns, now)
+            inbox = [r for r in rows if plans[r["id"]].sends("inapp")]
+            records = [x for r in rows for x in delivery_rows(r["id"], plans[r["id"]], now)]
+            await conn.execute(notification_deliveries.insert(), records)
             inbox_ids = [r["id"] for r in inbox]
             await conn.execute(
                 notifications.update()

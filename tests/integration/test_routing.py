@@ -1,0 +1,113 @@
+"""The router acts on the plan with real inputs, on both backends, and records every
+decision per channel (GET /notifications/{id}/deliveries)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import websockets
+
+from tests.integration.conftest import Env, eventually
+
+
+def uid() -> str:
+    return f"user-{uuid.uuid4().hex[:10]}"
+
+
+async def decisions(env: Env, nid: str) -> dict[str, dict[str, Any]]:
+    async def probe() -> Any:
+        return await env.http.get(f"/notifications/{nid}/deliveries", headers=env.producer)
+
+    r = await eventually(probe, lambda r: r.status_code == 200 and len(r.json()["deliveries"]) == 6)
+    return {d["channel"]: d for d in r.json()["deliveries"]}
+
+
+async def test_every_channel_gets_a_recorded_decision_with_a_reason(env: Env) -> None:
+    user = uid()
+    await env.http.put("/preferences", json={"email": "u@example.com"}, headers=env.user(user))
+    nid = await env.send(user, priority="normal")
+    got = await decisions(env, nid)
+    assert got["inapp"]["status"] == "delivered"
+    # offline, normal priority: email is chosen and waits for the delivery channel
+    assert got["email"]["status"] == "pending"
+    assert got["sms"] == {
+        **got["sms"],
+        "status": "skipped",
+        "reason": "not chosen for this priority",
+    }
+    assert got["push"]["status"] == "skipped" and got["push"]["reason"] == "no registered device"
+    assert all(d["reason"] for d in got.values())
+
+
+async def test_online_user_gets_in_app_only(env: Env) -> None:
+    user = uid()
+    await env.http.put("/preferences", json={"email": "u@example.com"}, headers=env.user(user))
+    async with websockets.connect(f"{env.ws_url}?token={env.token(user)}") as ws:
+        assert json.loads(await ws.recv())["type"] == "pending"
+        nid = await env.send(user, priority="normal")
+        got = await decisions(env, nid)
+    assert got["inapp"]["status"] == "delivered"
+    assert got["email"]["status"] == "skipped"
+
+
+async def test_switching_in_app_off_keeps_it_out_of_the_inbox(env: Env) -> None:
+    user = uid()
+    r = await env.http.put(
+        "/preferences", json={"channels": {"inapp": False}}, headers=env.user(user)
+    )
+    assert r.status_code == 200
+    nid = await env.send(user)
+    got = await decisions(env, nid)
+    assert got["inapp"] == {
+        **got["inapp"],
+        "status": "skipped",
+        "reason": "switched off by the user",
+    }
+    assert (await env.inbox(user))["notifications"] == []
+
+
+async def test_low_priority_email_goes_to_the_digest(env: Env) -> None:
+    user = uid()
+    await env.http.put("/preferences", json={"email": "u@example.com"}, headers=env.user(user))
+    got = await decisions(env, await env.send(user, priority="low"))
+    assert got["email"]["status"] == "digested"
+
+
+async def test_quiet_hours_hold_email_until_the_window_ends(env: Env) -> None:
+    user = uid()
+    # a window covering every hour but one minute: now is inside it
+    from datetime import UTC, datetime, timedelta
+
+    start = (datetime.now(UTC) - timedelta(minutes=1)).strftime("%H:%M")
+    end = (datetime.now(UTC) - timedelta(minutes=2)).strftime("%H:%M")
+    r = await env.http.put(
+        "/preferences",
+        json={
+            "email": "u@example.com",
+            "quiet_hours": {"start": start, "end": end, "timezone": "UTC"},
+        },
+        headers=env.user(user),
+    )
+    assert r.status_code == 200, r.text
+    got = await decisions(env, await env.send(user, priority="normal"))
+    assert got["email"]["status"] == "held" and got["email"]["reason"] == "quiet hours"
+    assert got["email"]["until"] is not None
+    assert got["inapp"]["status"] == "delivered"
+
+
+async def test_email_over_the_rate_limit_goes_to_the_digest(env: Env) -> None:
+    user = uid()
+    await env.http.put("/preferences", json={"email": "u@example.com"}, headers=env.user(user))
+    ids = [await env.send(user, priority="normal") for _ in range(11)]
+    statuses = [(await decisions(env, nid))["email"]["status"] for nid in ids]
+    assert statuses.count("pending") == 10  # the original design's 10 emails per hour
+    assert statuses.count("digested") == 1
+
+
+async def test_deliveries_need_a_producer_key_and_a_known_id(env: Env) -> None:
+    r = await env.http.get(f"/notifications/{uuid.uuid4()}/deliveries", headers=env.producer)
+    assert r.status_code == 404
+    r = await env.http.get(f"/notifications/{uuid.uuid4()}/deliveries", headers=env.user("u"))
+    assert r.status_code == 401
