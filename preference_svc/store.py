@@ -8,7 +8,9 @@ cached copy, so the next read sees it. Cache hits and misses are counted.
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import time
 from typing import Any
@@ -174,6 +176,35 @@ class PreferenceStore:
         prefs = _from_row(row) if row is not None else StoredPreferences(user_id)
         await self._cache.set(key, json.dumps(prefs.to_json()).encode(), PREFERENCES_TTL_SECONDS)
         return prefs
+
+    async def get_many(self, user_ids: Sequence[str]) -> dict[str, StoredPreferences]:
+        """Many users at once: one cache round trip, one query for the misses."""
+        keys = [preferences_key(self._ns, u) for u in user_ids]
+        found: dict[str, StoredPreferences] = {}
+        for user_id, cached in zip(user_ids, await self._cache.get_many(keys), strict=True):
+            if cached is not None:
+                found[user_id] = StoredPreferences.from_json(json.loads(cached))
+        missing = [u for u in user_ids if u not in found]
+        self.hits += len(found)
+        self.misses += len(missing)
+        if missing:
+            async with self._db.read() as conn:
+                rows = await conn.execute(sa.select(t).where(t.c.user_id.in_(missing)))
+                for row in rows:
+                    found[row.user_id] = _from_row(row)
+            fresh = [found.get(u) or StoredPreferences(u) for u in missing]
+            await asyncio.gather(
+                *[
+                    self._cache.set(
+                        preferences_key(self._ns, p.user_id),
+                        json.dumps(p.to_json()).encode(),
+                        PREFERENCES_TTL_SECONDS,
+                    )
+                    for p in fresh
+                ]
+            )
+            found.update((p.user_id, p) for p in fresh)
+        return found
 
     async def update(self, user_id: str, update: PreferencesUpdate) -> StoredPreferences:
         """Apply a checked update in one transaction; answer the preferences now stored."""

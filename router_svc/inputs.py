@@ -10,6 +10,7 @@ the in-app inbox is not rate limited until held work can be released.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -57,26 +58,40 @@ async def decide(
 ) -> dict[str, Plan]:
     """The plan of every notification row, by id."""
     users = sorted({r["user_id"] for r in rows})
-    prefs = {u: plan_preferences(await store.get(u)) for u in users}
+    stored = await store.get_many(users)
+    prefs = {u: plan_preferences(stored[u]) for u in users}
     online = {p.user_id: p.online for p in await backends.presence.get(users)}
-    plans: dict[str, Plan] = {}
-    for row in rows:
-        facts = Facts(type=row["type"], priority=row["priority"], channels=row["channels"])
+
+    def run(row: Mapping[str, Any], rates: Mapping[str, Verdict]) -> Plan:
         user = row["user_id"]
+        facts = Facts(type=row["type"], priority=row["priority"], channels=row["channels"])
+        return plan(facts, prefs[user], online=online[user], earlier=None, rates=rates, now=now)
 
-        def run(rates: Mapping[str, Verdict], facts: Facts = facts, user: str = user) -> Plan:
-            return plan(facts, prefs[user], online=online[user], earlier=None, rates=rates, now=now)
-
-        first = run({})
-        limited: dict[str, Verdict] = {}
-        for d in first.decisions:
-            if d.action is Action.SEND and d.channel != "inapp":
-                rule = DEFAULT_LIMITS.get(d.channel, FALLBACK_LIMIT)
-                verdict = await backends.limiter.hit(rate_key(namespace, user, d.channel), rule)
-                if not verdict.allowed:
-                    limited[d.channel] = verdict
-        plans[row["id"]] = run(limited) if limited else first
-    return plans
+    first = {row["id"]: run(row, {}) for row in rows}
+    # Every external send the plans chose is counted against its limit, concurrently.
+    wanted = [
+        (row, d.channel)
+        for row in rows
+        for d in first[row["id"]].decisions
+        if d.action is Action.SEND and d.channel != "inapp"
+    ]
+    verdicts = await asyncio.gather(
+        *[
+            backends.limiter.hit(
+                rate_key(namespace, row["user_id"], channel),
+                DEFAULT_LIMITS.get(channel, FALLBACK_LIMIT),
+            )
+            for row, channel in wanted
+        ]
+    )
+    limited: dict[str, dict[str, Verdict]] = {}
+    for (row, channel), verdict in zip(wanted, verdicts, strict=True):
+        if not verdict.allowed:
+            limited.setdefault(row["id"], {})[channel] = verdict
+    return {
+        row["id"]: run(row, limited[row["id"]]) if row["id"] in limited else first[row["id"]]
+        for row in rows
+    }
 
 
 def delivery_rows(notification_id: str, p: Plan, now: datetime) -> list[dict[str, Any]]:
