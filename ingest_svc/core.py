@@ -217,15 +217,15 @@ class Ingest:
             if keyed:
                 # A concurrent writer (another process) may have won a key in between.
                 existing = await self._existing_keys(conn, keyed)
+            # New: not a repeat of a key accepted before (ours if the key maps to our id).
+            fresh = [
+                n
+                for n in unique
+                if n.idempotency_key is None or existing.get((n.user_id, n.idempotency_key)) == n.id
+            ]
             if self._same_txn is not None:
-                new = [
-                    n
-                    for n in unique
-                    if n.idempotency_key is None
-                    or existing.get((n.user_id, n.idempotency_key)) == n.id
-                ]
                 await self._same_txn.publish_in(
-                    conn, QUEUE_ROUTE, [route_message(n.id, n.priority) for n in new]
+                    conn, QUEUE_ROUTE, [route_message(n.id, n.priority) for n in fresh]
                 )
         for key, nid in existing.items():
             first[key] = nid
@@ -235,11 +235,6 @@ class Ingest:
                 for n in items
             ]
             for items in groups
-        ]
-        fresh = [
-            n
-            for n in unique
-            if n.idempotency_key is None or existing.get((n.user_id, n.idempotency_key)) == n.id
         ]
         return answers, fresh
 
