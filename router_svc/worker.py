@@ -96,36 +96,20 @@ class Router:
 
     async def route(self, ids: list[str]) -> list[dict[str, Any]]:
         """Route the still-accepted notifications among ``ids``; answer the rows put in
-        the inbox now.
-
-        The plan's inputs (preferences, presence, rate limits) are loaded before the write
-        transaction, so no lock is held across those round trips; the transaction then
-        routes only the rows still ``accepted`` (another router may have taken some — their
-        rate-limit counts are then spent twice, which errs on the quiet side)."""
+        the inbox now."""
         if not ids:
             return []
         now = datetime.now(UTC)
-        wanted = sorted(set(ids))
-        async with self._db.read() as conn:
-            candidates = await conn.execute(
-                sa.select(notifications).where(
-                    notifications.c.id.in_(wanted), notifications.c.state == "accepted"
-                )
-            )
-            rows = [dict(r._mapping) for r in candidates]
-        if not rows:
-            return []
-        plans = await decide(rows, self._prefs, self._backends, self._ns, now)
-        lock = sa.select(notifications.c.id).where(
-            notifications.c.id.in_([r["id"] for r in rows]), notifications.c.state == "accepted"
+        query = sa.select(notifications).where(
+            notifications.c.id.in_(sorted(set(ids))), notifications.c.state == "accepted"
         )
         if not self._db.is_sqlite:
-            lock = lock.with_for_update(skip_locked=True)
+            query = query.with_for_update(skip_locked=True)
         async with self._db.write() as conn:
-            still = set((await conn.execute(lock)).scalars())
-            rows = [r for r in rows if r["id"] in still]
+            rows = [dict(r._mapping) for r in await conn.execute(query)]
             if not rows:
                 return []
+            plans = await decide(rows, self._prefs, self._backends, self._ns, now)
             inbox = [r for r in rows if plans[r["id"]].sends("inapp")]
             records = [x for r in rows for x in delivery_rows(r["id"], plans[r["id"]], now)]
             await conn.execute(notification_deliveries.insert(), records)
