@@ -15,11 +15,15 @@ from typing import TypeVar
 
 from dotenv import dotenv_values
 
+from notify_core.constants import CHANNEL_NAMES as CHANNELS
 from notify_core.errors import ConfigError
+from notify_core.ratelimit import DEFAULT_LIMITS, Limit, RateRules
 
 N = TypeVar("N", int, float)
 
 _NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+_DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,20 @@ class Settings:
     """SQLite durability: NORMAL survives process crashes, FULL also power loss (slower)."""
     ws_ping_interval: float = 30.0
     """Seconds between server pings; a client that does not answer within as long is dropped."""
+
+    rate_limits: RateRules = field(default_factory=RateRules)
+    """NOTIFY_RATE_LIMITS: per channel and per (type, channel); the original design's defaults."""
+    over_limit: Mapping[str, str] = field(default_factory=dict)
+    """NOTIFY_OVER_LIMIT: per channel, "defer" (hold until a slot frees) or "drop"."""
+    dedup_window: float = 3600.0
+    """NOTIFY_DEDUP_WINDOW: seconds within which a similar notification merges; 0 = never."""
+    dedup_window_by_type: Mapping[str, float] = field(default_factory=dict)
+    signing_secret: str | None = None
+    """NOTIFY_SIGNING_SECRET signs unsubscribe (and tracking) links; default the JWT secret."""
+    public_url: str | None = None
+    """NOTIFY_PUBLIC_URL: how the edge is reached from outside, for links in messages."""
+    scheduler_interval: float = 1.0
+    """NOTIFY_SCHEDULER_INTERVAL: seconds between looks for due scheduled and held work."""
 
     @property
     def database_kind(self) -> str:
@@ -95,6 +113,75 @@ def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str | N
     return raw
 
 
+def parse_duration(raw: str, name: str) -> float:
+    """``"90"``, ``"90s"``, ``"15m"``, ``"1h"``, ``"1d"``, ``"250ms"`` → seconds."""
+    m = _DURATION_RE.match(raw.strip())
+    if m is None:
+        raise ConfigError(f"{name}: {raw.strip()!r} is not a duration like 30s, 15m, 1h or 1d")
+    return float(m.group(1)) * _UNIT_SECONDS[m.group(2) or "s"]
+
+
+def _entries(env: Mapping[str, str], name: str) -> list[tuple[str, str]]:
+    """``"a=1,b=2"`` → ``[("a", "1"), ("b", "2")]``; a bare value has the key ``""``."""
+    out = []
+    for part in (env.get(name) or "").split(","):
+        if not part.strip():
+            continue
+        key, sep, value = part.partition("=")
+        out.append((key.strip(), value.strip()) if sep else ("", key.strip()))
+    return out
+
+
+def _channel(raw: str, name: str) -> str:
+    if raw not in CHANNELS:
+        raise ConfigError(f"{name}: unknown channel {raw!r}; one of {', '.join(CHANNELS)}")
+    return raw
+
+
+def _rate_limits(env: Mapping[str, str]) -> RateRules:
+    """``NOTIFY_RATE_LIMITS="email=10/1h,push=50/1h,comment:email=3/1h"``."""
+    name = "NOTIFY_RATE_LIMITS"
+    channels: dict[str, Limit] = dict(DEFAULT_LIMITS)
+    by_type: dict[tuple[str, str], Limit] = {}
+    for key, value in _entries(env, name):
+        count, slash, window = value.partition("/")
+        if not key or not slash or not count.isdigit() or int(count) < 1:
+            raise ConfigError(f"{name}: {key}={value!r} must look like channel=10/1h")
+        limit = Limit(int(count), parse_duration(window, name))
+        type_, colon, channel = key.rpartition(":")
+        if colon:
+            by_type[(type_, _channel(channel, name))] = limit
+        else:
+            channels[_channel(channel, name)] = limit
+    return RateRules(channels, by_type)
+
+
+def _over_limit(env: Mapping[str, str]) -> dict[str, str]:
+    """``NOTIFY_OVER_LIMIT="defer"`` (every channel) or ``"push=drop,sms=defer"``."""
+    name = "NOTIFY_OVER_LIMIT"
+    out: dict[str, str] = {}
+    for key, value in _entries(env, name):
+        if value not in ("defer", "drop"):
+            raise ConfigError(f"{name}: {value!r} must be defer or drop")
+        for channel in CHANNELS if not key else (_channel(key, name),):
+            out[channel] = value
+    return out
+
+
+def _dedup(env: Mapping[str, str]) -> tuple[float, dict[str, float]]:
+    """``NOTIFY_DEDUP_WINDOW="1h"`` or ``"1h,comment=10m,chat=0"``."""
+    name = "NOTIFY_DEDUP_WINDOW"
+    default = 3600.0
+    by_type: dict[str, float] = {}
+    for key, value in _entries(env, name):
+        seconds = parse_duration(value, name)
+        if key:
+            by_type[key] = seconds
+        else:
+            default = seconds
+    return default, by_type
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
 ) -> Settings:
@@ -129,6 +216,11 @@ def load_settings(
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise ConfigError("NOTIFY_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
 
+    signing_secret = env.get("NOTIFY_SIGNING_SECRET") or jwt_secret
+    if signing_secret is not None and len(signing_secret) < 16:
+        raise ConfigError("NOTIFY_SIGNING_SECRET must be at least 16 characters long")
+    dedup_window, dedup_by_type = _dedup(env)
+
     return Settings(
         database_url=database_url,
         redis_url=_url(env, "NOTIFY_REDIS_URL", ("redis", "rediss", "unix")),
@@ -144,4 +236,11 @@ def load_settings(
         sqlite_synchronous=_choice(env, "NOTIFY_SQLITE_SYNCHRONOUS", "NORMAL", ("NORMAL", "FULL")),
         ws_send_queue=_int(env, "NOTIFY_WS_SEND_QUEUE", 1_000, 1, 1_000_000),
         ws_ping_interval=_float(env, "NOTIFY_WS_PING_INTERVAL", 30.0, 0.1, 3600.0),
+        rate_limits=_rate_limits(env),
+        over_limit=_over_limit(env),
+        dedup_window=dedup_window,
+        dedup_window_by_type=dedup_by_type,
+        signing_secret=signing_secret,
+        public_url=_url(env, "NOTIFY_PUBLIC_URL", ("http", "https")),
+        scheduler_interval=_float(env, "NOTIFY_SCHEDULER_INTERVAL", 1.0, 0.01, 3600.0),
     )

@@ -9,8 +9,8 @@ oldest one leaves the window.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +40,24 @@ DEFAULT_LIMITS = {
 }
 """The original design's defaults; other channels default to 20 per hour."""
 FALLBACK_LIMIT = Limit(20, 3600.0)
+
+
+@dataclass(frozen=True, slots=True)
+class RateRules:
+    """The limit of each channel, and per (type, channel) where a type has its own.
+
+    A per-type rule is counted in its own window (scope = the type) on top of the channel's
+    limit for every type (scope "all"): a type's own rule can only be stricter in effect.
+    """
+
+    channels: Mapping[str, Limit] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
+    by_type: Mapping[tuple[str, str], Limit] = field(default_factory=dict)
+
+    def channel(self, channel: str) -> Limit:
+        return self.channels.get(channel, FALLBACK_LIMIT)
+
+    def of_type(self, type_: str, channel: str) -> Limit | None:
+        return self.by_type.get((type_, channel))
 
 
 def check(sent_at: Sequence[float], now: float, rule: Limit) -> Verdict:

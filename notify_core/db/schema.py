@@ -88,7 +88,7 @@ notifications = sa.Table(
         sa.String(16),
         nullable=False,
         server_default="accepted",
-        comment="accepted (durable, not yet routed) -> routed",
+        comment="scheduled (send_at ahead) -> accepted (durable, not yet routed) -> routed",
     ),
     sa.Column("routed_at", UtcDateTime),
     sa.Column(
@@ -97,6 +97,15 @@ notifications = sa.Table(
         nullable=False,
         server_default=sa.false(),
         comment="true once the router put it in the user's in-app inbox",
+    ),
+    sa.Column("group_key", sa.String(255), comment="dedup key; null = the type"),
+    sa.Column("send_at", UtcDateTime, comment="scheduled send; routed once due"),
+    sa.Column(
+        "count",
+        sa.Integer,
+        nullable=False,
+        server_default="1",
+        comment="similar notifications merged into this one, itself included",
     ),
     sa.Index("idx_notifications_user", "user_id", sa.text("created_at DESC")),
     sa.Index(
@@ -127,6 +136,13 @@ notifications = sa.Table(
         postgresql_where=sa.text("state = 'accepted'"),
         sqlite_where=sa.text("state = 'accepted'"),
     ),
+    sa.Index(
+        "idx_notifications_scheduled",
+        "send_at",
+        postgresql_where=sa.text("state = 'scheduled'"),
+        sqlite_where=sa.text("state = 'scheduled'"),
+    ),
+    sa.Index("idx_notifications_group", "user_id", "type", "group_key", "created_at"),
 )
 
 notification_preferences = sa.Table(
@@ -200,7 +216,15 @@ notification_deliveries = sa.Table(
     sa.Column("opened_at", UtcDateTime),
     sa.Column("clicked_at", UtcDateTime),
     sa.Column("created_at", UtcDateTime, nullable=False, default=utcnow),
+    # -- beyond the original design ------------------------------------------------------
+    sa.Column("hold_until", UtcDateTime, comment="status held: when to look again"),
     sa.Index("idx_deliveries_notification", "notification_id"),
+    sa.Index(
+        "idx_deliveries_held",
+        "hold_until",
+        postgresql_where=sa.text("status = 'held'"),
+        sqlite_where=sa.text("status = 'held'"),
+    ),
     sa.Index("idx_deliveries_status", "status", "channel"),
     sa.Index("idx_deliveries_provider_id", "provider_message_id"),
 )
@@ -236,6 +260,43 @@ notification_aggregations = sa.Table(
     sa.Column("sent_at", UtcDateTime),
     sa.Index("idx_aggregations_user", "user_id", "sent"),
     sa.Index("idx_aggregations_type", "type", "aggregated_at"),
+)
+
+topic_subscriptions = sa.Table(
+    "topic_subscriptions",
+    metadata,
+    sa.Column("topic", sa.String(100), primary_key=True),
+    sa.Column("user_id", sa.String(255), primary_key=True),
+    sa.Column("created_at", UtcDateTime, nullable=False, default=utcnow),
+    sa.Index("idx_topic_subscriptions_user", "user_id"),
+)
+
+topic_sends = sa.Table(
+    "topic_sends",
+    metadata,
+    _uuid_pk(),
+    sa.Column("topic", sa.String(100), nullable=False),
+    sa.Column("request", JSONType, nullable=False, comment="the send, less the recipients"),
+    sa.Column("cursor", sa.String(255), comment="last subscriber fanned out to (user_id order)"),
+    sa.Column("fanned_out", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("state", sa.String(16), nullable=False, server_default="pending"),
+    sa.Column("idempotency_key", sa.String(255)),
+    sa.Column("created_at", UtcDateTime, nullable=False, default=utcnow),
+    sa.Column("updated_at", UtcDateTime, nullable=False, default=utcnow),
+    sa.Index(
+        "idx_topic_sends_pending",
+        "updated_at",
+        postgresql_where=sa.text("state = 'pending'"),
+        sqlite_where=sa.text("state = 'pending'"),
+    ),
+    sa.Index(
+        "uq_topic_sends_idempotency",
+        "topic",
+        "idempotency_key",
+        unique=True,
+        postgresql_where=sa.text("idempotency_key IS NOT NULL"),
+        sqlite_where=sa.text("idempotency_key IS NOT NULL"),
+    ),
 )
 
 queue_jobs = sa.Table(
