@@ -68,6 +68,7 @@ def row_to_json(row: Mapping[str, Any]) -> dict[str, Any]:
         "priority": row["priority"],
         "read": bool(row["read"]),
         "created_at": iso(row["created_at"]),
+        "count": row.get("count") or 1,
     }
 
 
@@ -101,8 +102,7 @@ def proto_to_json(n: common_pb2.Notification) -> dict[str, Any]:
     }
 
 
-def live_event(notification: Mapping[str, Any]) -> bytes:
-    """The WebSocket frame for one new notification, encoded once for every receiver."""
-    return json.dumps(
-        {"type": "notification", "notification": notification}, separators=(",", ":")
-    ).encode()
+def live_event(notification: Mapping[str, Any], kind: str = "notification") -> bytes:
+    """The WebSocket frame for one new (or, with ``kind="notification_updated"``, changed)
+    notification, encoded once for every receiver."""
+    return json.dumps({"type": kind, "notification": notification}, separators=(",", ":")).encode()

@@ -12,7 +12,7 @@ from typing import Any
 
 from notify_core.cache.base import PubSub
 from notify_core.constants import user_channel
-from notify_core.convert import live_event
+from notify_core.convert import live_event, row_to_json
 
 
 async def publish_live(
@@ -37,3 +37,22 @@ async def publish_event(
     """Send any event object to every live connection of ``user_id``."""
     payload = json.dumps(event, separators=(",", ":")).encode()
     return await pubsub.publish(user_channel(namespace, user_id), payload)
+
+
+async def publish_changes(
+    pubsub: PubSub,
+    namespace: str,
+    new: Sequence[Mapping[str, Any]],
+    updated: Sequence[Mapping[str, Any]],
+) -> list[int]:
+    """One round trip for a batch's live events: ``notification`` for each new inbox row,
+    ``notification_updated`` for each earlier one that changed (a merge)."""
+    frames = [(user_channel(namespace, r["user_id"]), live_event(row_to_json(r))) for r in new]
+    frames += [
+        (
+            user_channel(namespace, r["user_id"]),
+            live_event(row_to_json(r), "notification_updated"),
+        )
+        for r in updated
+    ]
+    return await pubsub.publish_many(frames) if frames else []

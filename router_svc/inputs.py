@@ -1,31 +1,35 @@
 """Loading what the plan depends on, and turning a plan into delivery records.
 
 The router is a thin shell: for a batch of notifications it loads each user's preferences
-(cached), presence and rate-limit state, calls the pure :func:`router_svc.plan.plan`, and
-records one row per channel in ``notification_deliveries``.
+(cached), presence, the earlier similar notifications (dedup) and the rate-limit state,
+calls the pure :func:`router_svc.plan.plan`, and records one row per channel in
+``notification_deliveries``.
 
-Rate limits apply to the channels that leave Notify (email, SMS, push, web push, webhook);
-the in-app inbox is not rate limited until held work can be released.
+Rate limits count every channel a plan sends on, the in-app inbox included; a type with its
+own rule is counted in its own window as well.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from notify_core.cache.base import CacheBackends
+from notify_core.config import Settings
 from notify_core.constants import rate_key
 from notify_core.convert import iso
 from notify_core.db.engine import Database
 from notify_core.db.schema import new_id, notification_deliveries, notifications
 from notify_core.errors import NotFound
-from notify_core.ratelimit import DEFAULT_LIMITS, FALLBACK_LIMIT, Verdict
+from notify_core.ratelimit import RateRules, Verdict
 from preference_svc.store import PreferenceStore, StoredPreferences
-from router_svc.plan import Action, Facts, Plan, Preferences, plan
+from router_svc.plan import Action, Config, Earlier, Facts, Plan, Preferences, plan
 from router_svc.quiet_hours import QuietHours
 
 STATUS = {
@@ -34,6 +38,27 @@ STATUS = {
     Action.DIGEST: "digested",
     Action.SKIP: "skipped",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class Routing:
+    """The router's configuration: the plan's knobs and the rate limits."""
+
+    plan: Config = field(default_factory=Config)
+    rates: RateRules = field(default_factory=RateRules)
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> Routing:
+        return cls(
+            Config(
+                dedup_window=timedelta(seconds=s.dedup_window),
+                dedup_window_by_type={
+                    k: timedelta(seconds=v) for k, v in s.dedup_window_by_type.items()
+                },
+                over_limit=dict(s.over_limit),
+            ),
+            s.rate_limits,
+        )
 
 
 def plan_preferences(stored: StoredPreferences) -> Preferences:
@@ -46,43 +71,127 @@ def plan_preferences(stored: StoredPreferences) -> Preferences:
         email=stored.email,
         phone=stored.phone,
         webhook_url=stored.webhook_url,
+        has_push_device=getattr(stored, "has_push_device", False),
+        has_webpush_subscription=getattr(stored, "has_webpush_subscription", False),
     )
 
 
+def facts_of(row: Mapping[str, Any]) -> Facts:
+    return Facts(
+        type=row["type"],
+        priority=row["priority"],
+        channels=row["channels"],
+        group_key=row["group_key"] or row["type"],
+    )
+
+
+GroupKey = tuple[str, str, str]
+
+
+def group_of(row: Mapping[str, Any]) -> GroupKey:
+    return (row["user_id"], row["type"], row["group_key"] or row["type"])
+
+
+async def find_heads(
+    conn: AsyncConnection, rows: Sequence[Mapping[str, Any]], config: Config, now: datetime
+) -> dict[GroupKey, Earlier]:
+    """The newest routed notification of each row's group within its dedup window."""
+    widest = max(config.window_for(r["type"]) for r in rows)
+    if widest <= timedelta(0):
+        return {}
+    wanted = {group_of(r) for r in rows}
+    result = await conn.execute(
+        sa.select(
+            notifications.c.id,
+            notifications.c.user_id,
+            notifications.c.type,
+            notifications.c.group_key,
+            notifications.c.created_at,
+        ).where(
+            notifications.c.user_id.in_(sorted({g[0] for g in wanted})),
+            notifications.c.type.in_(sorted({g[1] for g in wanted})),
+            notifications.c.state == "routed",
+            notifications.c.created_at >= now - widest,
+        )
+    )
+    heads: dict[GroupKey, Earlier] = {}
+    for r in result:
+        key = (r.user_id, r.type, r.group_key or r.type)
+        if key in wanted and (key not in heads or heads[key].at < r.created_at):
+            heads[key] = Earlier(r.id, r.created_at)
+    return heads
+
+
+async def _count(
+    backends: CacheBackends, namespace: str, rules: RateRules, wanted: list[tuple[str, str, str]]
+) -> list[Verdict]:
+    """Count one send per (user, type, channel): a type's own rule first, then the
+    channel's; a send refused by its type's rule is not counted against the channel."""
+    limiter = backends.limiter
+
+    async def one(user: str, type_: str, channel: str) -> Verdict:
+        own = rules.of_type(type_, channel)
+        if own is not None:
+            verdict = await limiter.hit(rate_key(namespace, user, channel, type_), own)
+            if not verdict.allowed:
+                return verdict
+        return await limiter.hit(rate_key(namespace, user, channel), rules.channel(channel))
+
+    return list(await asyncio.gather(*[one(*w) for w in wanted]))
+
+
 async def decide(
+    conn: AsyncConnection,
     rows: Sequence[Mapping[str, Any]],
     store: PreferenceStore,
     backends: CacheBackends,
     namespace: str,
+    routing: Routing,
     now: datetime,
 ) -> dict[str, Plan]:
-    """The plan of every notification row, by id."""
+    """The plan of every notification row, by id. Rows of one group are planned oldest
+    first, so that within a batch the later ones merge into the first."""
+    rows = sorted(rows, key=lambda r: r["created_at"])
     users = sorted({r["user_id"] for r in rows})
-    stored = await store.get_many(users)
+    stored, presence, heads = await asyncio.gather(
+        store.get_many(users),
+        backends.presence.get(users),
+        find_heads(conn, rows, routing.plan, now),
+    )
     prefs = {u: plan_preferences(stored[u]) for u in users}
-    online = {p.user_id: p.online for p in await backends.presence.get(users)}
+    online = {p.user_id: p.online for p in presence}
+    earlier: dict[str, Earlier | None] = {}
+    for row in rows:
+        key = group_of(row)
+        head = heads.get(key)
+        if head is not None and now - head.at < routing.plan.window_for(row["type"]):
+            earlier[row["id"]] = head
+        else:
+            earlier[row["id"]] = None
+            heads[key] = Earlier(row["id"], row["created_at"])
 
     def run(row: Mapping[str, Any], rates: Mapping[str, Verdict]) -> Plan:
         user = row["user_id"]
-        facts = Facts(type=row["type"], priority=row["priority"], channels=row["channels"])
-        return plan(facts, prefs[user], online=online[user], earlier=None, rates=rates, now=now)
+        return plan(
+            facts_of(row),
+            prefs[user],
+            online=online[user],
+            earlier=earlier[row["id"]],
+            rates=rates,
+            now=now,
+            config=routing.plan,
+        )
 
     first = {row["id"]: run(row, {}) for row in rows}
-    # Every external send the plans chose is counted against its limit, concurrently.
+    # Every send the plans chose is counted against its limits, concurrently.
     wanted = [
         (row, d.channel)
         for row in rows
         for d in first[row["id"]].decisions
-        if d.action is Action.SEND and d.channel != "inapp"
+        if d.action is Action.SEND
     ]
-    verdicts = await asyncio.gather(
-        *[
-            backends.limiter.hit(
-                rate_key(namespace, row["user_id"], channel),
-                DEFAULT_LIMITS.get(channel, FALLBACK_LIMIT),
-            )
-            for row, channel in wanted
-        ]
+    verdicts = await _count(
+        backends, namespace, routing.rates, [(r["user_id"], r["type"], ch) for r, ch in wanted]
     )
     limited: dict[str, dict[str, Verdict]] = {}
     for (row, channel), verdict in zip(wanted, verdicts, strict=True):
@@ -103,8 +212,6 @@ def delivery_rows(notification_id: str, p: Plan, now: datetime) -> list[dict[str
         else:
             status = STATUS[d.action]
         meta: dict[str, Any] = {"reason": d.reason}
-        if d.until is not None:
-            meta["until"] = d.until.isoformat()
         if d.merge_into is not None:
             meta["merge_into"] = d.merge_into
         rows.append(
@@ -115,6 +222,7 @@ def delivery_rows(notification_id: str, p: Plan, now: datetime) -> list[dict[str
                 "status": status,
                 "metadata": meta,
                 "delivered_at": now if status == "delivered" else None,
+                "hold_until": d.until,
                 "created_at": now,
             }
         )
@@ -142,7 +250,7 @@ async def list_decisions(database: Database, notification_id: str) -> list[dict[
             "channel": r["channel"],
             "status": r["status"],
             "reason": (r["metadata"] or {}).get("reason"),
-            "until": (r["metadata"] or {}).get("until"),
+            "until": iso(r["hold_until"]) if r["hold_until"] else None,
             "merge_into": (r["metadata"] or {}).get("merge_into"),
             "created_at": iso(r["created_at"]),
         }

@@ -73,6 +73,13 @@ class Plan:
                 return d.action
         return Action.SKIP
 
+    def merge_into(self) -> str | None:
+        """The earlier notification this one merges into, if it does."""
+        for d in self.decisions:
+            if d.action is Action.MERGE:
+                return d.merge_into
+        return None
+
     def decision(self, channel: str) -> Decision:
         for d in self.decisions:
             if d.channel == channel:
@@ -134,10 +141,22 @@ class Earlier:
 class Config:
     dedup_window: timedelta = timedelta(hours=1)
     dedup_window_by_type: Mapping[str, timedelta] = field(default_factory=dict)
-    over_limit: str = "defer"  # "defer" (hold) or "drop" (skip) for non-email channels
+    over_limit: Mapping[str, str] = field(default_factory=dict)
+    """Per channel: "defer" (hold until the window frees a slot; the default) or "drop"."""
 
     def window_for(self, type_: str) -> timedelta:
         return self.dedup_window_by_type.get(type_, self.dedup_window)
+
+    def drops_over_limit(self, channel: str) -> bool:
+        return self.over_limit.get(channel, "defer") == "drop"
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A channel held earlier, looked at again once its time has come."""
+
+    channel: str
+    reason: str
 
 
 def matrix(priority: str, online: bool, preferences: Preferences) -> dict[str, tuple[Action, str]]:
@@ -159,6 +178,40 @@ def matrix(priority: str, online: bool, preferences: Preferences) -> dict[str, t
     if preferences.webhook_url:
         chosen["webhook"] = (Action.SEND, "user has a webhook")
     return chosen
+
+
+def _excluded(channel: str, type_: str, preferences: Preferences) -> str | None:
+    """Step 3: why the user cannot be reached on ``channel`` for this type, or ``None``."""
+    if not preferences.allows(channel, type_):
+        return "switched off by the user"
+    return preferences.contact_missing(channel)
+
+
+def _timing(
+    channel: str,
+    reason: str,
+    facts: Facts,
+    preferences: Preferences,
+    quiet_end: datetime | None,
+    verdict: Verdict | None,
+    now: datetime,
+    config: Config,
+) -> Decision:
+    """Steps 5 and 6 for a channel about to be sent: quiet hours, then the rate limit."""
+    if (
+        quiet_end is not None
+        and channel in INTERRUPTIVE
+        and not (facts.priority == "high" and preferences.high_breaks_quiet_hours)
+    ):
+        return Decision(channel, Action.HOLD, "quiet hours", until=quiet_end)
+    if verdict is not None and not verdict.allowed:
+        if channel == "email":
+            return Decision(channel, Action.DIGEST, "rate limited: to the digest")
+        if config.drops_over_limit(channel):
+            return Decision(channel, Action.SKIP, "rate limited: dropped")
+        until = now + timedelta(seconds=verdict.retry_after)
+        return Decision(channel, Action.HOLD, "rate limited", until=until)
+    return Decision(channel, Action.SEND, reason)
 
 
 def plan(
@@ -185,41 +238,49 @@ def plan(
         if facts.channels is not None and channel not in facts.channels:
             decisions.append(Decision(channel, Action.SKIP, "not requested by the producer"))
             continue
-        if not preferences.allows(channel, facts.type):
-            decisions.append(Decision(channel, Action.SKIP, "switched off by the user"))
-            continue
-        missing = preferences.contact_missing(channel)
-        if missing is not None:
-            decisions.append(Decision(channel, Action.SKIP, missing))
-            continue
-        if merge:
+        excluded = _excluded(channel, facts.type, preferences)
+        if excluded is not None:
+            decision = Decision(channel, Action.SKIP, excluded)
+        elif merge:
             assert earlier is not None
-            decisions.append(
-                Decision(
-                    channel,
-                    Action.MERGE,
-                    f"similar notification within {window}",
-                    merge_into=earlier.id,
-                )
+            decision = Decision(
+                channel,
+                Action.MERGE,
+                f"similar notification within {window}",
+                merge_into=earlier.id,
             )
-            continue
-        if (
-            quiet_end is not None
-            and channel in INTERRUPTIVE
-            and action is Action.SEND
-            and not (facts.priority == "high" and preferences.high_breaks_quiet_hours)
-        ):
-            decisions.append(Decision(channel, Action.HOLD, "quiet hours", until=quiet_end))
-            continue
-        verdict = rates.get(channel)
-        if verdict is not None and not verdict.allowed and action is Action.SEND:
-            if channel == "email":
-                decisions.append(Decision(channel, Action.DIGEST, "rate limited: to the digest"))
-            elif config.over_limit == "drop":
-                decisions.append(Decision(channel, Action.SKIP, "rate limited: dropped"))
-            else:
-                until = now + timedelta(seconds=verdict.retry_after)
-                decisions.append(Decision(channel, Action.HOLD, "rate limited", until=until))
-            continue
-        decisions.append(Decision(channel, action, reason))
+        elif action is Action.SEND:
+            decision = _timing(
+                channel, reason, facts, preferences, quiet_end, rates.get(channel), now, config
+            )
+        else:
+            decision = Decision(channel, action, reason)
+        decisions.append(decision)
     return Plan(tuple(decisions))
+
+
+def release(
+    held: Held,
+    facts: Facts,
+    preferences: Preferences,
+    *,
+    verdict: Verdict | None,
+    now: datetime,
+    config: Config | None = None,
+) -> Decision:
+    """What to do with a held channel now: the preferences, quiet hours and rate limit are
+    looked at again (the user may have switched the channel off meanwhile, or a new quiet
+    window may have begun); the matrix and dedup were settled when it was first planned."""
+    excluded = _excluded(held.channel, facts.type, preferences)
+    if excluded is not None:
+        return Decision(held.channel, Action.SKIP, excluded)
+    return _timing(
+        held.channel,
+        f"released after {held.reason}",
+        facts,
+        preferences,
+        quiet_until(preferences.quiet_hours, now),
+        verdict,
+        now,
+        config or Config(),
+    )

@@ -16,17 +16,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from notify_core.cache.base import CacheBackends
 from notify_core.constants import QUEUE_ROUTE
-from notify_core.convert import row_to_json
 from notify_core.db.engine import Database
 from notify_core.db.schema import notification_deliveries, notifications
 from notify_core.errors import NotifyError
 from notify_core.queue.base import Delivery, WorkQueue
 from preference_svc.store import PreferenceStore
-from realtime_svc.live import publish_live_many
-from router_svc.inputs import decide, delivery_rows
+from realtime_svc.live import publish_changes
+from router_svc.dedup import actor_of, merged_message
+from router_svc.inputs import Routing, decide, delivery_rows
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ class Router:
         backends: CacheBackends,
         preferences: PreferenceStore,
         namespace: str,
+        routing: Routing | None = None,
         *,
         prefetch: int = 500,
         max_batch: int = 200,
@@ -49,6 +51,7 @@ class Router:
         self._pubsub = backends.pubsub
         self._prefs = preferences
         self._ns = namespace
+        self._routing = routing or Routing()
         self._prefetch = prefetch
         self._max_batch = max_batch
         self.routed = 0
@@ -75,7 +78,7 @@ class Router:
             except (ValueError, KeyError, TypeError):
                 log.error("dropping malformed routing job %r", d.body[:200])
         try:
-            routed = await self.route(ids)
+            new, updated = await self.route(ids)
         except NotifyError as exc:
             log.warning("routing batch failed (%s); jobs go back to the queue", exc)
             await self._queue.nack(batch)
@@ -87,18 +90,18 @@ class Router:
             await asyncio.sleep(0.5)
             return
         try:
-            await publish_live_many(self._pubsub, self._ns, [row_to_json(r) for r in routed])
+            await publish_changes(self._pubsub, self._ns, new, updated)
         except NotifyError as exc:
             # The inbox holds them; the users see them on their next connect.
-            log.warning("live publish of %d notifications failed: %s", len(routed), exc)
+            log.warning("live publish of %d notifications failed: %s", len(new), exc)
         await self._queue.ack(batch)
-        self.routed += len(routed)
+        self.routed += len(ids)
 
-    async def route(self, ids: list[str]) -> list[dict[str, Any]]:
-        """Route the still-accepted notifications among ``ids``; answer the rows put in
-        the inbox now."""
+    async def route(self, ids: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Route the still-accepted notifications among ``ids``. Answers the rows put in
+        the inbox now, and the earlier inbox rows that similar ones merged into."""
         if not ids:
-            return []
+            return [], []
         now = datetime.now(UTC)
         query = sa.select(notifications).where(
             notifications.c.id.in_(sorted(set(ids))), notifications.c.state == "accepted"
@@ -108,19 +111,76 @@ class Router:
         async with self._db.write() as conn:
             rows = [dict(r._mapping) for r in await conn.execute(query)]
             if not rows:
-                return []
-            plans = await decide(rows, self._prefs, self._backends, self._ns, now)
-            inbox = [r for r in rows if plans[r["id"]].sends("inapp")]
+                return [], []
+            plans = await decide(
+                conn, rows, self._prefs, self._backends, self._ns, self._routing, now
+            )
             records = [x for r in rows for x in delivery_rows(r["id"], plans[r["id"]], now)]
             await conn.execute(notification_deliveries.insert(), records)
-            inbox_ids = [r["id"] for r in inbox]
-            await conn.execute(
-                notifications.update()
-                .where(notifications.c.id.in_([r["id"] for r in rows]))
-                .values(
-                    state="routed",
-                    routed_at=now,
-                    inbox=notifications.c.id.in_(inbox_ids) if inbox_ids else sa.false(),
+            merged: dict[str, str] = {}
+            for r in rows:
+                head = plans[r["id"]].merge_into()
+                if head is not None:
+                    merged[r["id"]] = head
+            inbox_ids = [r["id"] for r in rows if plans[r["id"]].sends("inapp")]
+            for state, chosen in (
+                ("routed", [r["id"] for r in rows if r["id"] not in merged]),
+                ("merged", list(merged)),
+            ):
+                if chosen:
+                    await conn.execute(
+                        notifications.update()
+                        .where(notifications.c.id.in_(chosen))
+                        .values(
+                            state=state,
+                            routed_at=now,
+                            inbox=notifications.c.id.in_(inbox_ids) if inbox_ids else sa.false(),
+                        )
+                    )
+            heads = await self._merge(conn, [r for r in rows if r["id"] in merged], merged)
+            shown = await conn.execute(
+                sa.select(notifications).where(
+                    notifications.c.id.in_(sorted(set(inbox_ids) | heads)),
+                    notifications.c.inbox.is_(True),
                 )
             )
-        return inbox
+            changed = [dict(r._mapping) for r in shown]
+        fresh = set(inbox_ids)
+        return [r for r in changed if r["id"] in fresh], [
+            r for r in changed if r["id"] not in fresh
+        ]
+
+    async def _merge(
+        self, conn: AsyncConnection, rows: list[dict[str, Any]], into: dict[str, str]
+    ) -> set[str]:
+        """Fold merged notifications into their heads: the count rises, the newest title
+        and a counted message show, and the entry is unread again. Answers the heads."""
+        if not rows:
+            return set()
+        newest: dict[str, dict[str, Any]] = {}
+        added: dict[str, int] = {}
+        for r in sorted(rows, key=lambda r: r["created_at"]):
+            head = into[r["id"]]
+            newest[head] = r
+            added[head] = added.get(head, 0) + 1
+        query = sa.select(notifications.c.id, notifications.c.count.label("n")).where(
+            notifications.c.id.in_(sorted(added))
+        )
+        if not self._db.is_sqlite:
+            query = query.with_for_update()
+        counts = {r.id: r.n for r in await conn.execute(query)}
+        for head, count in counts.items():
+            total = count + added[head]
+            latest = newest[head]
+            await conn.execute(
+                notifications.update()
+                .where(notifications.c.id == head)
+                .values(
+                    count=total,
+                    title=latest["title"],
+                    message=merged_message(latest["message"], actor_of(latest["data"]), total),
+                    read=False,
+                    read_at=None,
+                )
+            )
+        return set(counts)

@@ -3,6 +3,9 @@
 ``node`` is parametrised: ``embedded`` (SQLite file, queue in the database, in-memory
 cache and pub/sub) and ``real`` (PostgreSQL, RabbitMQ, Redis; skipped or failed per the
 rules in tests/conftest.py).
+
+Dedup is off in these settings (``dedup_window=0``): most tests send many notifications of
+one type to one user and mean them as distinct. The dedup tests turn it on.
 """
 
 from __future__ import annotations
@@ -99,7 +102,7 @@ def embedded_settings(tmp_path: Path, **extra: Any) -> Settings:
         host="127.0.0.1",
         api_keys=frozenset({API_KEY}),
         jwt_secret=JWT_SECRET,
-        **extra,
+        **{"dedup_window": 0.0, **extra},
     )
 
 
@@ -114,6 +117,7 @@ def real_settings(postgres_url: str, redis_url: str, amqp_url: str, namespace: s
         host="127.0.0.1",
         api_keys=frozenset({API_KEY}),
         jwt_secret=JWT_SECRET,
+        dedup_window=0.0,
     )
 
 

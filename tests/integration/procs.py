@@ -33,6 +33,8 @@ class NotifyProcess:
         self.grpc_port = int(env.get("NOTIFY_GRPC_PORT") or free_port())
         self.env = {
             **os.environ,
+            # The tests mean each send as a distinct notification (see conftest.py).
+            "NOTIFY_DEDUP_WINDOW": "0",
             **env,
             "NOTIFY_HTTP_PORT": str(self.http_port),
             "NOTIFY_GRPC_PORT": str(self.grpc_port),
