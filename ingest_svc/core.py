@@ -193,7 +193,9 @@ class Ingest:
                 "template": n.template,
                 "locale": n.locale,
                 "created_at": n.created_at,
-                "state": "accepted",
+                "group_key": n.group_key,
+                "send_at": n.send_at,
+                "state": "accepted" if n.send_at is None else "scheduled",
             }
             for n in unique
         ]
@@ -217,11 +219,16 @@ class Ingest:
             if keyed:
                 # A concurrent writer (another process) may have won a key in between.
                 existing = await self._existing_keys(conn, keyed)
-            # New: not a repeat of a key accepted before (ours if the key maps to our id).
+            # New: not a repeat of a key accepted before (ours if the key maps to our id),
+            # and due now; scheduled ones get their job from the scheduler when due.
             fresh = [
                 n
                 for n in unique
-                if n.idempotency_key is None or existing.get((n.user_id, n.idempotency_key)) == n.id
+                if n.send_at is None
+                and (
+                    n.idempotency_key is None
+                    or existing.get((n.user_id, n.idempotency_key)) == n.id
+                )
             ]
             if self._same_txn is not None:
                 await self._same_txn.publish_in(

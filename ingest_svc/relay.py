@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from ingest_svc.core import route_message
+from ingest_svc.topics import relay_topic_sends
 from notify_core.constants import QUEUE_ROUTE, RELAY_AFTER_SECONDS
 from notify_core.db.engine import Database
 from notify_core.db.schema import notifications
@@ -68,6 +69,9 @@ async def run_relay(database: Database, queue: WorkQueue, *, interval: float = 5
             count = await relay_once(database, queue)
             if count:
                 log.info("relay published %d stranded routing jobs", count)
+            count = await relay_topic_sends(database, queue)
+            if count:
+                log.info("relay published %d stranded fan-out jobs", count)
         except NotifyError as exc:
             log.warning("relay: %s", exc)
         except Exception:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from google.protobuf import timestamp_pb2
 from notify.v1 import common_pb2, ingest_pb2
 
 from notify_core import constants as c
@@ -38,6 +39,9 @@ _SEND_FIELDS = {
     "template",
     "locale",
     "idempotency_key",
+    "group_key",
+    "send_at",
+    "topic",
 }
 
 
@@ -57,6 +61,9 @@ class NewNotification:
     template: str | None
     locale: str | None
     created_at: datetime
+    group_key: str | None = None
+    send_at: datetime | None = None
+    """Set only when ahead of ``created_at``: the notification is scheduled."""
 
 
 def _string(body: Mapping[str, Any], name: str, *, required: bool) -> str | None:
@@ -84,23 +91,50 @@ def _json_type(value: Any) -> str:
     return "string"
 
 
-def parse_send_json(body: Any) -> tuple[list[ingest_pb2.SendRequest], bool]:
-    """The REST body of ``POST /notifications/send`` as SendRequests.
+@dataclass(frozen=True, slots=True)
+class ParsedSend:
+    """``POST /notifications/send`` as SendRequests; ``shape`` decides the answer: one id,
+    ``ids`` for ``user_ids``, or a topic send (the request's user_id empty)."""
 
-    Answers the requests and whether the body named several users (``user_ids``), which
-    decides the shape of the answer.
-    """
+    requests: list[ingest_pb2.SendRequest]
+    shape: str  # "one", "many" or "topic"
+    topic: str | None = None
+
+
+def _timestamp(body: Mapping[str, Any], name: str) -> timestamp_pb2.Timestamp | None:
+    raw = _string(body, name, required=False)
+    if raw is None:
+        return None
+    try:
+        when = datetime.fromisoformat(raw)
+    except ValueError:
+        raise InvalidArgument(name, f"must be an ISO 8601 date and time, got {raw!r}") from None
+    if when.tzinfo is None:
+        raise InvalidArgument(name, "must include a time zone offset (or Z)")
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(when.astimezone(UTC))
+    return ts
+
+
+def parse_send_json(body: Any) -> ParsedSend:
+    """The REST body of ``POST /notifications/send`` as SendRequests."""
     if not isinstance(body, dict):
         raise InvalidArgument("body", f"must be a JSON object, got {_json_type(body)}")
     unknown = sorted(set(body) - _SEND_FIELDS)
     if unknown:
         raise InvalidArgument(unknown[0], "is not a known field")
-    has_one, has_many = "user_id" in body, "user_ids" in body
-    if has_one and has_many:
-        raise InvalidArgument("user_ids", "give either user_id or user_ids, not both")
-    if not has_one and not has_many:
-        raise InvalidArgument("user_id", "is required (or user_ids)")
-    if has_many:
+    has_one, has_many, has_topic = "user_id" in body, "user_ids" in body, "topic" in body
+    if has_one + has_many + has_topic > 1:
+        raise InvalidArgument(
+            "user_ids" if has_many else "topic", "give one of user_id, user_ids or topic"
+        )
+    if not has_one and not has_many and not has_topic:
+        raise InvalidArgument("user_id", "is required (or user_ids, or topic)")
+    topic: str | None = None
+    if has_topic:
+        topic = _string(body, "topic", required=True)
+        user_ids: list[Any] = [""]
+    elif has_many:
         user_ids = body["user_ids"]
         if not isinstance(user_ids, list):
             raise InvalidArgument("user_ids", f"must be an array, got {_json_type(user_ids)}")
@@ -141,6 +175,8 @@ def parse_send_json(body: Any) -> tuple[list[ingest_pb2.SendRequest], bool]:
     template = _string(body, "template", required=False) or ""
     locale = _string(body, "locale", required=False) or ""
     idempotency_key = _string(body, "idempotency_key", required=False) or ""
+    group_key = _string(body, "group_key", required=False) or ""
+    send_at = _timestamp(body, "send_at")
     requests = []
     for uid in user_ids:
         req = ingest_pb2.SendRequest(
@@ -153,6 +189,8 @@ def parse_send_json(body: Any) -> tuple[list[ingest_pb2.SendRequest], bool]:
             idempotency_key=idempotency_key,
             priority=PRIORITY_TO_PROTO[priority] if priority else common_pb2.PRIORITY_UNSPECIFIED,
             channels=proto_channels,
+            group_key=group_key,
+            send_at=send_at,
         )
         if data:
             try:
@@ -160,7 +198,8 @@ def parse_send_json(body: Any) -> tuple[list[ingest_pb2.SendRequest], bool]:
             except (ValueError, TypeError) as exc:
                 raise InvalidArgument("data", f"cannot be represented: {exc}") from None
         requests.append(req)
-    return requests, has_many
+    shape = "topic" if has_topic else "many" if has_many else "one"
+    return ParsedSend(requests, shape, topic)
 
 
 def _check_data_size(data: Mapping[str, Any]) -> None:
@@ -181,17 +220,37 @@ def _text(value: str, name: str, limit: int, *, required: bool) -> None:
 
 
 def validate_send(
-    req: ingest_pb2.SendRequest, *, new_id: str, now: datetime, prefix: str = ""
+    req: ingest_pb2.SendRequest,
+    *,
+    new_id: str,
+    now: datetime,
+    prefix: str = "",
+    for_topic: bool = False,
 ) -> NewNotification:
-    """Check one request; ``prefix`` qualifies field names inside a batch."""
+    """Check one request; ``prefix`` qualifies field names inside a batch. A topic send's
+    notification has no user yet (its user_id must be empty)."""
     p = prefix
-    _text(req.user_id, p + "user_id", c.MAX_USER_ID, required=True)
+    if for_topic:
+        if req.user_id:
+            raise InvalidArgument(p + "user_id", "must be empty in a topic send")
+    else:
+        _text(req.user_id, p + "user_id", c.MAX_USER_ID, required=True)
     _text(req.type, p + "type", c.MAX_TYPE, required=True)
     _text(req.title, p + "title", c.MAX_TITLE, required=True)
     _text(req.message, p + "message", c.MAX_MESSAGE, required=True)
     _text(req.idempotency_key, p + "idempotency_key", c.MAX_IDEMPOTENCY_KEY, required=False)
     _text(req.template, p + "template", c.MAX_TEMPLATE, required=False)
     _text(req.locale, p + "locale", c.MAX_LOCALE, required=False)
+    _text(req.group_key, p + "group_key", c.MAX_GROUP_KEY, required=False)
+    send_at: datetime | None = None
+    if req.HasField("send_at"):
+        send_at = req.send_at.ToDatetime(tzinfo=UTC)
+        if send_at - now > timedelta(days=c.MAX_SCHEDULE_DAYS):
+            raise InvalidArgument(
+                p + "send_at", f"must be at most {c.MAX_SCHEDULE_DAYS} days ahead"
+            )
+        if send_at <= now:
+            send_at = None  # due already: send now
     if req.priority == common_pb2.PRIORITY_UNSPECIFIED:
         priority = "normal"
     elif req.priority in PRIORITY_FROM_PROTO:
@@ -227,4 +286,6 @@ def validate_send(
         template=req.template or None,
         locale=req.locale or None,
         created_at=now,
+        group_key=req.group_key or None,
+        send_at=send_at,
     )

@@ -85,6 +85,7 @@ def row_to_proto(row: Mapping[str, Any]) -> common_pb2.Notification:
         priority=PRIORITY_TO_PROTO.get(row["priority"], common_pb2.PRIORITY_NORMAL),
         read=bool(row["read"]),
         created_at=created,
+        count=row.get("count") or 1,
     )
 
 
@@ -99,6 +100,7 @@ def proto_to_json(n: common_pb2.Notification) -> dict[str, Any]:
         "priority": PRIORITY_FROM_PROTO.get(n.priority, "normal"),
         "read": n.read,
         "created_at": iso(n.created_at.ToDatetime(tzinfo=UTC)),
+        "count": n.count or 1,
     }
 
 

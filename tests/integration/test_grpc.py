@@ -151,7 +151,7 @@ async def test_reflection_lists_every_service_and_describes_them(env: Env) -> No
     methods = {
         m.name for f in files for s in f.service if s.name == "IngestService" for m in s.method
     }
-    assert methods == {"Send", "SendBatch"}
+    assert methods == {"Send", "SendBatch", "SendToTopic", "GetTopicSend"}
 
 
 async def test_presence_flips_with_a_websocket(env: Env) -> None:

@@ -15,6 +15,7 @@ import websockets
 
 from notify_core.config import Settings
 from notify_core.node import Node
+from notify_core.ratelimit import DEFAULT_LIMITS, Limit, RateRules
 from tests.integration.conftest import Env
 
 
@@ -99,8 +100,10 @@ async def test_a_client_that_never_reads_is_dropped_and_others_keep_receiving(
     settings: Settings,
 ) -> None:
     """The slow client's kernel buffer is made tiny and the node's send queue short, so the
-    overflow comes after a few hundred frames instead of many megabytes."""
-    node = Node(dataclasses.replace(settings, ws_send_queue=300))
+    overflow comes after a few hundred frames instead of many megabytes. The in-app rate
+    limit is lifted: this flood is the point."""
+    lifted = RateRules({**DEFAULT_LIMITS, "inapp": Limit(1_000_000, 60.0)})
+    node = Node(dataclasses.replace(settings, ws_send_queue=300, rate_limits=lifted))
     await node.start()
     env = Env(node, httpx.AsyncClient(base_url=f"http://127.0.0.1:{node.http_port}"), None, "")  # type: ignore[arg-type]
     try:

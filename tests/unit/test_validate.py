@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -20,9 +20,10 @@ def check(req: ingest_pb2.SendRequest) -> Any:
 
 
 def test_minimal_body_gives_normal_priority_and_any_channel() -> None:
-    (req,), many = parse_send_json(BASE)
+    parsed = parse_send_json(BASE)
+    (req,) = parsed.requests
     n = check(req)
-    assert not many
+    assert parsed.shape == "one"
     assert (n.user_id, n.type, n.title, n.message) == ("u1", "comment", "t", "m")
     assert n.priority == "normal" and n.channels is None and n.data is None
     assert n.idempotency_key is None
@@ -38,7 +39,7 @@ def test_full_body_round_trips() -> None:
         "template": "tpl",
         "locale": "fr-CA",
     }
-    (req,), _ = parse_send_json(body)
+    (req,) = parse_send_json(body).requests
     n = check(req)
     assert n.data == {"a": 1, "b": [1, 2], "c": {"d": True}}
     assert n.priority == "high"
@@ -48,8 +49,36 @@ def test_full_body_round_trips() -> None:
 
 def test_user_ids_fan_out_to_one_request_each() -> None:
     body = {k: v for k, v in BASE.items() if k != "user_id"}
-    reqs, many = parse_send_json({**body, "user_ids": ["a", "b"]})
-    assert many and [r.user_id for r in reqs] == ["a", "b"]
+    parsed = parse_send_json({**body, "user_ids": ["a", "b"]})
+    assert parsed.shape == "many" and [r.user_id for r in parsed.requests] == ["a", "b"]
+
+
+def test_topic_send_has_no_user_and_names_the_topic() -> None:
+    body = {k: v for k, v in BASE.items() if k != "user_id"}
+    parsed = parse_send_json({**body, "topic": "news"})
+    assert parsed.shape == "topic" and parsed.topic == "news"
+    (req,) = parsed.requests
+    assert req.user_id == ""
+    assert validate_send(req, new_id="x", now=NOW, for_topic=True).user_id == ""
+    with pytest.raises(InvalidArgument) as info:
+        validate_send(req, new_id="x", now=NOW)
+    assert info.value.field == "user_id"
+
+
+def test_group_key_and_send_at() -> None:
+    later = (NOW + timedelta(hours=2)).isoformat()
+    (req,) = parse_send_json({**BASE, "group_key": "post-7", "send_at": later}).requests
+    n = check(req)
+    assert n.group_key == "post-7"
+    assert n.send_at == NOW + timedelta(hours=2)
+    past = (NOW - timedelta(minutes=5)).isoformat()
+    (req,) = parse_send_json({**BASE, "send_at": past}).requests
+    assert check(req).send_at is None  # due already: sent now
+    too_far = (NOW + timedelta(days=400)).isoformat()
+    (req,) = parse_send_json({**BASE, "send_at": too_far}).requests
+    with pytest.raises(InvalidArgument) as info:
+        check(req)
+    assert info.value.field == "send_at" and "365 days" in info.value.message
 
 
 @pytest.mark.parametrize(
@@ -67,6 +96,11 @@ def test_user_ids_fan_out_to_one_request_each() -> None:
         ({**BASE, "title": None}, "title"),
         ({**BASE, "message": ["m"]}, "message"),
         ({**BASE, "extra": 1}, "extra"),
+        ({**BASE, "topic": "news"}, "topic"),
+        ({**BASE, "send_at": "tomorrow"}, "send_at"),
+        ({**BASE, "send_at": "2026-12-01T10:00:00"}, "send_at"),
+        ({**BASE, "send_at": 17}, "send_at"),
+        ({**BASE, "group_key": 3}, "group_key"),
     ],
 )
 def test_parse_errors_name_the_field(body: dict[str, Any], field: str) -> None:

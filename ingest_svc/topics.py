@@ -1,0 +1,216 @@
+"""Sending to a topic: accept once, fan out to every subscriber in batches.
+
+``TopicSends.send`` validates the notification, stores one ``topic_sends`` row and its
+fan-out job (in one transaction with the queue in the database, else commit then a
+confirmed publish) and answers: the send is durable from then on.
+
+The fan-out consumer walks the topic's subscribers in user-id order, ``FANOUT_BATCH`` at a
+time, never holding more than one batch: each batch is handed to :class:`Ingest` as one
+atomic send whose notifications carry the idempotency key ``topic:<send id>``, and then the
+cursor moves on. A crash between the two redoes the batch, and the keys make the redo a
+no-op, so every subscriber gets exactly one notification. A send whose job was lost (a
+crash between commit and publish) is picked up by the relay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from google.protobuf import json_format
+from notify.v1 import ingest_pb2
+from sqlalchemy.dialects import postgresql, sqlite
+
+from ingest_svc.core import Ingest
+from ingest_svc.validate import validate_send
+from notify_core.constants import FANOUT_BATCH, PRIORITY_NAMES, QUEUE_FANOUT, RELAY_AFTER_SECONDS
+from notify_core.db.engine import Database
+from notify_core.db.schema import new_id, topic_sends, topic_subscriptions
+from notify_core.errors import NotFound, NotifyError
+from notify_core.queue.base import Delivery, Message, WorkQueue
+from notify_core.queue.database import DatabaseQueue
+from preference_svc.topics import check_topic
+
+log = logging.getLogger(__name__)
+
+
+def fanout_message(send_id: str, priority: str) -> Message:
+    return Message(
+        body=json.dumps({"id": send_id}).encode(),
+        priority=PRIORITY_NAMES[priority],
+        message_id=f"fanout:{send_id}",
+    )
+
+
+class TopicSends:
+    def __init__(
+        self, database: Database, queue: WorkQueue, ingest: Ingest, *, batch: int = FANOUT_BATCH
+    ) -> None:
+        self._db = database
+        self._queue = queue
+        self._ingest = ingest
+        self._batch = batch
+        self._same_txn = (
+            queue if isinstance(queue, DatabaseQueue) and queue.shares(database) else None
+        )
+
+    async def send(self, topic: str, request: ingest_pb2.SendRequest) -> str:
+        """Accept ``request`` for every subscriber of ``topic``; answer the send's id."""
+        check_topic(topic)
+        now = datetime.now(UTC)
+        checked = validate_send(request, new_id="-", now=now, for_topic=True)
+        send_id = new_id()
+        body = json_format.MessageToDict(request)
+        row = {
+            "id": send_id,
+            "topic": topic,
+            "request": body,
+            "idempotency_key": checked.idempotency_key,
+            "created_at": now,
+            "updated_at": now,
+        }
+        insert = (sqlite.insert if self._db.is_sqlite else postgresql.insert)(topic_sends)
+        job = fanout_message(send_id, checked.priority)
+        async with self._db.write() as conn:
+            if checked.idempotency_key is not None:
+                stmt = insert.on_conflict_do_nothing(
+                    index_elements=["topic", "idempotency_key"],
+                    index_where=topic_sends.c.idempotency_key.isnot(None),
+                )
+                await conn.execute(stmt, [row])
+                first = await conn.scalar(
+                    sa.select(topic_sends.c.id).where(
+                        topic_sends.c.topic == topic,
+                        topic_sends.c.idempotency_key == checked.idempotency_key,
+                    )
+                )
+                if first != send_id:
+                    return str(first)
+            else:
+                await conn.execute(insert, [row])
+            if self._same_txn is not None:
+                await self._same_txn.publish_in(conn, QUEUE_FANOUT, [job])
+        if self._same_txn is None:
+            try:
+                await self._queue.publish(QUEUE_FANOUT, [job])
+            except NotifyError as exc:
+                log.warning("fan-out job of %s not published (%s); the relay will", send_id, exc)
+        return send_id
+
+    async def get(self, send_id: str) -> dict[str, Any]:
+        async with self._db.read() as conn:
+            row = (
+                await conn.execute(sa.select(topic_sends).where(topic_sends.c.id == send_id))
+            ).first()
+        if row is None:
+            raise NotFound(f"topic send {send_id} not found")
+        return {
+            "id": row.id,
+            "topic": row.topic,
+            "state": row.state,
+            "fanned_out": row.fanned_out,
+        }
+
+    async def run(self) -> None:
+        """Consume fan-out jobs until cancelled."""
+        while True:
+            try:
+                async for batch in self._queue.consume(QUEUE_FANOUT, prefetch=4, max_batch=1):
+                    await self._handle(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("fan-out consumer stopped; restarting in 1 s")
+                await asyncio.sleep(1.0)
+
+    async def _handle(self, batch: list[Delivery]) -> None:
+        for d in batch:
+            try:
+                send_id = str(json.loads(d.body)["id"])
+            except (ValueError, KeyError, TypeError):
+                log.error("dropping malformed fan-out job %r", d.body[:200])
+                continue
+            try:
+                await self.fan_out(send_id)
+            except Exception:
+                log.exception("fan-out of %s failed; the job goes back to the queue", send_id)
+                await self._queue.nack(batch)
+                await asyncio.sleep(0.5)
+                return
+        await self._queue.ack(batch)
+
+    async def fan_out(self, send_id: str) -> int:
+        """Accept the notification for every remaining subscriber; answer how many now."""
+        async with self._db.read() as conn:
+            row = (
+                await conn.execute(sa.select(topic_sends).where(topic_sends.c.id == send_id))
+            ).first()
+        if row is None or row.state == "done":
+            return 0
+        template = json_format.ParseDict(row.request, ingest_pb2.SendRequest())
+        template.idempotency_key = f"topic:{send_id}"
+        cursor: str | None = row.cursor
+        done = 0
+        while True:
+            query = (
+                sa.select(topic_subscriptions.c.user_id)
+                .where(topic_subscriptions.c.topic == row.topic)
+                .order_by(topic_subscriptions.c.user_id)
+                .limit(self._batch)
+            )
+            if cursor is not None:
+                query = query.where(topic_subscriptions.c.user_id > cursor)
+            async with self._db.read() as conn:
+                users = list((await conn.scalars(query)).all())
+            if users:
+                requests = []
+                for user in users:
+                    req = ingest_pb2.SendRequest()
+                    req.CopyFrom(template)
+                    req.user_id = user
+                    requests.append(req)
+                await self._ingest.send(requests)
+                cursor = users[-1]
+                done += len(users)
+            finished = len(users) < self._batch
+            async with self._db.write() as conn:
+                await conn.execute(
+                    topic_sends.update()
+                    .where(topic_sends.c.id == send_id)
+                    .values(
+                        cursor=cursor,
+                        fanned_out=topic_sends.c.fanned_out + len(users),
+                        state="done" if finished else "pending",
+                        updated_at=datetime.now(UTC),
+                    )
+                )
+            if finished:
+                return done
+
+
+async def relay_topic_sends(
+    database: Database, queue: WorkQueue, *, older_than: float = 3 * RELAY_AFTER_SECONDS
+) -> int:
+    """Publish the fan-out job of every send pending and untouched for ``older_than``."""
+    cutoff = datetime.now(UTC) - timedelta(seconds=older_than)
+    async with database.read() as conn:
+        rows = (
+            await conn.execute(
+                sa.select(topic_sends.c.id, topic_sends.c.request)
+                .where(topic_sends.c.state == "pending", topic_sends.c.updated_at < cutoff)
+                .limit(1_000)
+            )
+        ).all()
+    if rows:
+        jobs = [fanout_message(r.id, _priority_name(r.request.get("priority"))) for r in rows]
+        await queue.publish(QUEUE_FANOUT, jobs)
+    return len(rows)
+
+
+def _priority_name(value: Any) -> str:
+    """The stored request's priority (proto JSON enum name) as a queue priority name."""
+    return {"PRIORITY_HIGH": "high", "PRIORITY_LOW": "low"}.get(str(value), "normal")
