@@ -100,6 +100,24 @@ INBOX_DEFAULT_LIMIT: Final = 20
 INBOX_MAX_LIMIT: Final = 100
 PENDING_ON_CONNECT: Final = 50
 
+# --- devices and topics -----------------------------------------------------------------
+DEVICE_PLATFORMS: Final = ("fcm", "apns", "webpush")
+PUSH_PLATFORMS: Final = ("fcm", "apns")
+"""Platforms whose active token means the user has a mobile push device (channel ``push``)."""
+WEBPUSH_PLATFORMS: Final = ("webpush",)
+"""Platforms whose active token means a browser subscription (channel ``webpush``)."""
+MAX_DEVICE_TOKEN: Final = 4096
+"""Longest token of any platform (an FCM token, or a web push subscription as JSON)."""
+APNS_TOKEN_HEX: Final = 64
+MAX_WEBPUSH_ENDPOINT: Final = 2048
+MAX_DEVICE_NAME: Final = 255
+MAX_DEVICE_ID: Final = 255
+MAX_TOPIC: Final = 100
+MAX_TOPIC_SUBSCRIBE: Final = 10_000
+"""Most user ids one subscribe or unsubscribe call takes."""
+TOPIC_PAGE_DEFAULT: Final = 100
+TOPIC_PAGE_MAX: Final = 1_000
+
 # --- timing -----------------------------------------------------------------------------
 HEARTBEAT_SECONDS: Final = 30.0
 PRESENCE_TTL_SECONDS: Final = 90.0

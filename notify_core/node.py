@@ -96,7 +96,15 @@ class Node:
             )
             self._spawn(router.run(), "router")
             specs.append(router_service.spec())
-        for name in ("preference", "template", "delivery", "digest"):
+        if "preference" in self.services:
+            from preference_svc import service as preference_service
+            from preference_svc.devices import DeviceStore
+            from preference_svc.store import PreferenceStore
+            from preference_svc.topics import TopicStore
+
+            prefs = PreferenceStore(db, backends.cache, s.namespace)
+            specs.append(preference_service.spec(prefs, DeviceStore(db, prefs), TopicStore(db)))
+        for name in ("template", "delivery", "digest"):
             if name in self.services:
                 module = __import__(f"{name}_svc.service", fromlist=["spec"])
                 specs.append(module.spec())

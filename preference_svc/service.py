@@ -1,20 +1,105 @@
-"""The PreferenceService servicer. Its RPCs arrive with the work that implements them; until
-then it is served for health checks and reflection."""
+"""The PreferenceService servicer: preferences, device tokens and topic subscriptions."""
 
 from __future__ import annotations
 
+import grpc
+from notify.v1 import preference_pb2 as pb
 from notify.v1 import preference_pb2_grpc
 
-from notify_core.grpc_server import ServiceSpec
+from notify_core.grpc_server import ServiceSpec, grpc_errors
+from preference_svc.convert import (
+    device_from_proto,
+    device_to_proto,
+    preferences_to_proto,
+    update_to_json,
+)
+from preference_svc.devices import DeviceStore
+from preference_svc.store import PreferenceStore
+from preference_svc.topics import TopicStore, check_page, check_topic, check_user_id, check_user_ids
+from preference_svc.validate import parse_preferences
 
 FULL_NAME = "notify.v1.PreferenceService"
 
 
+def _user(user_id: str) -> str:
+    return check_user_id(user_id, "user_id")
+
+
 class PreferenceServicer(preference_pb2_grpc.PreferenceServiceServicer):  # type: ignore[misc]
-    pass
+    def __init__(self, preferences: PreferenceStore, devices: DeviceStore, topics: TopicStore):
+        self._prefs = preferences
+        self._devices = devices
+        self._topics = topics
+
+    @grpc_errors
+    async def GetPreferences(
+        self, request: pb.GetPreferencesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetPreferencesResponse:
+        stored = await self._prefs.get(_user(request.user_id))
+        return pb.GetPreferencesResponse(preferences=preferences_to_proto(stored))
+
+    @grpc_errors
+    async def UpdatePreferences(
+        self, request: pb.UpdatePreferencesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.UpdatePreferencesResponse:
+        user_id = _user(request.user_id)
+        update = parse_preferences(update_to_json(request))
+        stored = await self._prefs.update(user_id, update)
+        return pb.UpdatePreferencesResponse(preferences=preferences_to_proto(stored))
+
+    @grpc_errors
+    async def RegisterDevice(
+        self, request: pb.RegisterDeviceRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RegisterDeviceResponse:
+        user_id = _user(request.user_id)
+        device, created = await self._devices.register(user_id, device_from_proto(request))
+        return pb.RegisterDeviceResponse(device=device_to_proto(device), created=created)
+
+    @grpc_errors
+    async def ListDevices(
+        self, request: pb.ListDevicesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListDevicesResponse:
+        devices = await self._devices.list(_user(request.user_id))
+        return pb.ListDevicesResponse(devices=[device_to_proto(d) for d in devices])
+
+    @grpc_errors
+    async def UnregisterDevice(
+        self, request: pb.UnregisterDeviceRequest, context: grpc.aio.ServicerContext
+    ) -> pb.UnregisterDeviceResponse:
+        user_id = _user(request.user_id)
+        device_id = check_user_id(request.id, "id")  # the same shape: 1 to 255 characters
+        device = await self._devices.unregister(user_id, device_id)
+        return pb.UnregisterDeviceResponse(device=device_to_proto(device))
+
+    @grpc_errors
+    async def SubscribeTopic(
+        self, request: pb.SubscribeTopicRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SubscribeTopicResponse:
+        topic = check_topic(request.topic)
+        added = await self._topics.subscribe(topic, check_user_ids(list(request.user_ids)))
+        return pb.SubscribeTopicResponse(subscribed=added)
+
+    @grpc_errors
+    async def UnsubscribeTopic(
+        self, request: pb.UnsubscribeTopicRequest, context: grpc.aio.ServicerContext
+    ) -> pb.UnsubscribeTopicResponse:
+        topic = check_topic(request.topic)
+        removed = await self._topics.unsubscribe(topic, check_user_ids(list(request.user_ids)))
+        return pb.UnsubscribeTopicResponse(unsubscribed=removed)
+
+    @grpc_errors
+    async def ListTopicSubscribers(
+        self, request: pb.ListTopicSubscribersRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListTopicSubscribersResponse:
+        topic = check_topic(request.topic)
+        after, limit = check_page(request.after, request.limit)
+        page = await self._topics.subscribers(topic, after, limit)
+        return pb.ListTopicSubscribersResponse(user_ids=page.user_ids, next=page.next or "")
 
 
-def spec() -> ServiceSpec:
+def spec(preferences: PreferenceStore, devices: DeviceStore, topics: TopicStore) -> ServiceSpec:
     return ServiceSpec(
-        FULL_NAME, PreferenceServicer(), preference_pb2_grpc.add_PreferenceServiceServicer_to_server
+        FULL_NAME,
+        PreferenceServicer(preferences, devices, topics),
+        preference_pb2_grpc.add_PreferenceServiceServicer_to_server,
     )

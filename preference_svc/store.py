@@ -4,6 +4,10 @@ Reads go to the cache first (Redis, or memory when embedded; TTL one hour) and f
 to the database; a user without a row gets the defaults. A write checks the whole update
 first (:mod:`preference_svc.validate`), applies it in one transaction, then drops the
 cached copy, so the next read sees it. Cache hits and misses are counted.
+
+What the router needs to know of the user's devices (an active FCM or APNs token, an
+active web push subscription) is read and cached with the preferences; registering or
+unregistering a device drops the cached copy (:meth:`PreferenceStore.forget`).
 """
 
 from __future__ import annotations
@@ -17,11 +21,17 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from notify_core.cache.base import Cache
-from notify_core.constants import PREFERENCES_TTL_SECONDS, preferences_key
+from notify_core.constants import (
+    PREFERENCES_TTL_SECONDS,
+    PUSH_PLATFORMS,
+    WEBPUSH_PLATFORMS,
+    preferences_key,
+)
 from notify_core.db.engine import Database
-from notify_core.db.schema import new_id, utcnow
+from notify_core.db.schema import device_tokens, new_id, utcnow
 from notify_core.db.schema import notification_preferences as t
 from preference_svc.validate import (
     DigestInput,
@@ -51,6 +61,10 @@ class StoredPreferences:
     email: str | None = None
     phone: str | None = None
     webhook_url: str | None = None
+    has_push_device: bool = False
+    """The user has an active FCM or APNs token."""
+    has_webpush_subscription: bool = False
+    """The user has an active web push subscription."""
 
     def to_json(self) -> dict[str, Any]:
         quiet = self.quiet_hours
@@ -75,6 +89,8 @@ class StoredPreferences:
             "email": self.email,
             "phone": self.phone,
             "webhook_url": self.webhook_url,
+            "has_push_device": self.has_push_device,
+            "has_webpush_subscription": self.has_webpush_subscription,
         }
 
     @classmethod
@@ -99,6 +115,9 @@ class StoredPreferences:
             email=body["email"],
             phone=body["phone"],
             webhook_url=body["webhook_url"],
+            # absent from copies cached before devices were known
+            has_push_device=body.get("has_push_device", False),
+            has_webpush_subscription=body.get("has_webpush_subscription", False),
         )
 
     def updated(self, update: PreferencesUpdate) -> StoredPreferences:
@@ -156,6 +175,27 @@ def _to_row(p: StoredPreferences) -> dict[str, Any]:
     return row
 
 
+async def _device_flags(conn: AsyncConnection, user_ids: Sequence[str]) -> dict[str, Any]:
+    """``{user_id: {"has_push_device": ..., "has_webpush_subscription": ...}}`` for the
+    users that have any active device, in one query."""
+    d = device_tokens
+    rows = await conn.execute(
+        sa.select(d.c.user_id, d.c.platform)
+        .where(d.c.user_id.in_(user_ids), d.c.active == sa.true())
+        .distinct()
+    )
+    flags: dict[str, dict[str, bool]] = {}
+    for user_id, platform in rows:
+        mine = flags.setdefault(
+            user_id, {"has_push_device": False, "has_webpush_subscription": False}
+        )
+        if platform in PUSH_PLATFORMS:
+            mine["has_push_device"] = True
+        elif platform in WEBPUSH_PLATFORMS:
+            mine["has_webpush_subscription"] = True
+    return flags
+
+
 class PreferenceStore:
     def __init__(self, database: Database, cache: Cache, namespace: str) -> None:
         self._db = database
@@ -173,7 +213,9 @@ class PreferenceStore:
         self.misses += 1
         async with self._db.read() as conn:
             row = (await conn.execute(sa.select(t).where(t.c.user_id == user_id))).first()
+            flags = await _device_flags(conn, [user_id])
         prefs = _from_row(row) if row is not None else StoredPreferences(user_id)
+        prefs = replace(prefs, **flags.get(user_id, {}))
         await self._cache.set(key, json.dumps(prefs.to_json()).encode(), PREFERENCES_TTL_SECONDS)
         return prefs
 
@@ -192,7 +234,10 @@ class PreferenceStore:
                 rows = await conn.execute(sa.select(t).where(t.c.user_id.in_(missing)))
                 for row in rows:
                     found[row.user_id] = _from_row(row)
-            fresh = [found.get(u) or StoredPreferences(u) for u in missing]
+                flags = await _device_flags(conn, missing)
+            fresh = [
+                replace(found.get(u) or StoredPreferences(u), **flags.get(u, {})) for u in missing
+            ]
             await asyncio.gather(
                 *[
                     self._cache.set(
@@ -214,7 +259,8 @@ class PreferenceStore:
         async with self._db.write() as conn:
             row = (await conn.execute(query)).first()
             current = _from_row(row) if row is not None else StoredPreferences(user_id)
-            new = current.updated(update)
+            flags = await _device_flags(conn, [user_id])
+            new = replace(current.updated(update), **flags.get(user_id, {}))
             values = _to_row(new)
             insert = (sqlite.insert if self._db.is_sqlite else postgresql.insert)(t)
             stmt = insert.values(id=new_id(), **values)
@@ -226,3 +272,8 @@ class PreferenceStore:
             )
         await self._cache.delete(preferences_key(self._ns, user_id))
         return new
+
+    async def forget(self, *user_ids: str) -> None:
+        """Drop the cached preferences of these users (their devices changed)."""
+        if user_ids:
+            await self._cache.delete(*[preferences_key(self._ns, u) for u in user_ids])

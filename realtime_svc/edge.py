@@ -25,7 +25,10 @@ from notify_core.constants import MAX_BODY_BYTES, MAX_USER_ID
 from notify_core.convert import row_to_json
 from notify_core.db.engine import Database
 from notify_core.errors import InvalidArgument, NotifyError, Unauthenticated
+from preference_svc.devices import DeviceStore
+from preference_svc.routes import EdgeHelpers, preference_routes
 from preference_svc.store import PreferenceStore
+from preference_svc.topics import TopicStore
 from preference_svc.validate import parse_preferences
 from realtime_svc.hub import Hub
 from realtime_svc.inbox import Inbox
@@ -203,6 +206,11 @@ def create_edge(
         Route("/preferences", guarded(put_my_preferences), methods=["PUT"]),
         Route("/users/{user_id}/preferences", guarded(get_user_preferences), methods=["GET"]),
         Route("/users/{user_id}/preferences", guarded(put_user_preferences), methods=["PUT"]),
+        *preference_routes(
+            EdgeHelpers(auth, guarded, user_of, target_user, json_body, _int_param),
+            DeviceStore(database, preferences),
+            TopicStore(database),
+        ),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         WebSocketRoute("/ws", websocket_endpoint),

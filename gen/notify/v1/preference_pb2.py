@@ -22,15 +22,72 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1anotify/v1/preference.proto\x12\tnotify.v12\x13\n\x11PreferenceServiceb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1anotify/v1/preference.proto\x12\tnotify.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc7\x01\n\x0f\x43hannelSwitches\x12\x12\n\x05inapp\x18\x01 \x01(\x08H\x00\x88\x01\x01\x12\x12\n\x05\x65mail\x18\x02 \x01(\x08H\x01\x88\x01\x01\x12\x10\n\x03sms\x18\x03 \x01(\x08H\x02\x88\x01\x01\x12\x11\n\x04push\x18\x04 \x01(\x08H\x03\x88\x01\x01\x12\x14\n\x07webpush\x18\x05 \x01(\x08H\x04\x88\x01\x01\x12\x14\n\x07webhook\x18\x06 \x01(\x08H\x05\x88\x01\x01\x42\x08\n\x06_inappB\x08\n\x06_emailB\x06\n\x04_smsB\x07\n\x05_pushB\n\n\x08_webpushB\n\n\x08_webhook\"\x91\x01\n\x0fPerTypeSwitches\x12\x34\n\x05types\x18\x01 \x03(\x0b\x32%.notify.v1.PerTypeSwitches.TypesEntry\x1aH\n\nTypesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12)\n\x05value\x18\x02 \x01(\x0b\x32\x1a.notify.v1.ChannelSwitches:\x02\x38\x01\"t\n\nQuietHours\x12\r\n\x05start\x18\x01 \x01(\t\x12\x0b\n\x03\x65nd\x18\x02 \x01(\t\x12\x10\n\x08timezone\x18\x03 \x01(\t\x12 \n\x13high_breaks_through\x18\x04 \x01(\x08H\x00\x88\x01\x01\x42\x16\n\x14_high_breaks_through\"\x97\x01\n\x06\x44igest\x12\x14\n\x07\x65nabled\x18\x01 \x01(\x08H\x00\x88\x01\x01\x12-\n\tfrequency\x18\x02 \x01(\x0e\x32\x1a.notify.v1.DigestFrequency\x12\x11\n\x04hour\x18\x03 \x01(\x05H\x01\x88\x01\x01\x12\x14\n\x07weekday\x18\x04 \x01(\x05H\x02\x88\x01\x01\x42\n\n\x08_enabledB\x07\n\x05_hourB\n\n\x08_weekday\"\x8c\x03\n\x0bPreferences\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12,\n\x08\x63hannels\x18\x02 \x01(\x0b\x32\x1a.notify.v1.ChannelSwitches\x12\x35\n\x08per_type\x18\x03 \x03(\x0b\x32#.notify.v1.Preferences.PerTypeEntry\x12*\n\x0bquiet_hours\x18\x04 \x01(\x0b\x32\x15.notify.v1.QuietHours\x12!\n\x06\x64igest\x18\x05 \x01(\x0b\x32\x11.notify.v1.Digest\x12\r\n\x05\x65mail\x18\x06 \x01(\t\x12\r\n\x05phone\x18\x07 \x01(\t\x12\x13\n\x0bwebhook_url\x18\x08 \x01(\t\x12\x17\n\x0fhas_push_device\x18\t \x01(\x08\x12 \n\x18has_webpush_subscription\x18\n \x01(\x08\x1aJ\n\x0cPerTypeEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12)\n\x05value\x18\x02 \x01(\x0b\x32\x1a.notify.v1.ChannelSwitches:\x02\x38\x01\"(\n\x15GetPreferencesRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"E\n\x16GetPreferencesResponse\x12+\n\x0bpreferences\x18\x01 \x01(\x0b\x32\x16.notify.v1.Preferences\"\xf1\x02\n\x18UpdatePreferencesRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12,\n\x08\x63hannels\x18\x02 \x01(\x0b\x32\x1a.notify.v1.ChannelSwitches\x12,\n\x08per_type\x18\x03 \x01(\x0b\x32\x1a.notify.v1.PerTypeSwitches\x12,\n\x0bquiet_hours\x18\x04 \x01(\x0b\x32\x15.notify.v1.QuietHoursH\x00\x12\x1b\n\x11\x63lear_quiet_hours\x18\x05 \x01(\x08H\x00\x12!\n\x06\x64igest\x18\x06 \x01(\x0b\x32\x11.notify.v1.Digest\x12\x12\n\x05\x65mail\x18\x07 \x01(\tH\x01\x88\x01\x01\x12\x12\n\x05phone\x18\x08 \x01(\tH\x02\x88\x01\x01\x12\x18\n\x0bwebhook_url\x18\t \x01(\tH\x03\x88\x01\x01\x42\x14\n\x12quiet_hours_changeB\x08\n\x06_emailB\x08\n\x06_phoneB\x0e\n\x0c_webhook_url\"H\n\x19UpdatePreferencesResponse\x12+\n\x0bpreferences\x18\x01 \x01(\x0b\x32\x16.notify.v1.Preferences\"\xfb\x01\n\x06\x44\x65vice\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12+\n\x08platform\x18\x03 \x01(\x0e\x32\x19.notify.v1.DevicePlatform\x12\r\n\x05token\x18\x04 \x01(\t\x12\x11\n\tdevice_id\x18\x05 \x01(\t\x12\x13\n\x0b\x64\x65vice_name\x18\x06 \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\x07 \x01(\x08\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0clast_used_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8c\x01\n\x15RegisterDeviceRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12+\n\x08platform\x18\x02 \x01(\x0e\x32\x19.notify.v1.DevicePlatform\x12\r\n\x05token\x18\x03 \x01(\t\x12\x11\n\tdevice_id\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65vice_name\x18\x05 \x01(\t\"L\n\x16RegisterDeviceResponse\x12!\n\x06\x64\x65vice\x18\x01 \x01(\x0b\x32\x11.notify.v1.Device\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"%\n\x12ListDevicesRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"9\n\x13ListDevicesResponse\x12\"\n\x07\x64\x65vices\x18\x01 \x03(\x0b\x32\x11.notify.v1.Device\"6\n\x17UnregisterDeviceRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\"=\n\x18UnregisterDeviceResponse\x12!\n\x06\x64\x65vice\x18\x01 \x01(\x0b\x32\x11.notify.v1.Device\"8\n\x15SubscribeTopicRequest\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x10\n\x08user_ids\x18\x02 \x03(\t\",\n\x16SubscribeTopicResponse\x12\x12\n\nsubscribed\x18\x01 \x01(\x03\":\n\x17UnsubscribeTopicRequest\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x10\n\x08user_ids\x18\x02 \x03(\t\"0\n\x18UnsubscribeTopicResponse\x12\x14\n\x0cunsubscribed\x18\x01 \x01(\x03\"J\n\x1bListTopicSubscribersRequest\x12\r\n\x05topic\x18\x01 \x01(\t\x12\r\n\x05\x61\x66ter\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\x05\">\n\x1cListTopicSubscribersResponse\x12\x10\n\x08user_ids\x18\x01 \x03(\t\x12\x0c\n\x04next\x18\x02 \x01(\t*l\n\x0f\x44igestFrequency\x12 \n\x1c\x44IGEST_FREQUENCY_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x44IGEST_FREQUENCY_DAILY\x10\x01\x12\x1b\n\x17\x44IGEST_FREQUENCY_WEEKLY\x10\x02*\x81\x01\n\x0e\x44\x65vicePlatform\x12\x1f\n\x1b\x44\x45VICE_PLATFORM_UNSPECIFIED\x10\x00\x12\x17\n\x13\x44\x45VICE_PLATFORM_FCM\x10\x01\x12\x18\n\x14\x44\x45VICE_PLATFORM_APNS\x10\x02\x12\x1b\n\x17\x44\x45VICE_PLATFORM_WEBPUSH\x10\x03\x32\xe9\x05\n\x11PreferenceService\x12U\n\x0eGetPreferences\x12 .notify.v1.GetPreferencesRequest\x1a!.notify.v1.GetPreferencesResponse\x12^\n\x11UpdatePreferences\x12#.notify.v1.UpdatePreferencesRequest\x1a$.notify.v1.UpdatePreferencesResponse\x12U\n\x0eRegisterDevice\x12 .notify.v1.RegisterDeviceRequest\x1a!.notify.v1.RegisterDeviceResponse\x12L\n\x0bListDevices\x12\x1d.notify.v1.ListDevicesRequest\x1a\x1e.notify.v1.ListDevicesResponse\x12[\n\x10UnregisterDevice\x12\".notify.v1.UnregisterDeviceRequest\x1a#.notify.v1.UnregisterDeviceResponse\x12U\n\x0eSubscribeTopic\x12 .notify.v1.SubscribeTopicRequest\x1a!.notify.v1.SubscribeTopicResponse\x12[\n\x10UnsubscribeTopic\x12\".notify.v1.UnsubscribeTopicRequest\x1a#.notify.v1.UnsubscribeTopicResponse\x12g\n\x14ListTopicSubscribers\x12&.notify.v1.ListTopicSubscribersRequest\x1a\'.notify.v1.ListTopicSubscribersResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'notify.v1.preference_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PREFERENCESERVICE']._serialized_start=41
-  _globals['_PREFERENCESERVICE']._serialized_end=60
+  _globals['_PERTYPESWITCHES_TYPESENTRY']._loaded_options = None
+  _globals['_PERTYPESWITCHES_TYPESENTRY']._serialized_options = b'8\001'
+  _globals['_PREFERENCES_PERTYPEENTRY']._loaded_options = None
+  _globals['_PREFERENCES_PERTYPEENTRY']._serialized_options = b'8\001'
+  _globals['_DIGESTFREQUENCY']._serialized_start=2700
+  _globals['_DIGESTFREQUENCY']._serialized_end=2808
+  _globals['_DEVICEPLATFORM']._serialized_start=2811
+  _globals['_DEVICEPLATFORM']._serialized_end=2940
+  _globals['_CHANNELSWITCHES']._serialized_start=75
+  _globals['_CHANNELSWITCHES']._serialized_end=274
+  _globals['_PERTYPESWITCHES']._serialized_start=277
+  _globals['_PERTYPESWITCHES']._serialized_end=422
+  _globals['_PERTYPESWITCHES_TYPESENTRY']._serialized_start=350
+  _globals['_PERTYPESWITCHES_TYPESENTRY']._serialized_end=422
+  _globals['_QUIETHOURS']._serialized_start=424
+  _globals['_QUIETHOURS']._serialized_end=540
+  _globals['_DIGEST']._serialized_start=543
+  _globals['_DIGEST']._serialized_end=694
+  _globals['_PREFERENCES']._serialized_start=697
+  _globals['_PREFERENCES']._serialized_end=1093
+  _globals['_PREFERENCES_PERTYPEENTRY']._serialized_start=1019
+  _globals['_PREFERENCES_PERTYPEENTRY']._serialized_end=1093
+  _globals['_GETPREFERENCESREQUEST']._serialized_start=1095
+  _globals['_GETPREFERENCESREQUEST']._serialized_end=1135
+  _globals['_GETPREFERENCESRESPONSE']._serialized_start=1137
+  _globals['_GETPREFERENCESRESPONSE']._serialized_end=1206
+  _globals['_UPDATEPREFERENCESREQUEST']._serialized_start=1209
+  _globals['_UPDATEPREFERENCESREQUEST']._serialized_end=1578
+  _globals['_UPDATEPREFERENCESRESPONSE']._serialized_start=1580
+  _globals['_UPDATEPREFERENCESRESPONSE']._serialized_end=1652
+  _globals['_DEVICE']._serialized_start=1655
+  _globals['_DEVICE']._serialized_end=1906
+  _globals['_REGISTERDEVICEREQUEST']._serialized_start=1909
+  _globals['_REGISTERDEVICEREQUEST']._serialized_end=2049
+  _globals['_REGISTERDEVICERESPONSE']._serialized_start=2051
+  _globals['_REGISTERDEVICERESPONSE']._serialized_end=2127
+  _globals['_LISTDEVICESREQUEST']._serialized_start=2129
+  _globals['_LISTDEVICESREQUEST']._serialized_end=2166
+  _globals['_LISTDEVICESRESPONSE']._serialized_start=2168
+  _globals['_LISTDEVICESRESPONSE']._serialized_end=2225
+  _globals['_UNREGISTERDEVICEREQUEST']._serialized_start=2227
+  _globals['_UNREGISTERDEVICEREQUEST']._serialized_end=2281
+  _globals['_UNREGISTERDEVICERESPONSE']._serialized_start=2283
+  _globals['_UNREGISTERDEVICERESPONSE']._serialized_end=2344
+  _globals['_SUBSCRIBETOPICREQUEST']._serialized_start=2346
+  _globals['_SUBSCRIBETOPICREQUEST']._serialized_end=2402
+  _globals['_SUBSCRIBETOPICRESPONSE']._serialized_start=2404
+  _globals['_SUBSCRIBETOPICRESPONSE']._serialized_end=2448
+  _globals['_UNSUBSCRIBETOPICREQUEST']._serialized_start=2450
+  _globals['_UNSUBSCRIBETOPICREQUEST']._serialized_end=2508
+  _globals['_UNSUBSCRIBETOPICRESPONSE']._serialized_start=2510
+  _globals['_UNSUBSCRIBETOPICRESPONSE']._serialized_end=2558
+  _globals['_LISTTOPICSUBSCRIBERSREQUEST']._serialized_start=2560
+  _globals['_LISTTOPICSUBSCRIBERSREQUEST']._serialized_end=2634
+  _globals['_LISTTOPICSUBSCRIBERSRESPONSE']._serialized_start=2636
+  _globals['_LISTTOPICSUBSCRIBERSRESPONSE']._serialized_end=2698
+  _globals['_PREFERENCESERVICE']._serialized_start=2943
+  _globals['_PREFERENCESERVICE']._serialized_end=3688
 # @@protoc_insertion_point(module_scope)

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from notify.v1 import preference_pb2 as notify_dot_v1_dot_preference__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -25,8 +26,9 @@ if _version_not_supported:
 
 
 class PreferenceServiceStub:
-    """PreferenceService owns user preferences, contact points and device tokens.
-    It is served (health, reflection) and gains its RPCs with the work that implements them.
+    """PreferenceService owns user preferences, contact points, device tokens and topic
+    subscriptions. Bad input fails with INVALID_ARGUMENT and a message naming the field, the
+    same message the REST edge gives for the same input.
     """
 
     def __init__(self, channel):
@@ -35,16 +37,156 @@ class PreferenceServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.GetPreferences = channel.unary_unary(
+                '/notify.v1.PreferenceService/GetPreferences',
+                request_serializer=notify_dot_v1_dot_preference__pb2.GetPreferencesRequest.SerializeToString,
+                response_deserializer=notify_dot_v1_dot_preference__pb2.GetPreferencesResponse.FromString,
+                _registered_method=True)
+        self.UpdatePreferences = channel.unary_unary(
+                '/notify.v1.PreferenceService/UpdatePreferences',
+                request_serializer=notify_dot_v1_dot_preference__pb2.UpdatePreferencesRequest.SerializeToString,
+                response_deserializer=notify_dot_v1_dot_preference__pb2.UpdatePreferencesResponse.FromString,
+                _registered_method=True)
+        self.RegisterDevice = channel.unary_unary(
+                '/notify.v1.PreferenceService/RegisterDevice',
+                request_serializer=notify_dot_v1_dot_preference__pb2.RegisterDeviceRequest.SerializeToString,
+                response_deserializer=notify_dot_v1_dot_preference__pb2.RegisterDeviceResponse.FromString,
+                _registered_method=True)
+        self.ListDevices = channel.unary_unary(
+                '/notify.v1.PreferenceService/ListDevices',
+                request_serializer=notify_dot_v1_dot_preference__pb2.ListDevicesRequest.SerializeToString,
+                response_deserializer=notify_dot_v1_dot_preference__pb2.ListDevicesResponse.FromString,
+                _registered_method=True)
+        self.UnregisterDevice = channel.unary_unary(
+                '/notify.v1.PreferenceService/UnregisterDevice',
+                request_serializer=notify_dot_v1_dot_preference__pb2.UnregisterDeviceRequest.SerializeToString,
+                response_deserializer=notify_dot_v1_dot_preference__pb2.UnregisterDeviceResponse.FromString,
+                _registered_method=True)
+        self.SubscribeTopic = channel.unary_unary(
+                '/notify.v1.PreferenceService/SubscribeTopic',
+                request_serializer=notify_dot_v1_dot_preference__pb2.SubscribeTopicRequest.SerializeToString,
+                response_deserializer=notify_dot_v1_dot_preference__pb2.SubscribeTopicResponse.FromString,
+                _registered_method=True)
+        self.UnsubscribeTopic = channel.unary_unary(
+                '/notify.v1.PreferenceService/UnsubscribeTopic',
+                request_serializer=notify_dot_v1_dot_preference__pb2.UnsubscribeTopicRequest.SerializeToString,
+                response_deserializer=notify_dot_v1_dot_preference__pb2.UnsubscribeTopicResponse.FromString,
+                _registered_method=True)
+        self.ListTopicSubscribers = channel.unary_unary(
+                '/notify.v1.PreferenceService/ListTopicSubscribers',
+                request_serializer=notify_dot_v1_dot_preference__pb2.ListTopicSubscribersRequest.SerializeToString,
+                response_deserializer=notify_dot_v1_dot_preference__pb2.ListTopicSubscribersResponse.FromString,
+                _registered_method=True)
 
 
 class PreferenceServiceServicer:
-    """PreferenceService owns user preferences, contact points and device tokens.
-    It is served (health, reflection) and gains its RPCs with the work that implements them.
+    """PreferenceService owns user preferences, contact points, device tokens and topic
+    subscriptions. Bad input fails with INVALID_ARGUMENT and a message naming the field, the
+    same message the REST edge gives for the same input.
     """
+
+    def GetPreferences(self, request, context):
+        """GetPreferences answers a user's preferences; a user who never wrote any gets the defaults.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdatePreferences(self, request, context):
+        """UpdatePreferences changes the fields that are set and keeps the others; the whole
+        update is checked before anything is stored.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RegisterDevice(self, request, context):
+        """RegisterDevice registers a push token for a user. Registering it again refreshes it;
+        a token active for another user moves to this one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDevices(self, request, context):
+        """ListDevices answers a user's active devices, oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnregisterDevice(self, request, context):
+        """UnregisterDevice deactivates a device; NOT_FOUND when it is not an active device of
+        this user.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubscribeTopic(self, request, context):
+        """SubscribeTopic subscribes users to a topic; users already subscribed stay so.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnsubscribeTopic(self, request, context):
+        """UnsubscribeTopic removes users from a topic; users not subscribed are ignored.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTopicSubscribers(self, request, context):
+        """ListTopicSubscribers pages a topic's subscribers in user id order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
 
 def add_PreferenceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'GetPreferences': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPreferences,
+                    request_deserializer=notify_dot_v1_dot_preference__pb2.GetPreferencesRequest.FromString,
+                    response_serializer=notify_dot_v1_dot_preference__pb2.GetPreferencesResponse.SerializeToString,
+            ),
+            'UpdatePreferences': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdatePreferences,
+                    request_deserializer=notify_dot_v1_dot_preference__pb2.UpdatePreferencesRequest.FromString,
+                    response_serializer=notify_dot_v1_dot_preference__pb2.UpdatePreferencesResponse.SerializeToString,
+            ),
+            'RegisterDevice': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterDevice,
+                    request_deserializer=notify_dot_v1_dot_preference__pb2.RegisterDeviceRequest.FromString,
+                    response_serializer=notify_dot_v1_dot_preference__pb2.RegisterDeviceResponse.SerializeToString,
+            ),
+            'ListDevices': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDevices,
+                    request_deserializer=notify_dot_v1_dot_preference__pb2.ListDevicesRequest.FromString,
+                    response_serializer=notify_dot_v1_dot_preference__pb2.ListDevicesResponse.SerializeToString,
+            ),
+            'UnregisterDevice': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnregisterDevice,
+                    request_deserializer=notify_dot_v1_dot_preference__pb2.UnregisterDeviceRequest.FromString,
+                    response_serializer=notify_dot_v1_dot_preference__pb2.UnregisterDeviceResponse.SerializeToString,
+            ),
+            'SubscribeTopic': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubscribeTopic,
+                    request_deserializer=notify_dot_v1_dot_preference__pb2.SubscribeTopicRequest.FromString,
+                    response_serializer=notify_dot_v1_dot_preference__pb2.SubscribeTopicResponse.SerializeToString,
+            ),
+            'UnsubscribeTopic': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnsubscribeTopic,
+                    request_deserializer=notify_dot_v1_dot_preference__pb2.UnsubscribeTopicRequest.FromString,
+                    response_serializer=notify_dot_v1_dot_preference__pb2.UnsubscribeTopicResponse.SerializeToString,
+            ),
+            'ListTopicSubscribers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTopicSubscribers,
+                    request_deserializer=notify_dot_v1_dot_preference__pb2.ListTopicSubscribersRequest.FromString,
+                    response_serializer=notify_dot_v1_dot_preference__pb2.ListTopicSubscribersResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'notify.v1.PreferenceService', rpc_method_handlers)
@@ -54,6 +196,223 @@ def add_PreferenceServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class PreferenceService:
-    """PreferenceService owns user preferences, contact points and device tokens.
-    It is served (health, reflection) and gains its RPCs with the work that implements them.
+    """PreferenceService owns user preferences, contact points, device tokens and topic
+    subscriptions. Bad input fails with INVALID_ARGUMENT and a message naming the field, the
+    same message the REST edge gives for the same input.
     """
+
+    @staticmethod
+    def GetPreferences(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/notify.v1.PreferenceService/GetPreferences',
+            notify_dot_v1_dot_preference__pb2.GetPreferencesRequest.SerializeToString,
+            notify_dot_v1_dot_preference__pb2.GetPreferencesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdatePreferences(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/notify.v1.PreferenceService/UpdatePreferences',
+            notify_dot_v1_dot_preference__pb2.UpdatePreferencesRequest.SerializeToString,
+            notify_dot_v1_dot_preference__pb2.UpdatePreferencesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegisterDevice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/notify.v1.PreferenceService/RegisterDevice',
+            notify_dot_v1_dot_preference__pb2.RegisterDeviceRequest.SerializeToString,
+            notify_dot_v1_dot_preference__pb2.RegisterDeviceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDevices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/notify.v1.PreferenceService/ListDevices',
+            notify_dot_v1_dot_preference__pb2.ListDevicesRequest.SerializeToString,
+            notify_dot_v1_dot_preference__pb2.ListDevicesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnregisterDevice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/notify.v1.PreferenceService/UnregisterDevice',
+            notify_dot_v1_dot_preference__pb2.UnregisterDeviceRequest.SerializeToString,
+            notify_dot_v1_dot_preference__pb2.UnregisterDeviceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubscribeTopic(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/notify.v1.PreferenceService/SubscribeTopic',
+            notify_dot_v1_dot_preference__pb2.SubscribeTopicRequest.SerializeToString,
+            notify_dot_v1_dot_preference__pb2.SubscribeTopicResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnsubscribeTopic(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/notify.v1.PreferenceService/UnsubscribeTopic',
+            notify_dot_v1_dot_preference__pb2.UnsubscribeTopicRequest.SerializeToString,
+            notify_dot_v1_dot_preference__pb2.UnsubscribeTopicResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTopicSubscribers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/notify.v1.PreferenceService/ListTopicSubscribers',
+            notify_dot_v1_dot_preference__pb2.ListTopicSubscribersRequest.SerializeToString,
+            notify_dot_v1_dot_preference__pb2.ListTopicSubscribersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
