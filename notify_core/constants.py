@@ -73,6 +73,16 @@ def preferences_key(namespace: str, user_id: str) -> str:
 
 PREFERENCES_TTL_SECONDS: Final = 3600.0
 
+# --- unsubscribe links ------------------------------------------------------------------
+UNSUBSCRIBE_TTL_SECONDS: Final = 30 * 24 * 3600
+"""Default lifetime of a one-click unsubscribe link."""
+UNSUBSCRIBE_MAX_TTL_SECONDS: Final = 366 * 24 * 3600
+"""Longest lifetime a producer may ask for."""
+UNSUBSCRIBE_ALL_CHANNELS: Final = "*"
+"""The channel of a link that switches a type off on every channel."""
+MAX_UNSUBSCRIBE_TOKEN: Final = 2_048
+"""Characters; a longer token is refused before any decoding."""
+
 
 def last_seen_key(namespace: str, user_id: str) -> str:
     """When a user was last seen connected (epoch seconds)."""

@@ -143,6 +143,8 @@ class Node:
                 preferences=self.preferences,
                 database=db,
                 ws_send_queue=s.ws_send_queue,
+                signing_secret=s.signing_secret,
+                public_url=s.public_url,
             )
             config = uvicorn.Config(
                 app,

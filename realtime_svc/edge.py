@@ -25,10 +25,12 @@ from notify_core.constants import MAX_BODY_BYTES, MAX_USER_ID
 from notify_core.convert import row_to_json
 from notify_core.db.engine import Database
 from notify_core.errors import InvalidArgument, NotifyError, Unauthenticated
+from notify_core.http import error_response, guarded, json_body
 from preference_svc.devices import DeviceStore
 from preference_svc.routes import EdgeHelpers, preference_routes
 from preference_svc.store import PreferenceStore
 from preference_svc.topics import TopicStore
+from preference_svc.unsubscribe_routes import unsubscribe_routes
 from preference_svc.validate import parse_preferences
 from realtime_svc.hub import Hub
 from realtime_svc.inbox import Inbox
@@ -36,12 +38,6 @@ from realtime_svc.ws import serve_session
 from router_svc.inputs import list_decisions
 
 log = logging.getLogger(__name__)
-
-
-def error_response(exc: NotifyError) -> JSONResponse:
-    return JSONResponse(
-        {"error": {"code": exc.code, "message": exc.message}}, status_code=exc.http_status
-    )
 
 
 def _int_param(request: Request, name: str, default: int) -> int:
@@ -54,9 +50,6 @@ def _int_param(request: Request, name: str, default: int) -> int:
         raise InvalidArgument(name, f"must be a whole number, got {raw!r}") from None
 
 
-Handler = Callable[[Request], Awaitable[Response]]
-
-
 def create_edge(
     *,
     auth: Authenticator,
@@ -67,16 +60,9 @@ def create_edge(
     preferences: PreferenceStore,
     database: Database,
     ws_send_queue: int = 1_000,
+    signing_secret: str | None = None,
+    public_url: str | None = None,
 ) -> Starlette:
-    def guarded(handler: Handler) -> Handler:
-        async def wrapper(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except NotifyError as exc:
-                return error_response(exc)
-
-        return wrapper
-
     def user_of(request: Request) -> str:
         return auth.user(bearer(request.headers.get("authorization")))
 
@@ -129,15 +115,6 @@ def create_edge(
 
     async def mark_all_read(request: Request) -> Response:
         return JSONResponse({"updated": await inbox.mark_all_read(user_of(request))})
-
-    async def json_body(request: Request) -> Any:
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            raise InvalidArgument("body", f"must be at most {MAX_BODY_BYTES} bytes")
-        try:
-            return json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            raise InvalidArgument("body", "is not valid JSON") from None
 
     def target_user(request: Request) -> str:
         auth.producer(bearer(request.headers.get("authorization")))
@@ -210,6 +187,12 @@ def create_edge(
             EdgeHelpers(auth, guarded, user_of, target_user, json_body, _int_param),
             DeviceStore(database, preferences),
             TopicStore(database),
+        ),
+        *unsubscribe_routes(
+            auth=auth,
+            preferences=preferences,
+            signing_secret=signing_secret,
+            public_url=public_url,
         ),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
