@@ -24,6 +24,15 @@ CHANNEL_NAMES: Final = ("inapp", "email", "sms", "push", "webpush", "webhook")
 QUEUE_ROUTE: Final = "route"
 """Routing jobs: one per accepted notification, consumed by the router."""
 
+QUEUE_FANOUT: Final = "fanout"
+"""Topic sends: one job per send, consumed by ingest, which fans it out in batches."""
+QUEUES: Final = (QUEUE_ROUTE, QUEUE_FANOUT)
+"""Every queue a node declares at start (publishers and consumers alike)."""
+SCHEDULER_BATCH: Final = 500
+"""Due scheduled sends, or due held deliveries, released per transaction."""
+FANOUT_BATCH: Final = 1_000
+"""Subscribers read, and notifications accepted, per step of a topic fan-out."""
+
 QUEUE_AMQP_MAX_PRIORITY: Final = MAX_PRIORITY + 1
 """``x-max-priority`` of every RabbitMQ queue; one spare level, because changing it means
 deleting the queue."""
@@ -104,6 +113,9 @@ MAX_DATA_BYTES: Final = 16_384
 MAX_IDEMPOTENCY_KEY: Final = 255
 MAX_TEMPLATE: Final = 100
 MAX_LOCALE: Final = 35
+MAX_GROUP_KEY: Final = 255
+MAX_SCHEDULE_DAYS: Final = 365
+"""``send_at`` may be at most this far ahead."""
 MAX_BATCH: Final = 1_000
 MAX_BODY_BYTES: Final = 4 * 1024 * 1024
 INBOX_DEFAULT_LIMIT: Final = 20

@@ -19,7 +19,7 @@ from notify_core.auth import Authenticator
 from notify_core.cache.base import CacheBackends
 from notify_core.cache.factory import create_cache_backends
 from notify_core.config import Settings
-from notify_core.constants import QUEUE_ROUTE
+from notify_core.constants import QUEUES
 from notify_core.db.engine import Database
 from notify_core.db.migrate import upgrade
 from notify_core.errors import ConfigError
@@ -29,6 +29,7 @@ from notify_core.queue.factory import create_queue
 
 if TYPE_CHECKING:
     from preference_svc.store import PreferenceStore
+    from router_svc.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class Node:
     queue: WorkQueue | None = None
     backends: CacheBackends | None = None
     preferences: PreferenceStore | None = None
+    scheduler: Scheduler | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _closers: list[object] = field(default_factory=list)
 
@@ -68,41 +70,64 @@ class Node:
             await asyncio.to_thread(upgrade, s.database_url)
         auth = Authenticator(s.api_keys, s.jwt_secret)
         self.database = db = Database(s.database_url, sqlite_synchronous=s.sqlite_synchronous)
-        self.queue = queue = create_queue(s.amqp_url, db, s.namespace, [QUEUE_ROUTE])
+        self.queue = queue = create_queue(s.amqp_url, db, s.namespace, list(QUEUES))
         await queue.start()
         self.backends = backends = create_cache_backends(s.redis_url, s.namespace)
+        from preference_svc.store import PreferenceStore
+
+        # One store per node: every service here reads preferences through it.
+        self.preferences = prefs = PreferenceStore(db, backends.cache, s.namespace)
         specs: list[ServiceSpec] = []
 
         from ingest_svc import service as ingest_service
-        from ingest_svc.client import IngestApi, RemoteIngest
+        from ingest_svc.client import IngestApi, LocalIngest, RemoteIngest
         from ingest_svc.core import Ingest
         from ingest_svc.relay import run_relay
+        from ingest_svc.topics import TopicSends
 
         ingest_api: IngestApi | None = None
         if "ingest" in self.services:
             ingest = Ingest(db, queue)
             await ingest.start()
             self._closers.append(ingest)
-            ingest_api = ingest
-            specs.append(ingest_service.spec(ingest))
+            topics = TopicSends(db, queue, ingest)
+            ingest_api = LocalIngest(ingest, topics)
+            specs.append(ingest_service.spec(ingest, topics))
+            self._spawn(topics.run(), "fanout")
             self._spawn(run_relay(db, queue), "relay")
         if "router" in self.services:
-            from preference_svc.store import PreferenceStore
             from router_svc import service as router_service
+            from router_svc.inputs import Routing
             from router_svc.worker import Router
 
             router = Router(
-                db, queue, backends, PreferenceStore(db, backends.cache, s.namespace), s.namespace
+                db,
+                queue,
+                backends,
+                prefs,
+                s.namespace,
+                Routing.from_settings(s),
             )
             self._spawn(router.run(), "router")
-            specs.append(router_service.spec())
+            from router_svc.scheduler import Scheduler
+
+            scheduler = Scheduler(
+                db,
+                queue,
+                backends,
+                prefs,
+                s.namespace,
+                Routing.from_settings(s),
+                interval=s.scheduler_interval,
+            )
+            self.scheduler = scheduler
+            self._spawn(scheduler.run(), "scheduler")
+            specs.append(router_service.spec(db))
         if "preference" in self.services:
             from preference_svc import service as preference_service
             from preference_svc.devices import DeviceStore
-            from preference_svc.store import PreferenceStore
             from preference_svc.topics import TopicStore
 
-            prefs = PreferenceStore(db, backends.cache, s.namespace)
             specs.append(preference_service.spec(prefs, DeviceStore(db, prefs), TopicStore(db)))
         for name in ("template", "delivery", "digest"):
             if name in self.services:
@@ -131,16 +156,13 @@ class Node:
                 remote = RemoteIngest(s.ingest_target, sorted(s.api_keys)[0])
                 self._closers.append(remote)
                 ingest_api = remote
-            from preference_svc.store import PreferenceStore
-
-            self.preferences = PreferenceStore(db, backends.cache, s.namespace)
             app = create_edge(
                 auth=auth,
                 ingest=ingest_api,
                 inbox=inbox,
                 hub=hub,
                 ready=self.ready,
-                preferences=self.preferences,
+                preferences=prefs,
                 database=db,
                 ws_send_queue=s.ws_send_queue,
                 signing_secret=s.signing_secret,

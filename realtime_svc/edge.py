@@ -83,9 +83,18 @@ def create_edge(
             payload: Any = json.loads(body)
         except (ValueError, UnicodeDecodeError):
             raise InvalidArgument("body", "is not valid JSON") from None
-        requests, many = parse_send_json(payload)
-        ids = await ingest.send(requests)
-        return JSONResponse({"ids": ids} if many else {"id": ids[0]}, status_code=202)
+        parsed = parse_send_json(payload)
+        if parsed.topic is not None:
+            send_id = await ingest.send_topic(parsed.topic, parsed.requests[0])
+            return JSONResponse({"id": send_id, "topic": parsed.topic}, status_code=202)
+        ids = await ingest.send(parsed.requests)
+        return JSONResponse(
+            {"ids": ids} if parsed.shape == "many" else {"id": ids[0]}, status_code=202
+        )
+
+    async def topic_send(request: Request) -> Response:
+        auth.producer(bearer(request.headers.get("authorization")))
+        return JSONResponse(await ingest.topic_send(request.path_params["id"]))
 
     async def list_notifications(request: Request) -> Response:
         user_id = user_of(request)
@@ -179,6 +188,7 @@ def create_edge(
         Route("/notifications/read-all", guarded(mark_all_read), methods=["PATCH"]),
         Route("/notifications/{id}/read", guarded(mark_read), methods=["PATCH"]),
         Route("/notifications/{id}/deliveries", guarded(deliveries), methods=["GET"]),
+        Route("/topic-sends/{id}", guarded(topic_send), methods=["GET"]),
         Route("/preferences", guarded(get_my_preferences), methods=["GET"]),
         Route("/preferences", guarded(put_my_preferences), methods=["PUT"]),
         Route("/users/{user_id}/preferences", guarded(get_user_preferences), methods=["GET"]),

@@ -71,8 +71,8 @@ def plan_preferences(stored: StoredPreferences) -> Preferences:
         email=stored.email,
         phone=stored.phone,
         webhook_url=stored.webhook_url,
-        has_push_device=getattr(stored, "has_push_device", False),
-        has_webpush_subscription=getattr(stored, "has_webpush_subscription", False),
+        has_push_device=stored.has_push_device,
+        has_webpush_subscription=stored.has_webpush_subscription,
     )
 
 
@@ -122,7 +122,7 @@ async def find_heads(
     return heads
 
 
-async def _count(
+async def count_sends(
     backends: CacheBackends, namespace: str, rules: RateRules, wanted: list[tuple[str, str, str]]
 ) -> list[Verdict]:
     """Count one send per (user, type, channel): a type's own rule first, then the
@@ -190,7 +190,7 @@ async def decide(
         for d in first[row["id"]].decisions
         if d.action is Action.SEND
     ]
-    verdicts = await _count(
+    verdicts = await count_sends(
         backends, namespace, routing.rates, [(r["user_id"], r["type"], ch) for r, ch in wanted]
     )
     limited: dict[str, dict[str, Verdict]] = {}

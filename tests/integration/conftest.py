@@ -11,8 +11,10 @@ one type to one user and mean them as distinct. The dedup tests turn it on.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -133,8 +135,10 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path, namespace: str) -> 
     )
 
 
-@pytest.fixture
-async def env(settings: Settings) -> AsyncIterator[Env]:
+@asynccontextmanager
+async def running(settings: Settings, **changes: Any) -> AsyncIterator[Env]:
+    """A node on ``settings`` (with ``changes``), stopped on the way out."""
+    settings = dataclasses.replace(settings, **changes)
     node = Node(settings)
     await node.start()
     http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{node.http_port}", timeout=10)
@@ -146,3 +150,9 @@ async def env(settings: Settings) -> AsyncIterator[Env]:
         await http.aclose()
         await channel.close()
         await node.stop()
+
+
+@pytest.fixture
+async def env(settings: Settings) -> AsyncIterator[Env]:
+    async with running(settings) as e:
+        yield e

@@ -195,7 +195,10 @@ LIMITED = Verdict(False, 120.0, 0)
     [("defer", Action.HOLD), ("drop", Action.SKIP)],
 )
 def test_rate_limits(over_limit: str, push: Action) -> None:
-    p = run(rates={"email": LIMITED, "push": LIMITED}, config=Config(over_limit={"push": over_limit, "email": over_limit}))
+    p = run(
+        rates={"email": LIMITED, "push": LIMITED},
+        config=Config(over_limit={"push": over_limit, "email": over_limit}),
+    )
     assert p.action("email") is Action.DIGEST
     assert p.decision("email").reason == "rate limited: to the digest"
     assert p.action("push") is push

@@ -23,24 +23,33 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from notify.v1 import common_pb2 as notify_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16notify/v1/ingest.proto\x12\tnotify.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x16notify/v1/common.proto\"\xfb\x01\n\x0bSendRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12%\n\x04\x64\x61ta\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12%\n\x08priority\x18\x06 \x01(\x0e\x32\x13.notify.v1.Priority\x12$\n\x08\x63hannels\x18\x07 \x03(\x0e\x32\x12.notify.v1.Channel\x12\x17\n\x0fidempotency_key\x18\x08 \x01(\t\x12\x10\n\x08template\x18\t \x01(\t\x12\x0e\n\x06locale\x18\n \x01(\t\"\x1a\n\x0cSendResponse\x12\n\n\x02id\x18\x01 \x01(\t\"A\n\x10SendBatchRequest\x12-\n\rnotifications\x18\x01 \x03(\x0b\x32\x16.notify.v1.SendRequest\" \n\x11SendBatchResponse\x12\x0b\n\x03ids\x18\x01 \x03(\t2\x90\x01\n\rIngestService\x12\x37\n\x04Send\x12\x16.notify.v1.SendRequest\x1a\x17.notify.v1.SendResponse\x12\x46\n\tSendBatch\x12\x1b.notify.v1.SendBatchRequest\x1a\x1c.notify.v1.SendBatchResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16notify/v1/ingest.proto\x12\tnotify.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16notify/v1/common.proto\"\xbb\x02\n\x0bSendRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12%\n\x04\x64\x61ta\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12%\n\x08priority\x18\x06 \x01(\x0e\x32\x13.notify.v1.Priority\x12$\n\x08\x63hannels\x18\x07 \x03(\x0e\x32\x12.notify.v1.Channel\x12\x17\n\x0fidempotency_key\x18\x08 \x01(\t\x12\x10\n\x08template\x18\t \x01(\t\x12\x0e\n\x06locale\x18\n \x01(\t\x12\x11\n\tgroup_key\x18\x0b \x01(\t\x12+\n\x07send_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x1a\n\x0cSendResponse\x12\n\n\x02id\x18\x01 \x01(\t\"A\n\x10SendBatchRequest\x12-\n\rnotifications\x18\x01 \x03(\x0b\x32\x16.notify.v1.SendRequest\" \n\x11SendBatchResponse\x12\x0b\n\x03ids\x18\x01 \x03(\t\"Q\n\x12SendToTopicRequest\x12\r\n\x05topic\x18\x01 \x01(\t\x12,\n\x0cnotification\x18\x02 \x01(\x0b\x32\x16.notify.v1.SendRequest\"!\n\x13SendToTopicResponse\x12\n\n\x02id\x18\x01 \x01(\t\"!\n\x13GetTopicSendRequest\x12\n\n\x02id\x18\x01 \x01(\t\"T\n\x14GetTopicSendResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05topic\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12\x12\n\nfanned_out\x18\x04 \x01(\x03\x32\xaf\x02\n\rIngestService\x12\x37\n\x04Send\x12\x16.notify.v1.SendRequest\x1a\x17.notify.v1.SendResponse\x12\x46\n\tSendBatch\x12\x1b.notify.v1.SendBatchRequest\x1a\x1c.notify.v1.SendBatchResponse\x12L\n\x0bSendToTopic\x12\x1d.notify.v1.SendToTopicRequest\x1a\x1e.notify.v1.SendToTopicResponse\x12O\n\x0cGetTopicSend\x12\x1e.notify.v1.GetTopicSendRequest\x1a\x1f.notify.v1.GetTopicSendResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'notify.v1.ingest_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SENDREQUEST']._serialized_start=92
-  _globals['_SENDREQUEST']._serialized_end=343
-  _globals['_SENDRESPONSE']._serialized_start=345
-  _globals['_SENDRESPONSE']._serialized_end=371
-  _globals['_SENDBATCHREQUEST']._serialized_start=373
-  _globals['_SENDBATCHREQUEST']._serialized_end=438
-  _globals['_SENDBATCHRESPONSE']._serialized_start=440
-  _globals['_SENDBATCHRESPONSE']._serialized_end=472
-  _globals['_INGESTSERVICE']._serialized_start=475
-  _globals['_INGESTSERVICE']._serialized_end=619
+  _globals['_SENDREQUEST']._serialized_start=125
+  _globals['_SENDREQUEST']._serialized_end=440
+  _globals['_SENDRESPONSE']._serialized_start=442
+  _globals['_SENDRESPONSE']._serialized_end=468
+  _globals['_SENDBATCHREQUEST']._serialized_start=470
+  _globals['_SENDBATCHREQUEST']._serialized_end=535
+  _globals['_SENDBATCHRESPONSE']._serialized_start=537
+  _globals['_SENDBATCHRESPONSE']._serialized_end=569
+  _globals['_SENDTOTOPICREQUEST']._serialized_start=571
+  _globals['_SENDTOTOPICREQUEST']._serialized_end=652
+  _globals['_SENDTOTOPICRESPONSE']._serialized_start=654
+  _globals['_SENDTOTOPICRESPONSE']._serialized_end=687
+  _globals['_GETTOPICSENDREQUEST']._serialized_start=689
+  _globals['_GETTOPICSENDREQUEST']._serialized_end=722
+  _globals['_GETTOPICSENDRESPONSE']._serialized_start=724
+  _globals['_GETTOPICSENDRESPONSE']._serialized_end=808
+  _globals['_INGESTSERVICE']._serialized_start=811
+  _globals['_INGESTSERVICE']._serialized_end=1114
 # @@protoc_insertion_point(module_scope)

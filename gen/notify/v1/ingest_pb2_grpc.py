@@ -45,6 +45,16 @@ class IngestServiceStub:
                 request_serializer=notify_dot_v1_dot_ingest__pb2.SendBatchRequest.SerializeToString,
                 response_deserializer=notify_dot_v1_dot_ingest__pb2.SendBatchResponse.FromString,
                 _registered_method=True)
+        self.SendToTopic = channel.unary_unary(
+                '/notify.v1.IngestService/SendToTopic',
+                request_serializer=notify_dot_v1_dot_ingest__pb2.SendToTopicRequest.SerializeToString,
+                response_deserializer=notify_dot_v1_dot_ingest__pb2.SendToTopicResponse.FromString,
+                _registered_method=True)
+        self.GetTopicSend = channel.unary_unary(
+                '/notify.v1.IngestService/GetTopicSend',
+                request_serializer=notify_dot_v1_dot_ingest__pb2.GetTopicSendRequest.SerializeToString,
+                response_deserializer=notify_dot_v1_dot_ingest__pb2.GetTopicSendResponse.FromString,
+                _registered_method=True)
 
 
 class IngestServiceServicer:
@@ -65,6 +75,21 @@ class IngestServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SendToTopic(self, request, context):
+        """SendToTopic accepts one notification for every subscriber of a topic. The answer
+        means the send is durable; the fan-out to subscribers happens after, in batches.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTopicSend(self, request, context):
+        """GetTopicSend tells how far the fan-out of a topic send has come.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IngestServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -77,6 +102,16 @@ def add_IngestServiceServicer_to_server(servicer, server):
                     servicer.SendBatch,
                     request_deserializer=notify_dot_v1_dot_ingest__pb2.SendBatchRequest.FromString,
                     response_serializer=notify_dot_v1_dot_ingest__pb2.SendBatchResponse.SerializeToString,
+            ),
+            'SendToTopic': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendToTopic,
+                    request_deserializer=notify_dot_v1_dot_ingest__pb2.SendToTopicRequest.FromString,
+                    response_serializer=notify_dot_v1_dot_ingest__pb2.SendToTopicResponse.SerializeToString,
+            ),
+            'GetTopicSend': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTopicSend,
+                    request_deserializer=notify_dot_v1_dot_ingest__pb2.GetTopicSendRequest.FromString,
+                    response_serializer=notify_dot_v1_dot_ingest__pb2.GetTopicSendResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -134,6 +169,60 @@ class IngestService:
             '/notify.v1.IngestService/SendBatch',
             notify_dot_v1_dot_ingest__pb2.SendBatchRequest.SerializeToString,
             notify_dot_v1_dot_ingest__pb2.SendBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendToTopic(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/notify.v1.IngestService/SendToTopic',
+            notify_dot_v1_dot_ingest__pb2.SendToTopicRequest.SerializeToString,
+            notify_dot_v1_dot_ingest__pb2.SendToTopicResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTopicSend(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/notify.v1.IngestService/GetTopicSend',
+            notify_dot_v1_dot_ingest__pb2.GetTopicSendRequest.SerializeToString,
+            notify_dot_v1_dot_ingest__pb2.GetTopicSendResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from notify.v1 import router_pb2 as notify_dot_v1_dot_router__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -26,7 +27,6 @@ if _version_not_supported:
 
 class RouterServiceStub:
     """RouterService owns the routing decision: channels, timing, merging and rate limits.
-    It is served (health, reflection) and gains its RPCs with the work that implements them.
     """
 
     def __init__(self, channel):
@@ -35,16 +35,32 @@ class RouterServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.ListDeliveries = channel.unary_unary(
+                '/notify.v1.RouterService/ListDeliveries',
+                request_serializer=notify_dot_v1_dot_router__pb2.ListDeliveriesRequest.SerializeToString,
+                response_deserializer=notify_dot_v1_dot_router__pb2.ListDeliveriesResponse.FromString,
+                _registered_method=True)
 
 
 class RouterServiceServicer:
     """RouterService owns the routing decision: channels, timing, merging and rate limits.
-    It is served (health, reflection) and gains its RPCs with the work that implements them.
     """
+
+    def ListDeliveries(self, request, context):
+        """ListDeliveries answers what was decided for each channel of one notification.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
 
 def add_RouterServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'ListDeliveries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeliveries,
+                    request_deserializer=notify_dot_v1_dot_router__pb2.ListDeliveriesRequest.FromString,
+                    response_serializer=notify_dot_v1_dot_router__pb2.ListDeliveriesResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'notify.v1.RouterService', rpc_method_handlers)
@@ -55,5 +71,31 @@ def add_RouterServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class RouterService:
     """RouterService owns the routing decision: channels, timing, merging and rate limits.
-    It is served (health, reflection) and gains its RPCs with the work that implements them.
     """
+
+    @staticmethod
+    def ListDeliveries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/notify.v1.RouterService/ListDeliveries',
+            notify_dot_v1_dot_router__pb2.ListDeliveriesRequest.SerializeToString,
+            notify_dot_v1_dot_router__pb2.ListDeliveriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

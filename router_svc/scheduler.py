@@ -1,0 +1,204 @@
+"""Work whose time has come: scheduled sends and held channels.
+
+Both live in the database, so they survive restarts; the scheduler looks every
+``NOTIFY_SCHEDULER_INTERVAL`` seconds:
+
+- a notification ``scheduled`` with ``send_at`` due becomes ``accepted`` and gets its routing
+  job (in the same transaction when the queue is in the database; otherwise published after
+  the commit, and the relay covers a crash in between);
+- a delivery ``held`` (quiet hours, rate limit) whose ``hold_until`` is due is decided again
+  by :func:`router_svc.plan.release`: sent (in-app: into the inbox and live), held anew,
+  sent to the digest, or skipped — the new reason recorded.
+
+Rows are claimed with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several routers share the
+work without doing any of it twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ingest_svc.core import route_message
+from notify_core.cache.base import CacheBackends
+from notify_core.constants import QUEUE_ROUTE, SCHEDULER_BATCH
+from notify_core.db.engine import Database
+from notify_core.db.schema import notification_deliveries as deliveries
+from notify_core.db.schema import notifications
+from notify_core.errors import NotifyError
+from notify_core.queue.base import WorkQueue
+from notify_core.queue.database import DatabaseQueue
+from preference_svc.store import PreferenceStore
+from realtime_svc.live import publish_changes
+from router_svc.inputs import STATUS, Routing, count_sends, facts_of, plan_preferences
+from router_svc.plan import Action, Decision, Held, release
+
+log = logging.getLogger(__name__)
+
+
+class Scheduler:
+    def __init__(
+        self,
+        database: Database,
+        queue: WorkQueue,
+        backends: CacheBackends,
+        preferences: PreferenceStore,
+        namespace: str,
+        routing: Routing | None = None,
+        *,
+        interval: float = 1.0,
+    ) -> None:
+        self._db = database
+        self._queue = queue
+        self._backends = backends
+        self._prefs = preferences
+        self._ns = namespace
+        self._routing = routing or Routing()
+        self._interval = interval
+        self._same_txn = (
+            queue if isinstance(queue, DatabaseQueue) and queue.shares(database) else None
+        )
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except NotifyError as exc:
+                log.warning("scheduler: %s", exc)
+            except Exception:
+                log.exception("scheduler tick failed")
+            await asyncio.sleep(self._interval)
+
+    async def tick(self, now: datetime | None = None) -> tuple[int, int]:
+        """Release everything due at ``now`` (default: the clock); answer how many
+        scheduled notifications and held deliveries were released."""
+        now = now or datetime.now(UTC)
+        scheduled = held = 0
+        while (n := await self.release_scheduled(now)) > 0:
+            scheduled += n
+        while (n := await self.release_held(now)) > 0:
+            held += n
+        return scheduled, held
+
+    def _claim(self, query: sa.Select[Any]) -> sa.Select[Any]:
+        return query if self._db.is_sqlite else query.with_for_update(skip_locked=True)
+
+    async def release_scheduled(self, now: datetime) -> int:
+        query = self._claim(
+            sa.select(notifications.c.id, notifications.c.priority, notifications.c.send_at)
+            .where(notifications.c.state == "scheduled", notifications.c.send_at <= now)
+            .order_by(notifications.c.send_at)
+            .limit(SCHEDULER_BATCH)
+        )
+        async with self._db.write() as conn:
+            rows = (await conn.execute(query)).all()
+            if not rows:
+                return 0
+            await conn.execute(
+                notifications.update()
+                .where(notifications.c.id.in_([r.id for r in rows]))
+                .values(state="accepted", created_at=notifications.c.send_at)
+            )
+            jobs = [route_message(r.id, r.priority) for r in rows]
+            if self._same_txn is not None:
+                await self._same_txn.publish_in(conn, QUEUE_ROUTE, jobs)
+        if self._same_txn is None:
+            try:
+                await self._queue.publish(QUEUE_ROUTE, jobs)
+            except NotifyError as exc:
+                log.warning("routing jobs of due sends not published (%s); the relay will", exc)
+        return len(rows)
+
+    async def release_held(self, now: datetime) -> int:
+        query = self._claim(
+            sa.select(
+                deliveries.c.id.label("delivery_id"),
+                deliveries.c.channel,
+                deliveries.c.metadata,
+                notifications,
+            )
+            .join(notifications, notifications.c.id == deliveries.c.notification_id)
+            .where(deliveries.c.status == "held", deliveries.c.hold_until <= now)
+            .order_by(deliveries.c.hold_until)
+            .limit(SCHEDULER_BATCH)
+        )
+        async with self._db.write() as conn:
+            rows = [dict(r._mapping) for r in await conn.execute(query)]
+            if not rows:
+                return 0
+            decisions = await self._decide(rows, now)
+            shown = await self._apply(conn, rows, decisions, now)
+        if shown:
+            try:
+                await publish_changes(self._backends.pubsub, self._ns, shown, [])
+            except NotifyError as exc:
+                log.warning("live publish of released notifications failed: %s", exc)
+        return len(rows)
+
+    async def _decide(self, rows: list[dict[str, Any]], now: datetime) -> list[Decision]:
+        users = sorted({r["user_id"] for r in rows})
+        stored = await self._prefs.get_many(users)
+        prefs = {u: plan_preferences(stored[u]) for u in users}
+        config = self._routing.plan
+
+        def run(row: dict[str, Any], verdict: Any = None) -> Decision:
+            held = Held(row["channel"], (row["metadata"] or {}).get("reason", "held"))
+            return release(
+                held, facts_of(row), prefs[row["user_id"]], verdict=verdict, now=now, config=config
+            )
+
+        first = [run(r) for r in rows]
+        sending = [i for i, d in enumerate(first) if d.action is Action.SEND]
+        verdicts = await count_sends(
+            self._backends,
+            self._ns,
+            self._routing.rates,
+            [(rows[i]["user_id"], rows[i]["type"], rows[i]["channel"]) for i in sending],
+        )
+        for i, verdict in zip(sending, verdicts, strict=True):
+            if not verdict.allowed:
+                first[i] = run(rows[i], verdict)
+        return first
+
+    async def _apply(
+        self,
+        conn: AsyncConnection,
+        rows: list[dict[str, Any]],
+        decisions: list[Decision],
+        now: datetime,
+    ) -> list[dict[str, Any]]:
+        """Record each new decision; put released in-app rows in the inbox and answer them."""
+        to_inbox: list[str] = []
+        for row, d in zip(rows, decisions, strict=True):
+            if d.action is Action.SEND:
+                status = "delivered" if d.channel == "inapp" else "pending"
+            else:
+                status = STATUS[d.action]
+            await conn.execute(
+                deliveries.update()
+                .where(deliveries.c.id == row["delivery_id"])
+                .values(
+                    status=status,
+                    hold_until=d.until,
+                    metadata={**(row["metadata"] or {}), "reason": d.reason},
+                    delivered_at=now if status == "delivered" else None,
+                )
+            )
+            if status == "delivered":
+                to_inbox.append(row["id"])
+        if not to_inbox:
+            return []
+        await conn.execute(
+            notifications.update().where(notifications.c.id.in_(to_inbox)).values(inbox=True)
+        )
+        result = await conn.execute(
+            sa.select(notifications).where(notifications.c.id.in_(to_inbox))
+        )
+        return [dict(r._mapping) for r in result]
