@@ -9,7 +9,10 @@
     ├── Unavailable          a backend (database, queue, cache) is down → UNAVAILABLE / 503
     │   ├── QueueUnavailable
     │   └── CacheUnavailable
-    └── ConfigError          a setting is missing or malformed (raised at start)
+    ├── ConfigError          a setting is missing or malformed (raised at start)
+    └── DeliveryError        a provider did not take a message (delivery workers only)
+        ├── PermanentDeliveryError   bad address, refused content, 4xx: never retried
+        └── TransientDeliveryError   timeout, 5xx, throttling, circuit open: retried later
 
 Third-party exceptions are translated once, at the adapter that calls the library
 (``raise QueueUnavailable(...) from exc``); nothing above the adapters sees them.
@@ -74,3 +77,28 @@ class ConfigError(NotifyError):
     """A setting is missing or malformed; the message names the variable."""
 
     code = "config"
+
+
+class DeliveryError(NotifyError):
+    """A provider did not take a message. ``provider`` names it; the message says why."""
+
+    code = "delivery_failed"
+    http_status = 502
+    grpc_status = grpc.StatusCode.UNAVAILABLE
+    permanent: bool = False
+
+    def __init__(self, provider: str, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(f"{provider}: {message}")
+        self.provider = provider
+        self.retry_after = retry_after
+        """Seconds the provider asked us to wait (a Retry-After header), if it said."""
+
+
+class PermanentDeliveryError(DeliveryError):
+    """Retrying cannot help: a bad or suppressed address, a refused target, a 4xx."""
+
+    permanent = True
+
+
+class TransientDeliveryError(DeliveryError):
+    """Worth another try later: a timeout, a 5xx, throttling, an open circuit."""

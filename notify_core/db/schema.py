@@ -218,7 +218,17 @@ notification_deliveries = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False, default=utcnow),
     # -- beyond the original design ------------------------------------------------------
     sa.Column("hold_until", UtcDateTime, comment="status held: when to look again"),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("dead_at", UtcDateTime, comment="when the last try failed (dead letter)"),
+    sa.Column("opens", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("clicks", sa.Integer, nullable=False, server_default="0"),
     sa.Index("idx_deliveries_notification", "notification_id"),
+    sa.Index(
+        "idx_deliveries_dead",
+        "dead_at",
+        postgresql_where=sa.text("status = 'failed'"),
+        sqlite_where=sa.text("status = 'failed'"),
+    ),
     sa.Index(
         "idx_deliveries_held",
         "hold_until",
@@ -260,6 +270,16 @@ notification_aggregations = sa.Table(
     sa.Column("sent_at", UtcDateTime),
     sa.Index("idx_aggregations_user", "user_id", "sent"),
     sa.Index("idx_aggregations_type", "type", "aggregated_at"),
+)
+
+email_suppressions = sa.Table(
+    "email_suppressions",
+    metadata,
+    sa.Column("address", sa.String(254), primary_key=True, comment="lower-cased"),
+    sa.Column("reason", sa.String(20), nullable=False, comment="bounce or complaint"),
+    sa.Column("provider", sa.String(50)),
+    sa.Column("detail", sa.Text),
+    sa.Column("created_at", UtcDateTime, nullable=False, default=utcnow),
 )
 
 topic_subscriptions = sa.Table(

@@ -1,0 +1,1 @@
+"""One module per provider, each behind the small protocols of :mod:`.base`."""
