@@ -180,11 +180,13 @@ def _cleanup_namespace(namespace: str) -> None:
     with contextlib.suppress(Exception):
         import pika
 
-        from notify_core.constants import QUEUE_ROUTE, queue_name
+        from notify_core.constants import QUEUES, queue_name
 
         connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
         try:
-            connection.channel().queue_delete(queue=queue_name(namespace, QUEUE_ROUTE))
+            channel = connection.channel()
+            for queue in QUEUES:
+                channel.queue_delete(queue=queue_name(namespace, queue))
         finally:
             connection.close()
 

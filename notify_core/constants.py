@@ -33,6 +33,10 @@ SCHEDULER_BATCH: Final = 500
 FANOUT_BATCH: Final = 1_000
 """Subscribers read, and notifications accepted, per step of a topic fan-out."""
 
+QUEUE_HOLD_STEPS: Final = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)
+"""RabbitMQ: the delays (seconds) of the hold queues that delayed publishes wait in; a
+delay is rounded up to the next step (a longer one waits in the last step)."""
+
 QUEUE_AMQP_MAX_PRIORITY: Final = MAX_PRIORITY + 1
 """``x-max-priority`` of every RabbitMQ queue; one spare level, because changing it means
 deleting the queue."""
@@ -56,6 +60,11 @@ def amqp_connection_name(namespace: str) -> str:
 def queue_name(namespace: str, queue: str) -> str:
     """The broker-side name of one of our queues."""
     return f"{namespace}.{queue}"
+
+
+def hold_queue_name(namespace: str, seconds: float) -> str:
+    """The hold queue (and its exchange) for delayed publishes of ``seconds``."""
+    return f"{namespace}.hold.{round(seconds * 1000)}ms"
 
 
 # --- Redis keys and pub/sub channels ----------------------------------------------------

@@ -10,8 +10,11 @@ creates and drops its own database), ``NOTIFY_TEST_REDIS_URL`` and ``NOTIFY_TEST
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import socket
+import subprocess
 import uuid
 from collections.abc import Iterator
 from urllib.parse import urlsplit
@@ -76,7 +79,43 @@ def amqp_url() -> str:
     return AMQP_URL
 
 
+_NAMESPACE_PREFIX = f"t{uuid.uuid4().hex[:4]}"
+"""Every namespace of this session starts with it, so the session can clean up after itself."""
+
+
 @pytest.fixture
 def namespace() -> str:
     """A namespace no other test uses: queues and Redis keys of this test only."""
-    return f"t{uuid.uuid4().hex[:12]}"
+    return f"{_NAMESPACE_PREFIX}{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_broker_objects() -> Iterator[None]:
+    """At the end of the session, delete the RabbitMQ queues and exchanges its namespaces
+    declared (work queues, hold queues), so that repeated runs do not pile them up."""
+    yield
+    if not _reachable(AMQP_URL, 5672) or shutil.which("rabbitmqctl") is None:
+        return
+    import pika
+
+    def names(kind: str) -> list[str]:
+        out = subprocess.run(
+            ["rabbitmqctl", "-q", "--no-table-headers", f"list_{kind}", "name"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        ).stdout
+        return [n.strip() for n in out.splitlines() if n.strip().startswith(_NAMESPACE_PREFIX)]
+
+    with contextlib.suppress(Exception):
+        queues, exchanges = names("queues"), names("exchanges")
+        connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+        try:
+            channel = connection.channel()
+            for queue in queues:
+                channel.queue_delete(queue=queue)
+            for exchange in exchanges:
+                channel.exchange_delete(exchange=exchange)
+        finally:
+            connection.close()

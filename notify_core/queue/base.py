@@ -11,6 +11,7 @@ Guarantees (checked by ``tests/contract/test_queue_contract.py`` against every b
   (``PRIORITY_HIGH`` > ``PRIORITY_NORMAL`` > ``PRIORITY_LOW``); FIFO within a priority is
   best effort.
 * At most ``prefetch`` messages are delivered to one consumer and not yet acked.
+* A message published with a ``delay`` is not delivered before the delay has passed.
 
 Queues are named by their logical name (``constants.QUEUE_*``); an implementation is built
 with the namespace and the list of logical queues, and prefixes the names itself
@@ -57,8 +58,14 @@ class WorkQueue(Protocol):
         """Stop consumers and disconnect. Unacked deliveries go back to their queue."""
         ...
 
-    async def publish(self, queue: str, messages: Sequence[Message]) -> None:
-        """Publish ``messages`` to ``queue`` and return when all are durable."""
+    async def publish(self, queue: str, messages: Sequence[Message], *, delay: float = 0.0) -> None:
+        """Publish ``messages`` to ``queue`` and return when all are durable.
+
+        With ``delay`` (seconds) they are delivered no sooner than that (retries): the
+        database queue makes them available then; RabbitMQ parks them in the hold queue of
+        the smallest ``QUEUE_HOLD_STEPS`` step not shorter than the delay, whose expiry
+        dead-letters them back to ``queue``.
+        """
         ...
 
     def consume(

@@ -122,20 +122,27 @@ class DatabaseQueue:
 
     # -- publishing ---------------------------------------------------------------------
 
-    async def publish(self, queue: str, messages: Sequence[Message]) -> None:
-        """Insert one row per message in one transaction; return once committed."""
+    async def publish(self, queue: str, messages: Sequence[Message], *, delay: float = 0.0) -> None:
+        """Insert one row per message in one transaction; return once committed. A
+        ``delay`` makes the rows available that many seconds later."""
         if not messages:
             return
         async with self._write() as conn:
-            await self.publish_in(conn, queue, messages)
-        self.wake(queue)
+            await self.publish_in(conn, queue, messages, delay=delay)
+        if delay <= 0:
+            self.wake(queue)
 
     def shares(self, database: Database) -> bool:
         """Whether jobs can be written inside transactions of ``database``."""
         return database is self._db
 
     async def publish_in(
-        self, conn: AsyncConnection, queue: str, messages: Sequence[Message]
+        self,
+        conn: AsyncConnection,
+        queue: str,
+        messages: Sequence[Message],
+        *,
+        delay: float = 0.0,
     ) -> None:
         """Insert the messages inside the caller's transaction on this queue's database, so
         that they commit (or not) together with the caller's own rows. Call ``wake(queue)``
@@ -151,6 +158,7 @@ class DatabaseQueue:
                 "body": m.body,
                 "message_id": m.message_id,
                 "created_at": now,
+                "lease_until": now + delay if delay > 0 else None,
             }
             for m in messages
         ]

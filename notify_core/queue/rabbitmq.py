@@ -26,8 +26,10 @@ from notify_core.constants import (
     PRIORITY_LOW,
     QUEUE_AMQP_MAX_PRIORITY,
     QUEUE_CONFIRM_TIMEOUT_SECONDS,
+    QUEUE_HOLD_STEPS,
     QUEUE_RECONNECT_MAX_SECONDS,
     amqp_connection_name,
+    hold_queue_name,
     queue_name,
 )
 from notify_core.errors import QueueUnavailable
@@ -145,14 +147,17 @@ class _Publisher:
         await chan.call(chan.pika.confirm_delivery, publisher._on_confirm)
         return publisher
 
-    def publish(self, routing_key: str, message: Message) -> tuple[int, asyncio.Future[None]]:
+    def publish(
+        self, routing_key: str, message: Message, exchange: str = "", expiration: str | None = None
+    ) -> tuple[int, asyncio.Future[None]]:
         properties = pika.BasicProperties(
             delivery_mode=pika.DeliveryMode.Persistent,
             priority=message.priority,
             message_id=message.message_id,
+            expiration=expiration,
         )
         self.channel.pika.basic_publish(
-            exchange="", routing_key=routing_key, body=message.body, properties=properties
+            exchange=exchange, routing_key=routing_key, body=message.body, properties=properties
         )
         self._seq += 1
         confirmed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -358,9 +363,19 @@ class RabbitMQQueue:
 
     # -- publishing ---------------------------------------------------------------------
 
-    async def publish(self, queue: str, messages: Sequence[Message]) -> None:
-        """Publish every message, then wait for all their confirms together."""
+    async def publish(self, queue: str, messages: Sequence[Message], *, delay: float = 0.0) -> None:
+        """Publish every message, then wait for all their confirms together.
+
+        Delayed messages go through the fanout exchange of a hold queue with the work
+        queue's name as routing key; the hold queue has a TTL and dead-letters to the
+        default exchange, which routes by that same key: back to the work queue. The
+        per-message expiration (the exact delay) may shorten the wait below the step."""
         name = self._name(queue)
+        exchange, expiration = "", None
+        if delay > 0:
+            step = next((s for s in QUEUE_HOLD_STEPS if s >= delay), QUEUE_HOLD_STEPS[-1])
+            exchange = hold_queue_name(self._namespace, step)
+            expiration = str(max(1, round(min(delay, step) * 1000)))
         for message in messages:
             if not 0 <= message.priority <= MAX_PRIORITY:
                 raise ValueError(f"priority {message.priority} is outside 0..{MAX_PRIORITY}")
@@ -372,7 +387,7 @@ class RabbitMQQueue:
         try:
             try:
                 for message in messages:
-                    seq, confirmed = publisher.publish(name, message)
+                    seq, confirmed = publisher.publish(name, message, exchange, expiration)
                     seqs.append(seq)
                     confirms.append(confirmed)
             except pika.exceptions.AMQPError as exc:
@@ -478,6 +493,21 @@ class RabbitMQQueue:
                 await admin.call(
                     admin.pika.queue_declare, queue=name, durable=True, arguments=arguments
                 )
+            for step in QUEUE_HOLD_STEPS:
+                hold = hold_queue_name(self._namespace, step)
+                await admin.call(
+                    admin.pika.exchange_declare, exchange=hold, exchange_type="fanout", durable=True
+                )
+                await admin.call(
+                    admin.pika.queue_declare,
+                    queue=hold,
+                    durable=True,
+                    arguments={
+                        "x-message-ttl": round(step * 1000),
+                        "x-dead-letter-exchange": "",
+                    },
+                )
+                await admin.call(admin.pika.queue_bind, queue=hold, exchange=hold)
             publisher = await _Publisher.open(conn, self._timeout)
         except BaseException:
             if self._conn is conn:

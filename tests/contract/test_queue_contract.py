@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -209,6 +210,25 @@ async def test_published_message_is_consumed_with_its_body_priority_and_id(backe
     assert delivery.message_id == "m-1"
     assert delivery.redelivered is False
     await queue.ack([delivery])
+    await collector.stop()
+
+
+async def test_a_delayed_message_waits_its_delay_then_arrives_with_its_priority(
+    backend: Backend,
+):
+    queue = await backend.open()
+    started = time.monotonic()
+    await queue.publish(QUEUE, [Message(b"later", PRIORITY_HIGH, message_id="d-1")], delay=0.8)
+    await queue.publish(QUEUE, [Message(b"now")])
+    collector = Collector(queue)
+    first = await collector.wait_for(1)
+    assert bodies(first) == [b"now"]
+    both = await collector.wait_for(2, within=10.0)
+    waited = time.monotonic() - started
+    assert bodies(both) == [b"now", b"later"]
+    assert both[1].priority == PRIORITY_HIGH and both[1].message_id == "d-1"
+    assert waited >= 0.8
+    await queue.ack(both)
     await collector.stop()
 
 
