@@ -71,10 +71,9 @@ def preference_rows(users: list[str]) -> list[dict[str, Any]]:
             "webhook_url": "https://hooks.example.com/x" if i % 3 == 0 else None,
             "preferences": {"like": {"email": False}},
             "timezone": "Europe/Paris",
+            "quiet_hours_start": datetime(2000, 1, 1, 22).time() if i % 4 == 0 else None,
+            "quiet_hours_end": datetime(2000, 1, 1, 7).time() if i % 4 == 0 else None,
         }
-        if i % 4 == 0:
-            row["quiet_hours_start"] = datetime(2000, 1, 1, 22).time()
-            row["quiet_hours_end"] = datetime(2000, 1, 1, 7).time()
         rows.append(row)
     return rows
 
