@@ -1,4 +1,5 @@
-"""The ``notify`` command: ``up``, ``serve SERVICE``, ``migrate``, ``token USER``."""
+"""The ``notify`` command: ``up``, ``serve SERVICE``, ``migrate``, ``token USER``,
+``dead-letters`` and ``requeue`` (straight on the database and queue of the configuration)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,48 @@ def _parser() -> argparse.ArgumentParser:
     token = sub.add_parser("token", help="mint a user token (HS256, NOTIFY_JWT_SECRET)")
     token.add_argument("user_id")
     token.add_argument("--ttl", type=float, default=3600.0, help="seconds until it expires")
+    dead = sub.add_parser("dead-letters", help="list deliveries whose last try failed")
+    dead.add_argument("--channel")
+    dead.add_argument("--limit", type=int, default=100)
+    dead.add_argument("--json", action="store_true", help="one JSON object per line")
+    requeue = sub.add_parser("requeue", help="give dead letters another full run of tries")
+    requeue.add_argument("ids", nargs="*", help="delivery ids (from dead-letters)")
+    requeue.add_argument("--all", action="store_true", help="every dead letter")
+    requeue.add_argument("--channel")
     return parser
+
+
+async def _dead_letters(settings: Settings, args: argparse.Namespace) -> None:
+    import json
+
+    from delivery_svc.dead_letters import list_dead_letters, requeue_dead_letters
+    from notify_core.constants import QUEUES
+    from notify_core.db.engine import Database
+    from notify_core.queue.factory import create_queue
+
+    db = Database(settings.database_url)
+    try:
+        if args.command == "dead-letters":
+            for d in await list_dead_letters(db, channel=args.channel, limit=args.limit):
+                if args.json:
+                    print(json.dumps(d))
+                else:
+                    print(
+                        f"{d['id']}  {d['channel']:<8} {d['dead_at']}  tries={d['attempts']}  "
+                        f"{d['user_id']}  {d['error']}"
+                    )
+            return
+        queue = create_queue(settings.amqp_url, db, settings.namespace, list(QUEUES))
+        await queue.start()
+        try:
+            count = await requeue_dead_letters(
+                db, queue, ids=args.ids, channel=args.channel, everything=args.all
+            )
+        finally:
+            await queue.close()
+        print(f"notify: requeued {count} dead letters")
+    finally:
+        await db.close()
 
 
 async def _run(settings: Settings, services: tuple[str, ...], migrate: bool) -> None:
@@ -63,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
             if not settings.jwt_secret:
                 raise ConfigError("NOTIFY_JWT_SECRET is not set")
             print(issue_user_token(settings.jwt_secret, args.user_id, args.ttl))
+        elif args.command in ("dead-letters", "requeue"):
+            asyncio.run(_dead_letters(settings, args))
         elif args.command == "up":
             asyncio.run(_run(settings, SERVICES, migrate=True))
         else:

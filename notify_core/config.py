@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from dotenv import dotenv_values
 
+from notify_core.config_webhook import WebhookSettings, webhook_settings
 from notify_core.constants import CHANNEL_NAMES as CHANNELS
 from notify_core.errors import ConfigError
 from notify_core.ratelimit import DEFAULT_LIMITS, Limit, RateRules
@@ -46,6 +47,8 @@ class Settings:
     """SQLite durability: NORMAL survives process crashes, FULL also power loss (slower)."""
     ws_ping_interval: float = 30.0
     """Seconds between server pings; a client that does not answer within as long is dropped."""
+    # -- outgoing webhooks (NOTIFY_WEBHOOK_*, parsed in notify_core/config_webhook.py) ---
+    webhook: WebhookSettings = field(default_factory=WebhookSettings)
 
     rate_limits: RateRules = field(default_factory=RateRules)
     """NOTIFY_RATE_LIMITS: per channel and per (type, channel); the original design's defaults."""
@@ -59,6 +62,17 @@ class Settings:
     public_url: str | None = None
     """NOTIFY_PUBLIC_URL: how the edge is reached from outside, for links in messages."""
     scheduler_interval: float = 1.0
+    # -- delivery workers ---------------------------------------------------------------
+    retry_schedule: tuple[float, ...] = (60.0, 300.0, 900.0)
+    """NOTIFY_RETRY_SCHEDULE: waits before each retry; when spent, a dead letter."""
+    delivery_concurrency: Mapping[str, int] = field(
+        default_factory=lambda: {"high": 50, "normal": 30, "low": 20}
+    )
+    """NOTIFY_DELIVERY_CONCURRENCY: sends in flight per channel and priority (5:3:2)."""
+    breaker_threshold: int = 5
+    """NOTIFY_BREAKER_THRESHOLD: failures in a row that open a provider's breaker."""
+    breaker_reset: float = 30.0
+    """NOTIFY_BREAKER_RESET: seconds an open breaker waits before a trial call."""
     """NOTIFY_SCHEDULER_INTERVAL: seconds between looks for due scheduled and held work."""
 
     @property
@@ -182,6 +196,29 @@ def _dedup(env: Mapping[str, str]) -> tuple[float, dict[str, float]]:
     return default, by_type
 
 
+def _retry_schedule(env: Mapping[str, str]) -> tuple[float, ...]:
+    """``NOTIFY_RETRY_SCHEDULE="1m,5m,15m"``; ``"none"`` means no retries."""
+    raw = (env.get("NOTIFY_RETRY_SCHEDULE") or "").strip()
+    if not raw:
+        return Settings.retry_schedule
+    if raw.lower() == "none":
+        return ()
+    return tuple(parse_duration(part, "NOTIFY_RETRY_SCHEDULE") for part in raw.split(","))
+
+
+def _concurrency(env: Mapping[str, str]) -> dict[str, int]:
+    """``NOTIFY_DELIVERY_CONCURRENCY="high=50,normal=30,low=20"`` (any subset)."""
+    name = "NOTIFY_DELIVERY_CONCURRENCY"
+    out = {"high": 50, "normal": 30, "low": 20}
+    for key, value in _entries(env, name):
+        if key not in out:
+            raise ConfigError(f"{name}: {key!r} must be high, normal or low")
+        if not value.isdigit() or not 1 <= int(value) <= 10_000:
+            raise ConfigError(f"{name}: {key}={value!r} must be a whole number 1..10000")
+        out[key] = int(value)
+    return out
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
 ) -> Settings:
@@ -236,6 +273,7 @@ def load_settings(
         sqlite_synchronous=_choice(env, "NOTIFY_SQLITE_SYNCHRONOUS", "NORMAL", ("NORMAL", "FULL")),
         ws_send_queue=_int(env, "NOTIFY_WS_SEND_QUEUE", 1_000, 1, 1_000_000),
         ws_ping_interval=_float(env, "NOTIFY_WS_PING_INTERVAL", 30.0, 0.1, 3600.0),
+        webhook=webhook_settings(env),
         rate_limits=_rate_limits(env),
         over_limit=_over_limit(env),
         dedup_window=dedup_window,
@@ -243,4 +281,8 @@ def load_settings(
         signing_secret=signing_secret,
         public_url=_url(env, "NOTIFY_PUBLIC_URL", ("http", "https")),
         scheduler_interval=_float(env, "NOTIFY_SCHEDULER_INTERVAL", 1.0, 0.01, 3600.0),
+        retry_schedule=_retry_schedule(env),
+        delivery_concurrency=_concurrency(env),
+        breaker_threshold=_int(env, "NOTIFY_BREAKER_THRESHOLD", 5, 1, 1_000),
+        breaker_reset=_float(env, "NOTIFY_BREAKER_RESET", 30.0, 0.01, 86_400.0),
     )

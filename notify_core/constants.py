@@ -26,8 +26,27 @@ QUEUE_ROUTE: Final = "route"
 
 QUEUE_FANOUT: Final = "fanout"
 """Topic sends: one job per send, consumed by ingest, which fans it out in batches."""
-QUEUES: Final = (QUEUE_ROUTE, QUEUE_FANOUT)
+DELIVERY_CHANNELS: Final = ("email", "webhook")
+"""Channels with delivery workers: the router queues a job for each of their sends."""
+DELIVERY_PRIORITIES: Final = ("high", "normal", "low")
+
+
+def delivery_queue(channel: str, priority: str) -> str:
+    """The work queue of one channel at one priority (each has its own concurrency)."""
+    return f"deliver.{channel}.{priority}"
+
+
+DELIVERY_QUEUES: Final = tuple(
+    delivery_queue(c, p) for c in DELIVERY_CHANNELS for p in DELIVERY_PRIORITIES
+)
+QUEUES: Final = (QUEUE_ROUTE, QUEUE_FANOUT, *DELIVERY_QUEUES)
 """Every queue a node declares at start (publishers and consumers alike)."""
+SEND_LEASE_SECONDS: Final = 60.0
+"""A delivery being sent is leased this long; a crashed worker's lease runs out and another
+worker may take it."""
+DELIVERY_RELAY_AFTER_SECONDS: Final = 60.0
+"""A delivery waiting (pending, retrying, or leased) this long past its time without a
+worker gets its job published again."""
 SCHEDULER_BATCH: Final = 500
 """Due scheduled sends, or due held deliveries, released per transaction."""
 FANOUT_BATCH: Final = 1_000
@@ -149,6 +168,24 @@ MAX_TOPIC_SUBSCRIBE: Final = 10_000
 TOPIC_PAGE_DEFAULT: Final = 100
 TOPIC_PAGE_MAX: Final = 1_000
 
+# --- templates --------------------------------------------------------------------------
+TEMPLATE_LAYOUT: Final = "layout"
+"""The "channel" of a layout: an HTML frame that email templates extend."""
+TEMPLATE_CHANNELS: Final = (*CHANNEL_NAMES, TEMPLATE_LAYOUT)
+MAX_TEMPLATE_SUBJECT: Final = 998
+"""Characters of a subject template (the longest email header line, RFC 5322)."""
+MAX_TEMPLATE_BODY: Final = 256 * 1024
+"""Characters of a body template."""
+MAX_TEMPLATE_VARIABLES: Final = 200
+MAX_TEMPLATE_VARIABLE: Final = 100
+"""Characters of one declared variable name."""
+MAX_RENDERED_CHARS: Final = 1_000_000
+"""Output of one rendered part; a template producing more fails instead of eating memory."""
+MAX_TEMPLATE_REPEAT: Final = 100_000
+"""Longest string or list a template may build with ``*``, and the largest ``**`` exponent."""
+TEMPLATE_CACHE_SIZE: Final = 1_024
+"""Compiled templates kept per process (least recently used dropped first)."""
+
 # --- timing -----------------------------------------------------------------------------
 HEARTBEAT_SECONDS: Final = 30.0
 PRESENCE_TTL_SECONDS: Final = 90.0
@@ -157,3 +194,59 @@ LAST_SEEN_TTL_SECONDS: Final = 30 * 24 * 3600.0
 """How long a user's last-seen time is kept after their last connect, refresh or disconnect."""
 RELAY_AFTER_SECONDS: Final = 10.0
 """An accepted notification not routed after this long is published to the queue again."""
+
+# --- email providers --------------------------------------------------------------------
+EMAIL_PROVIDERS: Final = ("smtp", "ses", "sendgrid")
+"""Values of ``NOTIFY_EMAIL_PROVIDER`` and ``NOTIFY_EMAIL_FALLBACK``."""
+EMAIL_DEFAULT_FROM: Final = "Notify <no-reply@localhost>"
+EMAIL_MAX_HEADER_LINE: Final = 998
+"""RFC 5322: longest header line, in characters, without its CRLF."""
+SMTP_STARTTLS_MODES: Final = ("auto", "always", "never")
+SMTP_POOL_DEFAULT: Final = 4
+SMTP_POOL_MAX: Final = 100
+SMTP_CONNECT_TIMEOUT_SECONDS: Final = 10.0
+"""Connect, greeting, STARTTLS and AUTH of one new SMTP connection."""
+SMTP_SEND_TIMEOUT_SECONDS: Final = 30.0
+"""One whole SMTP transaction (MAIL, RCPT, DATA) on a pooled connection."""
+SES_CONNECT_TIMEOUT_SECONDS: Final = 5.0
+SES_READ_TIMEOUT_SECONDS: Final = 15.0
+SES_MAX_POOL_CONNECTIONS: Final = 10
+SENDGRID_DEFAULT_BASE_URL: Final = "https://api.sendgrid.com"
+SENDGRID_TIMEOUT_SECONDS: Final = 15.0
+SENDGRID_MAX_CONNECTIONS: Final = 20
+SENDGRID_SIGNATURE_HEADER: Final = "X-Twilio-Email-Event-Webhook-Signature"
+SENDGRID_TIMESTAMP_HEADER: Final = "X-Twilio-Email-Event-Webhook-Timestamp"
+SNS_CERT_HOST_PATTERN: Final = r"sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?"
+"""Hosts SNS signing certificates (and subscribe URLs) are accepted from."""
+SNS_CERT_CACHE_SIZE: Final = 16
+SNS_CERT_MAX_BYTES: Final = 64 * 1024
+SNS_CERT_FETCH_TIMEOUT_SECONDS: Final = 10.0
+
+# --- outgoing webhooks ------------------------------------------------------------------
+WEBHOOK_TIMEOUT_SECONDS: Final = 10.0
+"""Default of NOTIFY_WEBHOOK_TIMEOUT: the whole request (connect, send, answer)."""
+WEBHOOK_CONNECT_TIMEOUT_SECONDS: Final = 5.0
+"""Longest wait for one TCP (and TLS) connection, within the request's timeout."""
+WEBHOOK_MAX_RESPONSE_BYTES: Final = 64 * 1024
+"""Bytes of a receiver's answer read at most; the rest is dropped with the connection."""
+WEBHOOK_ERROR_SNIPPET: Final = 200
+"""Characters of a failed answer's body quoted in the delivery error."""
+WEBHOOK_MAX_CONNECTIONS: Final = 100
+WEBHOOK_KEEPALIVE_SECONDS: Final = 30.0
+WEBHOOK_SECRET_PREFIX: Final = "whsec_"
+WEBHOOK_SECRET_MIN_BYTES: Final = 24
+"""Standard Webhooks: an HMAC secret has at least 24 random bytes..."""
+WEBHOOK_SECRET_MAX_BYTES: Final = 64
+"""... and at most 64."""
+MAX_WEBHOOK_ID: Final = 255
+WEBHOOK_USER_AGENT: Final = "Notify-Webhooks/1"
+
+# --- engagement tracking ----------------------------------------------------------------
+TRACK_OPEN_PATH: Final = "/t/o/"
+"""Open pixels: ``/t/o/<token>.gif`` on the edge."""
+TRACK_CLICK_PATH: Final = "/t/c/"
+"""Tracked links: ``/t/c/<token>`` on the edge, a 302 to the signed target."""
+MAX_TRACKED_URL: Final = 2_048
+"""Characters; a longer link in a message is left as it is (not tracked)."""
+MAX_TRACKING_TOKEN: Final = 4_096
+"""Characters; a longer token is refused before any decoding."""

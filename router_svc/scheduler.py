@@ -24,6 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from delivery_svc.jobs import group_jobs, publish_after_commit, publish_in_txn
 from ingest_svc.core import route_message
 from notify_core.cache.base import CacheBackends
 from notify_core.constants import QUEUE_ROUTE, SCHEDULER_BATCH
@@ -135,6 +136,16 @@ class Scheduler:
                 return 0
             decisions = await self._decide(rows, now)
             shown = await self._apply(conn, rows, decisions, now)
+            jobs = group_jobs(
+                (r["delivery_id"], r["channel"], r["priority"])
+                for r, d in zip(rows, decisions, strict=True)
+                if d.action is Action.SEND
+            )
+            await publish_in_txn(self._same_txn, conn, jobs)
+        try:
+            await publish_after_commit(self._queue, self._same_txn, jobs)
+        except NotifyError as exc:
+            log.warning("delivery jobs of released work not published (%s); the relay will", exc)
         if shown:
             try:
                 await publish_changes(self._backends.pubsub, self._ns, shown, [])

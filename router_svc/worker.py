@@ -18,12 +18,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from delivery_svc.jobs import group_jobs, publish_after_commit, publish_in_txn
 from notify_core.cache.base import CacheBackends
 from notify_core.constants import QUEUE_ROUTE
 from notify_core.db.engine import Database
 from notify_core.db.schema import notification_deliveries, notifications
 from notify_core.errors import NotifyError
-from notify_core.queue.base import Delivery, WorkQueue
+from notify_core.queue.base import Delivery, Message, WorkQueue
+from notify_core.queue.database import DatabaseQueue
 from preference_svc.store import PreferenceStore
 from realtime_svc.live import publish_changes
 from router_svc.dedup import actor_of, merged_message
@@ -52,6 +54,9 @@ class Router:
         self._prefs = preferences
         self._ns = namespace
         self._routing = routing or Routing()
+        self._same_txn = (
+            queue if isinstance(queue, DatabaseQueue) and queue.shares(database) else None
+        )
         self._prefetch = prefetch
         self._max_batch = max_batch
         self.routed = 0
@@ -78,7 +83,7 @@ class Router:
             except (ValueError, KeyError, TypeError):
                 log.error("dropping malformed routing job %r", d.body[:200])
         try:
-            new, updated = await self.route(ids)
+            new, updated, jobs = await self.route(ids)
         except NotifyError as exc:
             log.warning("routing batch failed (%s); jobs go back to the queue", exc)
             await self._queue.nack(batch)
@@ -90,6 +95,11 @@ class Router:
             await asyncio.sleep(0.5)
             return
         try:
+            await publish_after_commit(self._queue, self._same_txn, jobs)
+        except NotifyError as exc:
+            # The rows are pending; the delivery relay publishes their jobs later.
+            log.warning("delivery jobs not published (%s); the relay will", exc)
+        try:
             await publish_changes(self._pubsub, self._ns, new, updated)
         except NotifyError as exc:
             # The inbox holds them; the users see them on their next connect.
@@ -97,11 +107,15 @@ class Router:
         await self._queue.ack(batch)
         self.routed += len(ids)
 
-    async def route(self, ids: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    async def route(
+        self, ids: list[str]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, list[Message]]]:
         """Route the still-accepted notifications among ``ids``. Answers the rows put in
-        the inbox now, and the earlier inbox rows that similar ones merged into."""
+        the inbox now, the earlier inbox rows that similar ones merged into, and the
+        delivery jobs of the external sends (already written when the queue is in the
+        database, to publish otherwise)."""
         if not ids:
-            return [], []
+            return [], [], {}
         now = datetime.now(UTC)
         query = sa.select(notifications).where(
             notifications.c.id.in_(sorted(set(ids))), notifications.c.state == "accepted"
@@ -111,12 +125,19 @@ class Router:
         async with self._db.write() as conn:
             rows = [dict(r._mapping) for r in await conn.execute(query)]
             if not rows:
-                return [], []
+                return [], [], {}
             plans = await decide(
                 conn, rows, self._prefs, self._backends, self._ns, self._routing, now
             )
             records = [x for r in rows for x in delivery_rows(r["id"], plans[r["id"]], now)]
             await conn.execute(notification_deliveries.insert(), records)
+            priority = {r["id"]: r["priority"] for r in rows}
+            jobs = group_jobs(
+                (x["id"], x["channel"], priority[x["notification_id"]])
+                for x in records
+                if x["status"] == "pending"
+            )
+            await publish_in_txn(self._same_txn, conn, jobs)
             merged: dict[str, str] = {}
             for r in rows:
                 head = plans[r["id"]].merge_into()
@@ -146,9 +167,11 @@ class Router:
             )
             changed = [dict(r._mapping) for r in shown]
         fresh = set(inbox_ids)
-        return [r for r in changed if r["id"] in fresh], [
-            r for r in changed if r["id"] not in fresh
-        ]
+        return (
+            [r for r in changed if r["id"] in fresh],
+            [r for r in changed if r["id"] not in fresh],
+            jobs,
+        )
 
     async def _merge(
         self, conn: AsyncConnection, rows: list[dict[str, Any]], into: dict[str, str]

@@ -22,15 +22,46 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18notify/v1/delivery.proto\x12\tnotify.v12\x11\n\x0f\x44\x65liveryServiceb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18notify/v1/delivery.proto\x12\tnotify.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"8\n\x16ListDeadLettersRequest\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\"\xc1\x01\n\nDeadLetter\x12\n\n\x02id\x18\x01 \x01(\t\x12\x17\n\x0fnotification_id\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x0c\n\x04type\x18\x04 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x05 \x01(\t\x12\x10\n\x08provider\x18\x06 \x01(\t\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x08 \x01(\x05\x12+\n\x07\x64\x65\x61\x64_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"F\n\x17ListDeadLettersResponse\x12+\n\x0c\x64\x65\x61\x64_letters\x18\x01 \x03(\x0b\x32\x15.notify.v1.DeadLetter\"F\n\x19RequeueDeadLettersRequest\x12\x0b\n\x03ids\x18\x01 \x03(\t\x12\x0b\n\x03\x61ll\x18\x02 \x01(\x08\x12\x0f\n\x07\x63hannel\x18\x03 \x01(\t\".\n\x1aRequeueDeadLettersResponse\x12\x10\n\x08requeued\x18\x01 \x01(\x05\"\x1a\n\x18GetProviderStatusRequest\"_\n\x0eProviderStatus\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x1c\n\x14\x63onsecutive_failures\x18\x03 \x01(\x05\x12\x0e\n\x06opened\x18\x04 \x01(\x05\"I\n\x19GetProviderStatusResponse\x12,\n\tproviders\x18\x01 \x03(\x0b\x32\x19.notify.v1.ProviderStatus\"\x19\n\x17GetDeliveryStatsRequest\"\x8a\x01\n\x0c\x43hannelStats\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12\x38\n\tby_status\x18\x02 \x03(\x0b\x32%.notify.v1.ChannelStats.ByStatusEntry\x1a/\n\rByStatusEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\xa4\x02\n\x18GetDeliveryStatsResponse\x12)\n\x08\x63hannels\x18\x01 \x03(\x0b\x32\x17.notify.v1.ChannelStats\x12\x0c\n\x04sent\x18\x02 \x01(\x03\x12\x0f\n\x07retried\x18\x03 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x04 \x01(\x03\x12?\n\x06\x65rrors\x18\x05 \x03(\x0b\x32/.notify.v1.GetDeliveryStatsResponse.ErrorsEntry\x12\r\n\x05opens\x18\x06 \x01(\x03\x12\x0e\n\x06\x63licks\x18\x07 \x01(\x03\x12\x0e\n\x06opened\x18\x08 \x01(\x03\x12\x0f\n\x07\x63licked\x18\t \x01(\x03\x1a-\n\x0b\x45rrorsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x32\x8b\x03\n\x0f\x44\x65liveryService\x12X\n\x0fListDeadLetters\x12!.notify.v1.ListDeadLettersRequest\x1a\".notify.v1.ListDeadLettersResponse\x12\x61\n\x12RequeueDeadLetters\x12$.notify.v1.RequeueDeadLettersRequest\x1a%.notify.v1.RequeueDeadLettersResponse\x12^\n\x11GetProviderStatus\x12#.notify.v1.GetProviderStatusRequest\x1a$.notify.v1.GetProviderStatusResponse\x12[\n\x10GetDeliveryStats\x12\".notify.v1.GetDeliveryStatsRequest\x1a#.notify.v1.GetDeliveryStatsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'notify.v1.delivery_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DELIVERYSERVICE']._serialized_start=39
-  _globals['_DELIVERYSERVICE']._serialized_end=56
+  _globals['_CHANNELSTATS_BYSTATUSENTRY']._loaded_options = None
+  _globals['_CHANNELSTATS_BYSTATUSENTRY']._serialized_options = b'8\001'
+  _globals['_GETDELIVERYSTATSRESPONSE_ERRORSENTRY']._loaded_options = None
+  _globals['_GETDELIVERYSTATSRESPONSE_ERRORSENTRY']._serialized_options = b'8\001'
+  _globals['_LISTDEADLETTERSREQUEST']._serialized_start=72
+  _globals['_LISTDEADLETTERSREQUEST']._serialized_end=128
+  _globals['_DEADLETTER']._serialized_start=131
+  _globals['_DEADLETTER']._serialized_end=324
+  _globals['_LISTDEADLETTERSRESPONSE']._serialized_start=326
+  _globals['_LISTDEADLETTERSRESPONSE']._serialized_end=396
+  _globals['_REQUEUEDEADLETTERSREQUEST']._serialized_start=398
+  _globals['_REQUEUEDEADLETTERSREQUEST']._serialized_end=468
+  _globals['_REQUEUEDEADLETTERSRESPONSE']._serialized_start=470
+  _globals['_REQUEUEDEADLETTERSRESPONSE']._serialized_end=516
+  _globals['_GETPROVIDERSTATUSREQUEST']._serialized_start=518
+  _globals['_GETPROVIDERSTATUSREQUEST']._serialized_end=544
+  _globals['_PROVIDERSTATUS']._serialized_start=546
+  _globals['_PROVIDERSTATUS']._serialized_end=641
+  _globals['_GETPROVIDERSTATUSRESPONSE']._serialized_start=643
+  _globals['_GETPROVIDERSTATUSRESPONSE']._serialized_end=716
+  _globals['_GETDELIVERYSTATSREQUEST']._serialized_start=718
+  _globals['_GETDELIVERYSTATSREQUEST']._serialized_end=743
+  _globals['_CHANNELSTATS']._serialized_start=746
+  _globals['_CHANNELSTATS']._serialized_end=884
+  _globals['_CHANNELSTATS_BYSTATUSENTRY']._serialized_start=837
+  _globals['_CHANNELSTATS_BYSTATUSENTRY']._serialized_end=884
+  _globals['_GETDELIVERYSTATSRESPONSE']._serialized_start=887
+  _globals['_GETDELIVERYSTATSRESPONSE']._serialized_end=1179
+  _globals['_GETDELIVERYSTATSRESPONSE_ERRORSENTRY']._serialized_start=1134
+  _globals['_GETDELIVERYSTATSRESPONSE_ERRORSENTRY']._serialized_end=1179
+  _globals['_DELIVERYSERVICE']._serialized_start=1182
+  _globals['_DELIVERYSERVICE']._serialized_end=1577
 # @@protoc_insertion_point(module_scope)

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from notify.v1 import delivery_pb2 as notify_dot_v1_dot_delivery__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -26,7 +27,6 @@ if _version_not_supported:
 
 class DeliveryServiceStub:
     """DeliveryService owns channel workers, providers, retries and delivery status.
-    It is served (health, reflection) and gains its RPCs with the work that implements them.
     """
 
     def __init__(self, channel):
@@ -35,16 +35,83 @@ class DeliveryServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.ListDeadLetters = channel.unary_unary(
+                '/notify.v1.DeliveryService/ListDeadLetters',
+                request_serializer=notify_dot_v1_dot_delivery__pb2.ListDeadLettersRequest.SerializeToString,
+                response_deserializer=notify_dot_v1_dot_delivery__pb2.ListDeadLettersResponse.FromString,
+                _registered_method=True)
+        self.RequeueDeadLetters = channel.unary_unary(
+                '/notify.v1.DeliveryService/RequeueDeadLetters',
+                request_serializer=notify_dot_v1_dot_delivery__pb2.RequeueDeadLettersRequest.SerializeToString,
+                response_deserializer=notify_dot_v1_dot_delivery__pb2.RequeueDeadLettersResponse.FromString,
+                _registered_method=True)
+        self.GetProviderStatus = channel.unary_unary(
+                '/notify.v1.DeliveryService/GetProviderStatus',
+                request_serializer=notify_dot_v1_dot_delivery__pb2.GetProviderStatusRequest.SerializeToString,
+                response_deserializer=notify_dot_v1_dot_delivery__pb2.GetProviderStatusResponse.FromString,
+                _registered_method=True)
+        self.GetDeliveryStats = channel.unary_unary(
+                '/notify.v1.DeliveryService/GetDeliveryStats',
+                request_serializer=notify_dot_v1_dot_delivery__pb2.GetDeliveryStatsRequest.SerializeToString,
+                response_deserializer=notify_dot_v1_dot_delivery__pb2.GetDeliveryStatsResponse.FromString,
+                _registered_method=True)
 
 
 class DeliveryServiceServicer:
     """DeliveryService owns channel workers, providers, retries and delivery status.
-    It is served (health, reflection) and gains its RPCs with the work that implements them.
     """
+
+    def ListDeadLetters(self, request, context):
+        """ListDeadLetters answers the deliveries whose last try failed, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RequeueDeadLetters(self, request, context):
+        """RequeueDeadLetters gives dead letters another full run of tries.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetProviderStatus(self, request, context):
+        """GetProviderStatus answers each provider's circuit breaker in this process.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDeliveryStats(self, request, context):
+        """GetDeliveryStats answers counts per channel and status, errors and engagement.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
 
 def add_DeliveryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'ListDeadLetters': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeadLetters,
+                    request_deserializer=notify_dot_v1_dot_delivery__pb2.ListDeadLettersRequest.FromString,
+                    response_serializer=notify_dot_v1_dot_delivery__pb2.ListDeadLettersResponse.SerializeToString,
+            ),
+            'RequeueDeadLetters': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequeueDeadLetters,
+                    request_deserializer=notify_dot_v1_dot_delivery__pb2.RequeueDeadLettersRequest.FromString,
+                    response_serializer=notify_dot_v1_dot_delivery__pb2.RequeueDeadLettersResponse.SerializeToString,
+            ),
+            'GetProviderStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetProviderStatus,
+                    request_deserializer=notify_dot_v1_dot_delivery__pb2.GetProviderStatusRequest.FromString,
+                    response_serializer=notify_dot_v1_dot_delivery__pb2.GetProviderStatusResponse.SerializeToString,
+            ),
+            'GetDeliveryStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDeliveryStats,
+                    request_deserializer=notify_dot_v1_dot_delivery__pb2.GetDeliveryStatsRequest.FromString,
+                    response_serializer=notify_dot_v1_dot_delivery__pb2.GetDeliveryStatsResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'notify.v1.DeliveryService', rpc_method_handlers)
@@ -55,5 +122,112 @@ def add_DeliveryServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class DeliveryService:
     """DeliveryService owns channel workers, providers, retries and delivery status.
-    It is served (health, reflection) and gains its RPCs with the work that implements them.
     """
+
+    @staticmethod
+    def ListDeadLetters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/notify.v1.DeliveryService/ListDeadLetters',
+            notify_dot_v1_dot_delivery__pb2.ListDeadLettersRequest.SerializeToString,
+            notify_dot_v1_dot_delivery__pb2.ListDeadLettersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequeueDeadLetters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/notify.v1.DeliveryService/RequeueDeadLetters',
+            notify_dot_v1_dot_delivery__pb2.RequeueDeadLettersRequest.SerializeToString,
+            notify_dot_v1_dot_delivery__pb2.RequeueDeadLettersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetProviderStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/notify.v1.DeliveryService/GetProviderStatus',
+            notify_dot_v1_dot_delivery__pb2.GetProviderStatusRequest.SerializeToString,
+            notify_dot_v1_dot_delivery__pb2.GetProviderStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDeliveryStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/notify.v1.DeliveryService/GetDeliveryStats',
+            notify_dot_v1_dot_delivery__pb2.GetDeliveryStatsRequest.SerializeToString,
+            notify_dot_v1_dot_delivery__pb2.GetDeliveryStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -1,0 +1,173 @@
+"""The email and webhook channels: where to send (contact points), with which provider.
+
+Email goes to the user's address from their preferences, unless that address is
+suppressed (it bounced or complained): then the delivery fails for good. The provider is
+the primary one while its circuit breaker lets calls through, else the fallback.
+
+Webhooks go to the user's webhook URL, with one breaker per target host, so one dead
+endpoint does not hold back the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+
+from delivery_svc.breaker import Breaker
+from delivery_svc.compose import EmailComposer, webhook_message
+from delivery_svc.providers.base import EmailMessage, EmailProvider, SendResult, WebhookSender
+from notify_core.db.engine import Database
+from notify_core.db.schema import email_suppressions
+from notify_core.errors import (
+    DeliveryError,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+)
+from preference_svc.store import PreferenceStore
+
+
+def _as_error(provider: str, exc: BaseException) -> DeliveryError:
+    if isinstance(exc, DeliveryError):
+        return exc
+    return TransientDeliveryError(provider, f"unexpected error: {exc!r}")
+
+
+class FailoverEmail:
+    """The primary provider, or the fallback while the primary's breaker is open."""
+
+    def __init__(
+        self,
+        primary: EmailProvider,
+        fallback: EmailProvider | None = None,
+        *,
+        threshold: int = 5,
+        reset: float = 30.0,
+    ) -> None:
+        self.providers = [p for p in (primary, fallback) if p is not None]
+        self.breakers = {p.name: Breaker(p.name, threshold, reset) for p in self.providers}
+
+    async def send(self, message: EmailMessage) -> SendResult:
+        for provider in self.providers:
+            breaker = self.breakers[provider.name]
+            if not breaker.allow():
+                continue
+            try:
+                result = await provider.send(message)
+            except PermanentDeliveryError:
+                breaker.success()  # the provider answered; the message was at fault
+                raise
+            except Exception as exc:
+                breaker.failure()
+                raise _as_error(provider.name, exc) from exc
+            breaker.success()
+            return result
+        names = ", ".join(p.name for p in self.providers)
+        raise TransientDeliveryError("email", f"every provider's circuit is open ({names})")
+
+    async def close(self) -> None:
+        for provider in self.providers:
+            await provider.close()
+
+
+class EmailChannel:
+    name = "email"
+
+    def __init__(
+        self,
+        database: Database,
+        preferences: PreferenceStore,
+        composer: EmailComposer,
+        sender: FailoverEmail,
+    ) -> None:
+        self._db = database
+        self._prefs = preferences
+        self._composer = composer
+        self.sender = sender
+
+    def breakers(self) -> list[Breaker]:
+        return list(self.sender.breakers.values())
+
+    async def send_all(self, rows: Sequence[Mapping[str, Any]]) -> list[SendResult | DeliveryError]:
+        stored = await self._prefs.get_many(sorted({r["user_id"] for r in rows}))
+        addresses = {u: p.email for u, p in stored.items()}
+        suppressed = await self._suppressed([a for a in addresses.values() if a])
+        return list(
+            await asyncio.gather(*[self._one(r, addresses[r["user_id"]], suppressed) for r in rows])
+        )
+
+    async def _one(
+        self, row: Mapping[str, Any], address: str | None, suppressed: Mapping[str, str]
+    ) -> SendResult | DeliveryError:
+        try:
+            if not address:
+                raise PermanentDeliveryError("email", "the user has no email address")
+            if address.lower() in suppressed:
+                raise PermanentDeliveryError(
+                    "email", f"{address} is suppressed ({suppressed[address.lower()]})"
+                )
+            message = await self._composer.compose(row, address)
+            return await self.sender.send(message)
+        except Exception as exc:
+            return _as_error("email", exc)
+
+    async def _suppressed(self, addresses: list[str]) -> dict[str, str]:
+        if not addresses:
+            return {}
+        async with self._db.read() as conn:
+            result = await conn.execute(
+                sa.select(email_suppressions.c.address, email_suppressions.c.reason).where(
+                    email_suppressions.c.address.in_(sorted({a.lower() for a in addresses}))
+                )
+            )
+            return {r.address: r.reason for r in result}
+
+
+class WebhookChannel:
+    name = "webhook"
+
+    def __init__(
+        self,
+        preferences: PreferenceStore,
+        sender: WebhookSender,
+        *,
+        threshold: int = 5,
+        reset: float = 30.0,
+    ) -> None:
+        self._prefs = preferences
+        self.sender = sender
+        self._threshold = threshold
+        self._reset = reset
+        self._breakers: dict[str, Breaker] = {}
+
+    def breakers(self) -> list[Breaker]:
+        return list(self._breakers.values())
+
+    async def send_all(self, rows: Sequence[Mapping[str, Any]]) -> list[SendResult | DeliveryError]:
+        stored = await self._prefs.get_many(sorted({r["user_id"] for r in rows}))
+        return list(
+            await asyncio.gather(*[self._one(r, stored[r["user_id"]].webhook_url) for r in rows])
+        )
+
+    async def _one(self, row: Mapping[str, Any], url: str | None) -> SendResult | DeliveryError:
+        if not url:
+            return PermanentDeliveryError("webhook", "the user has no webhook URL")
+        host = urlsplit(url).hostname or url
+        breaker = self._breakers.setdefault(
+            host, Breaker(f"webhook:{host}", self._threshold, self._reset)
+        )
+        if not breaker.allow():
+            return TransientDeliveryError("webhook", f"the circuit of {host} is open")
+        try:
+            result = await self.sender.send(webhook_message(row, url))
+        except PermanentDeliveryError as exc:
+            breaker.success()
+            return exc
+        except Exception as exc:
+            breaker.failure()
+            return _as_error("webhook", exc)
+        breaker.success()
+        return result

@@ -1,0 +1,311 @@
+"""The delivery worker of one channel: claim, send, record, then acknowledge.
+
+For each priority the channel's queue is consumed with its own concurrency
+(``NOTIFY_DELIVERY_CONCURRENCY``; high before normal before low by having more in flight).
+A batch of jobs goes through four steps:
+
+1. **Claim** the rows in one statement: ``pending``, due ``retrying``, or ``sending`` with
+   an expired lease become ``sending`` with a fresh lease and one more attempt. A row
+   another worker holds gets its job back after the lease; a row already settled (sent,
+   failed, ...) is never sent again: that is what stops a redelivered job from sending
+   twice.
+2. **Send** the claimed ones concurrently through the channel.
+3. **Record** every outcome in one transaction *before* acknowledging: sent (with the
+   provider's message id), retrying (with the time of the next try and its delayed job),
+   or failed (dead letter: permanent errors, or the retry schedule spent).
+4. **Acknowledge** the jobs.
+
+A crash between 2 and 3 is the one place a message can go out twice: the provider took it
+and we did not write it down. The stable Message-ID / webhook-id lets receivers drop it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from delivery_svc.breaker import Breaker
+from delivery_svc.jobs import delivery_message
+from delivery_svc.providers.base import SendResult
+from delivery_svc.retry import retry_delay
+from notify_core.constants import (
+    DELIVERY_PRIORITIES,
+    SEND_LEASE_SECONDS,
+    delivery_queue,
+)
+from notify_core.db.engine import Database
+from notify_core.db.schema import notification_deliveries as deliveries
+from notify_core.db.schema import notifications
+from notify_core.errors import DeliveryError, NotifyError
+from notify_core.queue.base import Delivery, Message, WorkQueue
+from notify_core.queue.database import DatabaseQueue
+
+log = logging.getLogger(__name__)
+
+
+class Channel(Protocol):
+    """What a worker needs of a channel: turn claimed rows into sends."""
+
+    name: str
+
+    async def send_all(self, rows: Sequence[Mapping[str, Any]]) -> list[SendResult | DeliveryError]:
+        """Send one message per row (a delivery joined with its notification); answer each
+        outcome in order. Never raises for one message's failure."""
+        ...
+
+    def breakers(self) -> list[Breaker]:
+        """The channel's circuit breakers, for operators."""
+        ...
+
+
+@dataclass
+class Counters:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    duplicates_skipped: int = 0
+    by_error: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    row: Mapping[str, Any]
+    result: SendResult | DeliveryError
+    retry_in: float | None = None
+
+
+class DeliveryWorker:
+    def __init__(
+        self,
+        database: Database,
+        queue: WorkQueue,
+        channel: Channel,
+        *,
+        concurrency: Mapping[str, int],
+        schedule: Sequence[float],
+        draw: Callable[[], float] = random.random,
+    ) -> None:
+        self._db = database
+        self._queue = queue
+        self._channel = channel
+        self._concurrency = concurrency
+        self._schedule = tuple(schedule)
+        self._draw = draw
+        self._same_txn = (
+            queue if isinstance(queue, DatabaseQueue) and queue.shares(database) else None
+        )
+        self.counters = Counters()
+
+    def breakers(self) -> list[Breaker]:
+        """The circuit breakers of this worker's channel (providers, webhook hosts)."""
+        return self._channel.breakers()
+
+    async def run(self) -> None:
+        await asyncio.gather(*[self._consume(p) for p in DELIVERY_PRIORITIES])
+
+    async def _consume(self, priority: str) -> None:
+        name = delivery_queue(self._channel.name, priority)
+        size = self._concurrency.get(priority, 1)
+        while True:
+            try:
+                async for batch in self._queue.consume(name, prefetch=2 * size, max_batch=size):
+                    await self.handle(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("%s consumer stopped; restarting in 1 s", name)
+                await asyncio.sleep(1.0)
+
+    async def handle(self, batch: list[Delivery]) -> None:
+        ids: list[str] = []
+        for d in batch:
+            try:
+                ids.append(str(json.loads(d.body)["id"]))
+            except (ValueError, KeyError, TypeError):
+                log.error("dropping malformed delivery job %r", d.body[:200])
+        try:
+            claimed, later = await self._claim(ids)
+            if later:
+                await self._queue.publish(
+                    delivery_queue(self._channel.name, later[0][1]),
+                    [delivery_message(i, p) for i, p, _ in later],
+                    delay=max(w for _, _, w in later),
+                )
+            results = await self._channel.send_all(claimed) if claimed else []
+            outcomes = [self._outcome(r, res) for r, res in zip(claimed, results, strict=True)]
+            retries = await self._record(outcomes)
+            if retries and self._same_txn is None:
+                for delay, messages in retries.items():
+                    await self._publish_retries(messages, delay)
+        except NotifyError as exc:
+            log.warning("delivery batch failed (%s); jobs go back to the queue", exc)
+            await self._queue.nack(batch)
+            await asyncio.sleep(0.5)
+            return
+        await self._queue.ack(batch)
+
+    async def _publish_retries(self, messages: list[tuple[str, Message]], delay: float) -> None:
+        by_queue: dict[str, list[Message]] = {}
+        for queue, message in messages:
+            by_queue.setdefault(queue, []).append(message)
+        for queue, batch in by_queue.items():
+            await self._queue.publish(queue, batch, delay=delay)
+
+    async def _claim(
+        self, ids: list[str]
+    ) -> tuple[list[dict[str, Any]], list[tuple[str, str, float]]]:
+        """Claim the sendable rows; answer them (joined with their notifications) and the
+        rows held by another worker, with how long until their lease ends."""
+        if not ids:
+            return [], []
+        now = datetime.now(UTC)
+        lease = now + timedelta(seconds=SEND_LEASE_SECONDS)
+        d = deliveries.c
+        claimable = sa.or_(
+            d.status == "pending",
+            sa.and_(d.status == "retrying", d.hold_until <= now + timedelta(seconds=1)),
+            sa.and_(d.status == "sending", d.hold_until < now),
+        )
+        async with self._db.write() as conn:
+            got = await conn.execute(
+                deliveries.update()
+                .where(d.id.in_(ids), d.channel == self._channel.name, claimable)
+                .values(status="sending", attempts=d.attempts + 1, hold_until=lease)
+                .returning(d.id)
+            )
+            mine = [r.id for r in got]
+            rows = await self._joined(conn, mine)
+            others = await conn.execute(
+                sa.select(d.id, d.status, d.hold_until, notifications.c.priority)
+                .join(notifications, notifications.c.id == d.notification_id)
+                .where(d.id.in_([i for i in ids if i not in set(mine)]), d.status == "sending")
+            )
+            later = [
+                (r.id, r.priority, max(1.0, (r.hold_until - now).total_seconds())) for r in others
+            ]
+        self.counters.duplicates_skipped += len(ids) - len(mine) - len(later)
+        return rows, later
+
+    async def _joined(self, conn: AsyncConnection, ids: list[str]) -> list[dict[str, Any]]:
+        if not ids:
+            return []
+        result = await conn.execute(
+            sa.select(
+                deliveries.c.id.label("delivery_id"),
+                deliveries.c.channel,
+                deliveries.c.attempts,
+                notifications,
+            )
+            .join(notifications, notifications.c.id == deliveries.c.notification_id)
+            .where(deliveries.c.id.in_(ids))
+        )
+        return [dict(r._mapping) for r in result]
+
+    def _outcome(self, row: Mapping[str, Any], result: SendResult | DeliveryError) -> _Outcome:
+        if isinstance(result, SendResult) or result.permanent:
+            return _Outcome(row, result)
+        wait = retry_delay(
+            row["attempts"], self._schedule, draw=self._draw(), retry_after=result.retry_after
+        )
+        return _Outcome(row, result, wait)
+
+    async def _record(self, outcomes: list[_Outcome]) -> dict[float, list[tuple[str, Message]]]:
+        """Write every outcome in one transaction; answer the retry jobs by delay."""
+        if not outcomes:
+            return {}
+        now = datetime.now(UTC)
+        d = deliveries.c
+        sent, failed, retrying = [], [], []
+        retries: dict[float, list[tuple[str, Message]]] = {}
+        for o in outcomes:
+            row = o.row
+            if isinstance(o.result, SendResult):
+                sent.append(
+                    {
+                        "b_id": row["delivery_id"],
+                        "b_provider": o.result.provider,
+                        "b_pmid": o.result.provider_message_id,
+                    }
+                )
+                continue
+            error = o.result.message
+            key = type(o.result).__name__
+            self.counters.by_error[key] = self.counters.by_error.get(key, 0) + 1
+            if o.retry_in is None:
+                failed.append(
+                    {"b_id": row["delivery_id"], "b_provider": o.result.provider, "b_err": error}
+                )
+            else:
+                retrying.append(
+                    {
+                        "b_id": row["delivery_id"],
+                        "b_err": error,
+                        "b_at": now + timedelta(seconds=o.retry_in),
+                    }
+                )
+                # One delay per batch keeps the publish grouped; the largest wins.
+                retries.setdefault(round(o.retry_in, 3), []).append(
+                    (
+                        delivery_queue(self._channel.name, row["priority"]),
+                        delivery_message(row["delivery_id"], row["priority"]),
+                    )
+                )
+        async with self._db.write() as conn:
+            if sent:
+                await conn.execute(
+                    deliveries.update()
+                    .where(d.id == sa.bindparam("b_id"))
+                    .values(
+                        status="sent",
+                        provider=sa.bindparam("b_provider"),
+                        provider_message_id=sa.bindparam("b_pmid"),
+                        sent_at=now,
+                        error_message=None,
+                        hold_until=None,
+                    ),
+                    sent,
+                )
+            if failed:
+                await conn.execute(
+                    deliveries.update()
+                    .where(d.id == sa.bindparam("b_id"))
+                    .values(
+                        status="failed",
+                        provider=sa.bindparam("b_provider"),
+                        error_message=sa.bindparam("b_err"),
+                        dead_at=now,
+                        hold_until=None,
+                    ),
+                    failed,
+                )
+            if retrying:
+                await conn.execute(
+                    deliveries.update()
+                    .where(d.id == sa.bindparam("b_id"))
+                    .values(
+                        status="retrying",
+                        error_message=sa.bindparam("b_err"),
+                        hold_until=sa.bindparam("b_at"),
+                    ),
+                    retrying,
+                )
+            if self._same_txn is not None:
+                for delay, messages in retries.items():
+                    by_queue: dict[str, list[Message]] = {}
+                    for queue, message in messages:
+                        by_queue.setdefault(queue, []).append(message)
+                    for queue, batch in by_queue.items():
+                        await self._same_txn.publish_in(conn, queue, batch, delay=delay)
+        self.counters.sent += len(sent)
+        self.counters.failed += len(failed)
+        self.counters.retried += len(retrying)
+        return retries
