@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
+from delivery_svc.tracking_routes import tracking_routes
 from ingest_svc.client import IngestApi
 from ingest_svc.validate import parse_send_json
 from notify_core.auth import Authenticator, bearer
@@ -204,6 +205,7 @@ def create_edge(
             signing_secret=signing_secret,
             public_url=public_url,
         ),
+        *tracking_routes(database=database, signing_secret=signing_secret),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         WebSocketRoute("/ws", websocket_endpoint),

@@ -1,0 +1,428 @@
+"""The webhook sender against a real HTTP(S) server started here.
+
+Every request the server receives is checked with the independent ``standardwebhooks``
+package; the status handling, timeouts, redirects and the SSRF guard are exercised over
+real sockets. Names that must resolve to a given address (split-horizon DNS) go through
+the sender's resolver hook; everything else uses the system's resolver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import socket
+import ssl
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+import uvicorn
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from delivery_svc.providers.base import WebhookMessage
+from delivery_svc.providers.ssrf import TargetPolicy, static_resolver
+from delivery_svc.providers.webhook import HttpWebhookSender
+from notify_core.config import load_settings
+from notify_core.errors import PermanentDeliveryError, TransientDeliveryError
+
+
+def _secret(seed: int) -> str:
+    return "whsec_" + base64.b64encode(bytes([seed]) * 32).decode()
+
+
+SECRET = _secret(7)
+OLD_SECRET = _secret(9)
+OTHER_SECRET = _secret(11)
+LOCAL = TargetPolicy(allow_private=True, allow_http=True)
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    client_port: int
+
+
+@dataclass
+class Receiver:
+    """A webhook endpoint that records what it is sent and answers per path."""
+
+    requests: list[Received] = field(default_factory=list)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def app(self) -> Starlette:
+        async def record(request: Request) -> Response:
+            self.requests.append(
+                Received(
+                    request.url.path,
+                    dict(request.headers),
+                    await request.body(),
+                    request.client.port if request.client else 0,
+                )
+            )
+            path = request.url.path
+            if path == "/redirect":
+                return Response(status_code=302, headers={"location": "/ok"})
+            if path == "/slow":
+                await self.release.wait()
+            if path == "/endless":
+
+                async def chunks() -> AsyncIterator[bytes]:
+                    while not self.release.is_set():
+                        yield b"x" * 65_536
+                        await asyncio.sleep(0)
+
+                return StreamingResponse(chunks())
+            answers: dict[str, tuple[int, dict[str, str], bytes]] = {
+                "/ok": (200, {}, b"thanks"),
+                "/accepted": (202, {}, b""),
+                "/gone": (410, {}, b"gone"),
+                "/bad": (400, {}, b'{"error": "no such user"}'),
+                "/throttle": (429, {"retry-after": "7"}, b"slow down"),
+                "/request-timeout": (408, {}, b""),
+                "/unavailable": (
+                    503,
+                    {"retry-after": formatdate(time.time() + 120, usegmt=True)},
+                    b"",
+                ),
+                "/error": (500, {}, b"boom"),
+                "/slow": (200, {}, b"late"),
+            }
+            status, headers, body = answers.get(path, (404, {}, b"no such path"))
+            return Response(body, status_code=status, headers=headers)
+
+        return Starlette(routes=[Route("/{path:path}", record, methods=["POST"])])
+
+
+@asynccontextmanager
+async def serving(app: Starlette, **config: Any) -> AsyncIterator[int]:
+    """``app`` on 127.0.0.1, on a free port (yielded), until the block ends."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = int(sock.getsockname()[1])
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", **config))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[tuple[Receiver, int]]:
+    rec = Receiver()
+    async with serving(rec.app(), timeout_graceful_shutdown=2) as port:
+        try:
+            yield rec, port
+        finally:
+            rec.release.set()
+
+
+@asynccontextmanager
+async def sender_of(*secrets: str, **options: Any) -> AsyncIterator[HttpWebhookSender]:
+    options.setdefault("policy", LOCAL)
+    options.setdefault("timeout", 3.0)
+    sender = HttpWebhookSender(secrets or (SECRET,), **options)
+    try:
+        yield sender
+    finally:
+        await sender.close()
+
+
+def message(url: str, **payload: Any) -> WebhookMessage:
+    return WebhookMessage(
+        url=url,
+        message_id=f"msg_{uuid.uuid4().hex}",
+        payload={"type": "comment.created", "data": {"text": "héllo", **payload}},
+        timestamp=int(time.time()),
+    )
+
+
+# --- signing -----------------------------------------------------------------------------
+
+
+async def test_every_request_verifies_with_the_standard_webhooks_library(
+    receiver: tuple[Receiver, int],
+) -> None:
+    rec, port = receiver
+    msg = message(f"http://127.0.0.1:{port}/ok", n=1)
+    async with sender_of(SECRET, OLD_SECRET) as sender:
+        result = await sender.send(msg)
+    assert result.provider == "webhook"
+    assert result.provider_message_id == msg.message_id
+    [got] = rec.requests
+    assert got.headers["content-type"] == "application/json"
+    assert got.headers["webhook-id"] == msg.message_id
+    assert got.headers["webhook-timestamp"] == str(msg.timestamp)
+    assert got.body == json.dumps(msg.payload, separators=(",", ":"), ensure_ascii=False).encode()
+    assert got.body.decode() == '{"type":"comment.created","data":{"text":"héllo","n":1}}'
+    # Signed with both secrets (rotation): each verifies on its own.
+    assert len(got.headers["webhook-signature"].split(" ")) == 2
+    assert Webhook(SECRET).verify(got.body, got.headers) == dict(msg.payload)
+    assert Webhook(OLD_SECRET).verify(got.body, got.headers) == dict(msg.payload)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(OTHER_SECRET).verify(got.body, got.headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(SECRET).verify(got.body.replace(b'"n":1', b'"n":2'), got.headers)
+
+
+async def test_connections_are_pooled_across_sends(receiver: tuple[Receiver, int]) -> None:
+    rec, port = receiver
+    async with sender_of() as sender:
+        for _ in range(3):
+            await sender.send(message(f"http://127.0.0.1:{port}/accepted"))
+    assert len(rec.requests) == 3
+    assert len({r.client_port for r in rec.requests}) == 1
+    for got in rec.requests:
+        Webhook(SECRET).verify(got.body, got.headers)
+
+
+async def test_without_a_secret_nothing_is_sent(receiver: tuple[Receiver, int]) -> None:
+    rec, port = receiver
+    sender = HttpWebhookSender((), policy=LOCAL)
+    try:
+        with pytest.raises(PermanentDeliveryError, match="NOTIFY_WEBHOOK_SECRET"):
+            await sender.send(message(f"http://127.0.0.1:{port}/ok"))
+    finally:
+        await sender.close()
+    assert rec.requests == []
+
+
+async def test_a_message_id_with_a_dot_is_refused(receiver: tuple[Receiver, int]) -> None:
+    rec, port = receiver
+    msg = WebhookMessage(f"http://127.0.0.1:{port}/ok", "msg.1", {"a": 1}, int(time.time()))
+    async with sender_of() as sender:
+        with pytest.raises(PermanentDeliveryError, match="webhook-id"):
+            await sender.send(msg)
+    assert rec.requests == []
+
+
+# --- answers -----------------------------------------------------------------------------
+
+
+async def test_a_redirect_is_not_followed(receiver: tuple[Receiver, int]) -> None:
+    rec, port = receiver
+    async with sender_of() as sender:
+        with pytest.raises(PermanentDeliveryError, match="redirects are not followed"):
+            await sender.send(message(f"http://127.0.0.1:{port}/redirect"))
+    assert [r.path for r in rec.requests] == ["/redirect"]
+
+
+@pytest.mark.parametrize(
+    ("path", "words"), [("/gone", "410 Gone"), ("/bad", '400: {"error": "no such user"}')]
+)
+async def test_gone_and_other_client_errors_are_permanent(
+    receiver: tuple[Receiver, int], path: str, words: str
+) -> None:
+    _, port = receiver
+    async with sender_of() as sender:
+        with pytest.raises(PermanentDeliveryError) as caught:
+            await sender.send(message(f"http://127.0.0.1:{port}{path}"))
+    assert words in caught.value.message
+    assert caught.value.retry_after is None
+
+
+async def test_too_many_requests_is_transient_with_its_retry_after(
+    receiver: tuple[Receiver, int],
+) -> None:
+    _, port = receiver
+    async with sender_of() as sender:
+        with pytest.raises(TransientDeliveryError) as caught:
+            await sender.send(message(f"http://127.0.0.1:{port}/throttle"))
+        assert caught.value.retry_after == 7.0
+        with pytest.raises(TransientDeliveryError) as caught:
+            await sender.send(message(f"http://127.0.0.1:{port}/request-timeout"))
+        assert "408" in caught.value.message
+        with pytest.raises(TransientDeliveryError) as caught:
+            await sender.send(message(f"http://127.0.0.1:{port}/unavailable"))
+        assert caught.value.retry_after is not None
+        assert 100 <= caught.value.retry_after <= 121
+
+
+async def test_a_server_error_is_transient(receiver: tuple[Receiver, int]) -> None:
+    _, port = receiver
+    async with sender_of() as sender:
+        with pytest.raises(TransientDeliveryError, match="500: boom"):
+            await sender.send(message(f"http://127.0.0.1:{port}/error"))
+
+
+async def test_a_slow_receiver_times_out_as_transient(receiver: tuple[Receiver, int]) -> None:
+    rec, port = receiver
+    started = time.monotonic()
+    async with sender_of(timeout=0.5) as sender:
+        with pytest.raises(TransientDeliveryError):
+            await sender.send(message(f"http://127.0.0.1:{port}/slow"))
+    assert time.monotonic() - started < 2.5
+    assert [r.path for r in rec.requests] == ["/slow"]
+
+
+async def test_an_endless_answer_is_read_only_so_far(receiver: tuple[Receiver, int]) -> None:
+    _, port = receiver
+    async with sender_of(timeout=3.0) as sender:
+        result = await sender.send(message(f"http://127.0.0.1:{port}/endless"))
+    assert result.provider_message_id is not None
+
+
+async def test_a_closed_port_is_transient() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    async with sender_of() as sender:
+        with pytest.raises(TransientDeliveryError, match="could not reach"):
+            await sender.send(message(f"http://127.0.0.1:{port}/ok"))
+
+
+# --- where webhooks may go (SSRF) ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("https://127.0.0.1/hook", "loopback"),
+        ("https://10.0.0.5/hook", "private"),
+        ("https://169.254.169.254/latest/meta-data/", "cloud metadata"),
+        ("https://[::1]/hook", "loopback"),
+        ("https://localhost/hook", "loopback"),
+        ("https://0.0.0.0/hook", "unspecified"),
+        ("https://100.64.0.1/hook", "CGNAT"),
+        ("https://[::ffff:10.0.0.5]/hook", "IPv4 10.0.0.5 inside IPv6"),
+        ("https://[fd00::1]/hook", "private"),
+        ("https://2130706433/hook", "loopback"),
+        ("https://0x7f.1/hook", "loopback"),
+    ],
+)
+async def test_private_targets_are_refused(url: str, why: str) -> None:
+    async with sender_of(policy=TargetPolicy(), timeout=2.0) as sender:
+        with pytest.raises(PermanentDeliveryError) as caught:
+            await sender.send(message(url))
+    assert "refused webhook target" in caught.value.message
+    assert why in caught.value.message
+
+
+async def test_a_refused_target_is_never_contacted(receiver: tuple[Receiver, int]) -> None:
+    rec, port = receiver
+    async with sender_of(policy=TargetPolicy(allow_http=True)) as sender:
+        for host in ("127.0.0.1", "localhost", "[::ffff:127.0.0.1]"):
+            with pytest.raises(PermanentDeliveryError, match="loopback"):
+                await sender.send(message(f"http://{host}:{port}/ok"))
+    assert rec.requests == []
+
+
+async def test_a_name_resolving_to_a_private_address_is_refused() -> None:
+    resolver = static_resolver(
+        {"internal.notify.test": ["10.1.2.3"], "mixed.notify.test": ["8.8.8.8", "127.0.0.1"]}
+    )
+    async with sender_of(policy=TargetPolicy(), resolver=resolver) as sender:
+        with pytest.raises(PermanentDeliveryError) as caught:
+            await sender.send(message("https://internal.notify.test/hook"))
+        assert "internal.notify.test: resolves to 10.1.2.3" in caught.value.message
+        # One private address among public ones is enough to refuse.
+        with pytest.raises(PermanentDeliveryError, match=r"resolves to 127\.0\.0\.1"):
+            await sender.send(message("https://mixed.notify.test/hook"))
+        with pytest.raises(PermanentDeliveryError, match="does not resolve"):
+            await sender.send(message("https://nowhere.notify.test/hook"))
+
+
+async def test_the_connection_goes_to_the_checked_address_under_the_original_name(
+    receiver: tuple[Receiver, int],
+) -> None:
+    """``.test`` names never resolve in public DNS: reaching the server proves the socket
+    went to the address the guard resolved and checked, while Host kept the name."""
+    rec, port = receiver
+    resolver = static_resolver({"hooks.notify.test": ["127.0.0.1"]})
+    policy = TargetPolicy(allow_http=True, allowed_hosts=("hooks.notify.test",))
+    async with sender_of(policy=policy, resolver=resolver) as sender:
+        await sender.send(message(f"http://hooks.notify.test:{port}/ok"))
+        # The allow-list names the host, not its addresses: another name is refused.
+        with pytest.raises(PermanentDeliveryError, match="loopback"):
+            await sender.send(message(f"http://127.0.0.1:{port}/ok"))
+    [got] = rec.requests
+    assert got.headers["host"] == f"hooks.notify.test:{port}"
+    Webhook(SECRET).verify(got.body, got.headers)
+
+
+async def test_allowed_networks_let_their_addresses_through(
+    receiver: tuple[Receiver, int],
+) -> None:
+    rec, port = receiver
+    policy = TargetPolicy(allow_http=True, allowed_hosts=("127.0.0.0/8",))
+    async with sender_of(policy=policy, timeout=2.0) as sender:
+        await sender.send(message(f"http://127.0.0.1:{port}/ok"))
+        with pytest.raises(PermanentDeliveryError, match="private"):
+            await sender.send(message("http://10.0.0.5/ok"))
+    assert len(rec.requests) == 1
+
+
+async def test_https_is_required_unless_http_is_allowed(receiver: tuple[Receiver, int]) -> None:
+    rec, port = receiver
+    async with sender_of(policy=TargetPolicy(allow_private=True)) as sender:
+        with pytest.raises(PermanentDeliveryError, match="https only"):
+            await sender.send(message(f"http://127.0.0.1:{port}/ok"))
+        with pytest.raises(PermanentDeliveryError, match="must be https"):
+            await sender.send(message(f"ftp://127.0.0.1:{port}/ok"))
+    assert rec.requests == []
+
+
+async def test_https_verifies_the_name_while_connecting_to_the_checked_address(
+    tmp_path: Path,
+) -> None:
+    ca = trustme.CA()
+    cert = ca.issue_cert("hooks.notify.test")
+    key_file, cert_file = tmp_path / "key.pem", tmp_path / "cert.pem"
+    cert.private_key_pem.write_to_path(str(key_file))
+    cert.cert_chain_pems[0].write_to_path(str(cert_file))
+    trust = ssl.create_default_context()
+    ca.configure_trust(trust)
+    rec = Receiver()
+    resolver = static_resolver({"hooks.notify.test": ["127.0.0.1"]})
+    async with serving(rec.app(), ssl_keyfile=str(key_file), ssl_certfile=str(cert_file)) as port:
+        policy = TargetPolicy(allowed_hosts=("hooks.notify.test", "127.0.0.1"))
+        async with sender_of(policy=policy, ssl_context=trust, resolver=resolver) as sender:
+            await sender.send(message(f"https://hooks.notify.test:{port}/ok"))
+            # The certificate names hooks.notify.test only: by address it does not verify.
+            with pytest.raises(TransientDeliveryError, match="could not reach"):
+                await sender.send(message(f"https://127.0.0.1:{port}/ok"))
+    [got] = rec.requests
+    assert got.headers["host"] == f"hooks.notify.test:{port}"
+    Webhook(SECRET).verify(got.body, got.headers)
+
+
+async def test_the_sender_takes_its_settings_from_the_environment(
+    receiver: tuple[Receiver, int],
+) -> None:
+    rec, port = receiver
+    env = {
+        "NOTIFY_WEBHOOK_SECRET": f"{SECRET} {OLD_SECRET}",
+        "NOTIFY_WEBHOOK_TIMEOUT": "2",
+        "NOTIFY_WEBHOOK_ALLOW_HTTP": "true",
+        "NOTIFY_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
+    }
+    sender = HttpWebhookSender.from_settings(load_settings(env, env_file=None))
+    try:
+        await sender.send(message(f"http://127.0.0.1:{port}/ok"))
+        with pytest.raises(PermanentDeliveryError, match="private"):
+            await sender.send(message("http://10.0.0.5/ok"))
+    finally:
+        await sender.close()
+    [got] = rec.requests
+    Webhook(OLD_SECRET).verify(got.body, got.headers)
