@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from dotenv import dotenv_values
 
+from notify_core.config_email import EmailSettings, email_settings
 from notify_core.config_webhook import WebhookSettings, webhook_settings
 from notify_core.constants import CHANNEL_NAMES as CHANNELS
 from notify_core.errors import ConfigError
@@ -49,6 +50,8 @@ class Settings:
     """Seconds between server pings; a client that does not answer within as long is dropped."""
     # -- outgoing webhooks (NOTIFY_WEBHOOK_*, parsed in notify_core/config_webhook.py) ---
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
+    # -- email providers (NOTIFY_EMAIL_*, _SMTP_*, _SES_*, _SENDGRID_*; config_email.py) --
+    email: EmailSettings = field(default_factory=EmailSettings)
 
     rate_limits: RateRules = field(default_factory=RateRules)
     """NOTIFY_RATE_LIMITS: per channel and per (type, channel); the original design's defaults."""
@@ -78,6 +81,11 @@ class Settings:
     @property
     def database_kind(self) -> str:
         return "postgresql" if self.database_url.startswith("postgresql") else "sqlite"
+
+    @property
+    def email_from(self) -> str:
+        """NOTIFY_EMAIL_FROM: the From of every email."""
+        return self.email.sender
 
 
 def _number(
@@ -274,6 +282,7 @@ def load_settings(
         ws_send_queue=_int(env, "NOTIFY_WS_SEND_QUEUE", 1_000, 1, 1_000_000),
         ws_ping_interval=_float(env, "NOTIFY_WS_PING_INTERVAL", 30.0, 0.1, 3600.0),
         webhook=webhook_settings(env),
+        email=email_settings(env),
         rate_limits=_rate_limits(env),
         over_limit=_over_limit(env),
         dedup_window=dedup_window,
