@@ -89,7 +89,7 @@ def notification_rows(users: list[str], count: int, rng: random.Random) -> list[
             "message": "Someone did something",
             "data": {"actor": "Alice", "n": i},
             "priority": rng.choices(("high", "normal", "low"), (1, 8, 1))[0],
-            "group_key": f"g{rng.randrange(count // 4 or 1)}",
+            "group_key": f"g{rng.randrange(count // 4 or 1)}",  # as ingest stores it
             "created_at": now + timedelta(microseconds=i),
             "state": "accepted",
         }

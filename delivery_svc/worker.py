@@ -105,6 +105,10 @@ class DeliveryWorker:
         )
         self.counters = Counters()
 
+    @property
+    def channel(self) -> str:
+        return self._channel.name
+
     def breakers(self) -> list[Breaker]:
         """The circuit breakers of this worker's channel (providers, webhook hosts)."""
         return self._channel.breakers()

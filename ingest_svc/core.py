@@ -193,7 +193,7 @@ class Ingest:
                 "template": n.template,
                 "locale": n.locale,
                 "created_at": n.created_at,
-                "group_key": n.group_key,
+                "group_key": n.group_key or n.type,  # stored resolved: dedup looks it up
                 "send_at": n.send_at,
                 "state": "accepted" if n.send_at is None else "scheduled",
             }

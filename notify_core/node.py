@@ -28,6 +28,7 @@ from notify_core.queue.base import WorkQueue
 from notify_core.queue.factory import create_queue
 
 if TYPE_CHECKING:
+    from delivery_svc.worker import DeliveryWorker
     from preference_svc.store import PreferenceStore
     from router_svc.scheduler import Scheduler
 
@@ -129,7 +130,7 @@ class Node:
             from preference_svc.topics import TopicStore
 
             specs.append(preference_service.spec(prefs, DeviceStore(db, prefs), TopicStore(db)))
-        for name in ("template", "delivery", "digest"):
+        for name in ("template", "digest"):
             if name in self.services:
                 module = __import__(f"{name}_svc.service", fromlist=["spec"])
                 specs.append(module.spec())
@@ -193,6 +194,11 @@ class Node:
             sock = self._http.servers[0].sockets[0]
             self.http_port = sock.getsockname()[1]
 
+        if "delivery" in self.services:
+            from delivery_svc import service as delivery_service
+
+            workers = await self._delivery_workers(prefs)
+            specs.append(delivery_service.spec(db, queue, workers))
         self._grpc, self.grpc_port, self._health = create_server(
             specs, f"{s.host}:{s.grpc_port}", auth
         )
@@ -205,6 +211,29 @@ class Node:
             self.http_port or "-",
             self.grpc_port,
         )
+
+    @property
+    def public_url(self) -> str | None:
+        """Where links in messages point: NOTIFY_PUBLIC_URL, else this node's edge."""
+        if self.settings.public_url:
+            return self.settings.public_url
+        if not self.http_port:
+            return None
+        host = "127.0.0.1" if self.settings.host in ("0.0.0.0", "::") else self.settings.host
+        return f"http://{host}:{self.http_port}"
+
+    async def _delivery_workers(self, prefs: PreferenceStore) -> list[DeliveryWorker]:
+        """The channel workers this node runs (started here, stopped with the node)."""
+        from delivery_svc.assemble import build_workers
+
+        assert self.database is not None and self.queue is not None
+        workers, closers = await build_workers(
+            self.settings, self.database, self.queue, prefs, self.public_url
+        )
+        self._closers.extend(closers)
+        for worker in workers:
+            self._spawn(worker.run(), f"deliver-{worker.channel}")
+        return workers
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.ensure_future(coro)

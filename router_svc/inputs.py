@@ -108,8 +108,10 @@ async def find_heads(
             notifications.c.group_key,
             notifications.c.created_at,
         ).where(
-            notifications.c.user_id.in_(sorted({g[0] for g in wanted})),
-            notifications.c.type.in_(sorted({g[1] for g in wanted})),
+            # one index probe per group: (user_id, type, group_key, created_at)
+            sa.tuple_(
+                notifications.c.user_id, notifications.c.type, notifications.c.group_key
+            ).in_(sorted(wanted)),
             notifications.c.state == "routed",
             notifications.c.created_at >= now - widest,
         )
