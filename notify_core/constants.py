@@ -182,7 +182,8 @@ MAX_TEMPLATE_VARIABLE: Final = 100
 MAX_RENDERED_CHARS: Final = 1_000_000
 """Output of one rendered part; a template producing more fails instead of eating memory."""
 MAX_TEMPLATE_REPEAT: Final = 100_000
-"""Longest string or list a template may build with ``*``, and the largest ``**`` exponent."""
+"""Longest string or list a template may build with ``*``; ``**`` may build integers of at
+most eight times as many bits."""
 TEMPLATE_CACHE_SIZE: Final = 1_024
 """Compiled templates kept per process (least recently used dropped first)."""
 
