@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from delivery_svc.worker import DeliveryWorker
     from preference_svc.store import PreferenceStore
     from router_svc.scheduler import Scheduler
+    from template_svc.templates import Templates
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class Node:
     queue: WorkQueue | None = None
     backends: CacheBackends | None = None
     preferences: PreferenceStore | None = None
+    templates: Templates | None = None
     scheduler: Scheduler | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _closers: list[object] = field(default_factory=list)
@@ -78,6 +80,10 @@ class Node:
 
         # One store per node: every service here reads preferences through it.
         self.preferences = prefs = PreferenceStore(db, backends.cache, s.namespace)
+        from template_svc.templates import Templates
+
+        # One per node too: its RPCs, the edge and the delivery workers share its cache.
+        self.templates = templates = Templates(db)
         specs: list[ServiceSpec] = []
 
         from ingest_svc import service as ingest_service
@@ -130,7 +136,11 @@ class Node:
             from preference_svc.topics import TopicStore
 
             specs.append(preference_service.spec(prefs, DeviceStore(db, prefs), TopicStore(db)))
-        for name in ("template", "digest"):
+        if "template" in self.services:
+            from template_svc import service as template_service
+
+            specs.append(template_service.spec(templates))
+        for name in ("digest",):
             if name in self.services:
                 module = __import__(f"{name}_svc.service", fromlist=["spec"])
                 specs.append(module.spec())
@@ -164,6 +174,7 @@ class Node:
                 hub=hub,
                 ready=self.ready,
                 preferences=prefs,
+                templates=templates,
                 database=db,
                 ws_send_queue=s.ws_send_queue,
                 signing_secret=s.signing_secret,

@@ -37,6 +37,8 @@ from realtime_svc.hub import Hub
 from realtime_svc.inbox import Inbox
 from realtime_svc.ws import serve_session
 from router_svc.inputs import list_decisions
+from template_svc.routes import template_routes
+from template_svc.templates import Templates
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,7 @@ def create_edge(
     ws_send_queue: int = 1_000,
     signing_secret: str | None = None,
     public_url: str | None = None,
+    templates: Templates | None = None,
 ) -> Starlette:
     def user_of(request: Request) -> str:
         return auth.user(bearer(request.headers.get("authorization")))
@@ -206,6 +209,7 @@ def create_edge(
             public_url=public_url,
         ),
         *tracking_routes(database=database, signing_secret=signing_secret),
+        *template_routes(auth, templates or Templates(database)),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         WebSocketRoute("/ws", websocket_endpoint),

@@ -257,6 +257,27 @@ notification_templates = sa.Table(
     sa.Index("idx_templates_locale", "locale", "active"),
 )
 
+# The templates TemplateService serves (``notification_templates`` above, from the original
+# design, is unused: one row per unique name, no channel, no kept versions).
+template_versions = sa.Table(
+    "template_versions",
+    metadata,
+    _uuid_pk(),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("channel", sa.String(20), nullable=False, comment="a channel, or 'layout'"),
+    sa.Column("locale", sa.String(35), nullable=False, comment="BCP 47; '' = the default"),
+    sa.Column(
+        "version", sa.Integer, nullable=False, comment="1, 2, ... per name x channel x locale"
+    ),
+    sa.Column("subject", sa.Text),
+    sa.Column("body", sa.Text, nullable=False, comment="HTML for email and layouts, else text"),
+    sa.Column("layout", sa.String(100), comment="email only: the layout it extends"),
+    sa.Column("variables", JSONType, comment="declared variable names; null = not declared"),
+    sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("created_at", UtcDateTime, nullable=False, default=utcnow),
+    sa.UniqueConstraint("name", "channel", "locale", "version"),
+)
+
 notification_aggregations = sa.Table(
     "notification_aggregations",
     metadata,

@@ -22,15 +22,47 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18notify/v1/template.proto\x12\tnotify.v12\x11\n\x0fTemplateServiceb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18notify/v1/template.proto\x12\tnotify.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\"\n\x11TemplateVariables\x12\r\n\x05names\x18\x01 \x03(\t\"\x97\x02\n\x08Template\x12\x0c\n\x04name\x18\x01 \x01(\t\x12+\n\x07\x63hannel\x18\x02 \x01(\x0e\x32\x1a.notify.v1.TemplateChannel\x12\x0e\n\x06locale\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\x05\x12\x14\n\x07subject\x18\x05 \x01(\tH\x00\x88\x01\x01\x12\x0c\n\x04\x62ody\x18\x06 \x01(\t\x12\x13\n\x06layout\x18\x07 \x01(\tH\x01\x88\x01\x01\x12/\n\tvariables\x18\x08 \x01(\x0b\x32\x1c.notify.v1.TemplateVariables\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\n\n\x08_subjectB\t\n\x07_layout\"\xe4\x01\n\x16PublishTemplateRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12+\n\x07\x63hannel\x18\x02 \x01(\x0e\x32\x1a.notify.v1.TemplateChannel\x12\x0e\n\x06locale\x18\x03 \x01(\t\x12\x14\n\x07subject\x18\x04 \x01(\tH\x00\x88\x01\x01\x12\x0c\n\x04\x62ody\x18\x05 \x01(\t\x12\x13\n\x06layout\x18\x06 \x01(\tH\x01\x88\x01\x01\x12/\n\tvariables\x18\x07 \x01(\x0b\x32\x1c.notify.v1.TemplateVariablesB\n\n\x08_subjectB\t\n\x07_layout\"@\n\x17PublishTemplateResponse\x12%\n\x08template\x18\x01 \x01(\x0b\x32\x13.notify.v1.Template\"\x82\x01\n\x12GetTemplateRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12+\n\x07\x63hannel\x18\x02 \x01(\x0e\x32\x1a.notify.v1.TemplateChannel\x12\x0e\n\x06locale\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\x05\x12\x10\n\x08\x66\x61llback\x18\x05 \x01(\x08\"<\n\x13GetTemplateResponse\x12%\n\x08template\x18\x01 \x01(\x0b\x32\x13.notify.v1.Template\"h\n\x1bListTemplateVersionsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12+\n\x07\x63hannel\x18\x02 \x01(\x0e\x32\x1a.notify.v1.TemplateChannel\x12\x0e\n\x06locale\x18\x03 \x01(\t\"F\n\x1cListTemplateVersionsResponse\x12&\n\ttemplates\x18\x01 \x03(\x0b\x32\x13.notify.v1.Template\"b\n\x15\x44\x65leteTemplateRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12+\n\x07\x63hannel\x18\x02 \x01(\x0e\x32\x1a.notify.v1.TemplateChannel\x12\x0e\n\x06locale\x18\x03 \x01(\t\"-\n\x16\x44\x65leteTemplateResponse\x12\x13\n\x0b\x64\x65\x61\x63tivated\x18\x01 \x01(\x05\"\x91\x01\n\x0eInlineTemplate\x12\x14\n\x07subject\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x0c\n\x04\x62ody\x18\x02 \x01(\t\x12\x13\n\x06layout\x18\x03 \x01(\tH\x01\x88\x01\x01\x12/\n\tvariables\x18\x04 \x01(\x0b\x32\x1c.notify.v1.TemplateVariablesB\n\n\x08_subjectB\t\n\x07_layout\"a\n\x14TemplateNotification\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x0f\n\x07user_id\x18\x05 \x01(\t\"\xfe\x01\n\x15RenderTemplateRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12+\n\x07\x63hannel\x18\x02 \x01(\x0e\x32\x1a.notify.v1.TemplateChannel\x12\x0e\n\x06locale\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\x05\x12+\n\x08template\x18\x05 \x01(\x0b\x32\x19.notify.v1.InlineTemplate\x12%\n\x04\x64\x61ta\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x35\n\x0cnotification\x18\x07 \x01(\x0b\x32\x1f.notify.v1.TemplateNotification\"\x99\x01\n\x16RenderTemplateResponse\x12\x14\n\x07subject\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x11\n\x04html\x18\x02 \x01(\tH\x01\x88\x01\x01\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x0c\n\x04\x62ody\x18\x04 \x01(\t\x12%\n\x08template\x18\x05 \x01(\x0b\x32\x13.notify.v1.TemplateB\n\n\x08_subjectB\x07\n\x05_html*\xf9\x01\n\x0fTemplateChannel\x12 \n\x1cTEMPLATE_CHANNEL_UNSPECIFIED\x10\x00\x12\x1a\n\x16TEMPLATE_CHANNEL_INAPP\x10\x01\x12\x1a\n\x16TEMPLATE_CHANNEL_EMAIL\x10\x02\x12\x18\n\x14TEMPLATE_CHANNEL_SMS\x10\x03\x12\x19\n\x15TEMPLATE_CHANNEL_PUSH\x10\x04\x12\x1c\n\x18TEMPLATE_CHANNEL_WEBPUSH\x10\x05\x12\x1c\n\x18TEMPLATE_CHANNEL_WEBHOOK\x10\x06\x12\x1b\n\x17TEMPLATE_CHANNEL_LAYOUT\x10\x07\x32\xd0\x03\n\x0fTemplateService\x12X\n\x0fPublishTemplate\x12!.notify.v1.PublishTemplateRequest\x1a\".notify.v1.PublishTemplateResponse\x12L\n\x0bGetTemplate\x12\x1d.notify.v1.GetTemplateRequest\x1a\x1e.notify.v1.GetTemplateResponse\x12g\n\x14ListTemplateVersions\x12&.notify.v1.ListTemplateVersionsRequest\x1a\'.notify.v1.ListTemplateVersionsResponse\x12U\n\x0e\x44\x65leteTemplate\x12 .notify.v1.DeleteTemplateRequest\x1a!.notify.v1.DeleteTemplateResponse\x12U\n\x0eRenderTemplate\x12 .notify.v1.RenderTemplateRequest\x1a!.notify.v1.RenderTemplateResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'notify.v1.template_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TEMPLATESERVICE']._serialized_start=39
-  _globals['_TEMPLATESERVICE']._serialized_end=56
+  _globals['_TEMPLATECHANNEL']._serialized_start=1898
+  _globals['_TEMPLATECHANNEL']._serialized_end=2147
+  _globals['_TEMPLATEVARIABLES']._serialized_start=102
+  _globals['_TEMPLATEVARIABLES']._serialized_end=136
+  _globals['_TEMPLATE']._serialized_start=139
+  _globals['_TEMPLATE']._serialized_end=418
+  _globals['_PUBLISHTEMPLATEREQUEST']._serialized_start=421
+  _globals['_PUBLISHTEMPLATEREQUEST']._serialized_end=649
+  _globals['_PUBLISHTEMPLATERESPONSE']._serialized_start=651
+  _globals['_PUBLISHTEMPLATERESPONSE']._serialized_end=715
+  _globals['_GETTEMPLATEREQUEST']._serialized_start=718
+  _globals['_GETTEMPLATEREQUEST']._serialized_end=848
+  _globals['_GETTEMPLATERESPONSE']._serialized_start=850
+  _globals['_GETTEMPLATERESPONSE']._serialized_end=910
+  _globals['_LISTTEMPLATEVERSIONSREQUEST']._serialized_start=912
+  _globals['_LISTTEMPLATEVERSIONSREQUEST']._serialized_end=1016
+  _globals['_LISTTEMPLATEVERSIONSRESPONSE']._serialized_start=1018
+  _globals['_LISTTEMPLATEVERSIONSRESPONSE']._serialized_end=1088
+  _globals['_DELETETEMPLATEREQUEST']._serialized_start=1090
+  _globals['_DELETETEMPLATEREQUEST']._serialized_end=1188
+  _globals['_DELETETEMPLATERESPONSE']._serialized_start=1190
+  _globals['_DELETETEMPLATERESPONSE']._serialized_end=1235
+  _globals['_INLINETEMPLATE']._serialized_start=1238
+  _globals['_INLINETEMPLATE']._serialized_end=1383
+  _globals['_TEMPLATENOTIFICATION']._serialized_start=1385
+  _globals['_TEMPLATENOTIFICATION']._serialized_end=1482
+  _globals['_RENDERTEMPLATEREQUEST']._serialized_start=1485
+  _globals['_RENDERTEMPLATEREQUEST']._serialized_end=1739
+  _globals['_RENDERTEMPLATERESPONSE']._serialized_start=1742
+  _globals['_RENDERTEMPLATERESPONSE']._serialized_end=1895
+  _globals['_TEMPLATESERVICE']._serialized_start=2150
+  _globals['_TEMPLATESERVICE']._serialized_end=2614
 # @@protoc_insertion_point(module_scope)

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from notify.v1 import template_pb2 as notify_dot_v1_dot_template__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -26,7 +27,13 @@ if _version_not_supported:
 
 class TemplateServiceStub:
     """TemplateService owns versioned, localised templates and their rendering.
-    It is served (health, reflection) and gains its RPCs with the work that implements them.
+
+    A template is identified by name x channel x locale; publishing adds a version and keeps
+    the earlier ones. Templates are Jinja2, sandboxed: a variable missing from the data is an
+    error, never an empty string. Email bodies and layouts are HTML and autoescaped; subjects
+    and the bodies of other channels are text. Bad input fails with INVALID_ARGUMENT and a
+    message naming the field (the same message as the REST edge); an unknown template with
+    NOT_FOUND.
     """
 
     def __init__(self, channel):
@@ -35,16 +42,111 @@ class TemplateServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.PublishTemplate = channel.unary_unary(
+                '/notify.v1.TemplateService/PublishTemplate',
+                request_serializer=notify_dot_v1_dot_template__pb2.PublishTemplateRequest.SerializeToString,
+                response_deserializer=notify_dot_v1_dot_template__pb2.PublishTemplateResponse.FromString,
+                _registered_method=True)
+        self.GetTemplate = channel.unary_unary(
+                '/notify.v1.TemplateService/GetTemplate',
+                request_serializer=notify_dot_v1_dot_template__pb2.GetTemplateRequest.SerializeToString,
+                response_deserializer=notify_dot_v1_dot_template__pb2.GetTemplateResponse.FromString,
+                _registered_method=True)
+        self.ListTemplateVersions = channel.unary_unary(
+                '/notify.v1.TemplateService/ListTemplateVersions',
+                request_serializer=notify_dot_v1_dot_template__pb2.ListTemplateVersionsRequest.SerializeToString,
+                response_deserializer=notify_dot_v1_dot_template__pb2.ListTemplateVersionsResponse.FromString,
+                _registered_method=True)
+        self.DeleteTemplate = channel.unary_unary(
+                '/notify.v1.TemplateService/DeleteTemplate',
+                request_serializer=notify_dot_v1_dot_template__pb2.DeleteTemplateRequest.SerializeToString,
+                response_deserializer=notify_dot_v1_dot_template__pb2.DeleteTemplateResponse.FromString,
+                _registered_method=True)
+        self.RenderTemplate = channel.unary_unary(
+                '/notify.v1.TemplateService/RenderTemplate',
+                request_serializer=notify_dot_v1_dot_template__pb2.RenderTemplateRequest.SerializeToString,
+                response_deserializer=notify_dot_v1_dot_template__pb2.RenderTemplateResponse.FromString,
+                _registered_method=True)
 
 
 class TemplateServiceServicer:
     """TemplateService owns versioned, localised templates and their rendering.
-    It is served (health, reflection) and gains its RPCs with the work that implements them.
+
+    A template is identified by name x channel x locale; publishing adds a version and keeps
+    the earlier ones. Templates are Jinja2, sandboxed: a variable missing from the data is an
+    error, never an empty string. Email bodies and layouts are HTML and autoescaped; subjects
+    and the bodies of other channels are text. Bad input fails with INVALID_ARGUMENT and a
+    message naming the field (the same message as the REST edge); an unknown template with
+    NOT_FOUND.
     """
+
+    def PublishTemplate(self, request, context):
+        """PublishTemplate checks a template (syntax, layout, declared variables) and stores it
+        as the next version of its name x channel x locale. Nothing is stored when it fails.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTemplate(self, request, context):
+        """GetTemplate answers the latest version, or the version asked for.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTemplateVersions(self, request, context):
+        """ListTemplateVersions answers every active version of name x channel x locale, oldest
+        first; none is an empty list.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteTemplate(self, request, context):
+        """DeleteTemplate deactivates every version of name x channel x locale; NOT_FOUND when
+        none is active. Version numbers are not reused by later publishes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RenderTemplate(self, request, context):
+        """RenderTemplate previews a stored template, or an unsaved one, with the data given.
+        Nothing is sent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
 
 def add_TemplateServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'PublishTemplate': grpc.unary_unary_rpc_method_handler(
+                    servicer.PublishTemplate,
+                    request_deserializer=notify_dot_v1_dot_template__pb2.PublishTemplateRequest.FromString,
+                    response_serializer=notify_dot_v1_dot_template__pb2.PublishTemplateResponse.SerializeToString,
+            ),
+            'GetTemplate': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTemplate,
+                    request_deserializer=notify_dot_v1_dot_template__pb2.GetTemplateRequest.FromString,
+                    response_serializer=notify_dot_v1_dot_template__pb2.GetTemplateResponse.SerializeToString,
+            ),
+            'ListTemplateVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTemplateVersions,
+                    request_deserializer=notify_dot_v1_dot_template__pb2.ListTemplateVersionsRequest.FromString,
+                    response_serializer=notify_dot_v1_dot_template__pb2.ListTemplateVersionsResponse.SerializeToString,
+            ),
+            'DeleteTemplate': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteTemplate,
+                    request_deserializer=notify_dot_v1_dot_template__pb2.DeleteTemplateRequest.FromString,
+                    response_serializer=notify_dot_v1_dot_template__pb2.DeleteTemplateResponse.SerializeToString,
+            ),
+            'RenderTemplate': grpc.unary_unary_rpc_method_handler(
+                    servicer.RenderTemplate,
+                    request_deserializer=notify_dot_v1_dot_template__pb2.RenderTemplateRequest.FromString,
+                    response_serializer=notify_dot_v1_dot_template__pb2.RenderTemplateResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'notify.v1.TemplateService', rpc_method_handlers)
@@ -55,5 +157,146 @@ def add_TemplateServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class TemplateService:
     """TemplateService owns versioned, localised templates and their rendering.
-    It is served (health, reflection) and gains its RPCs with the work that implements them.
+
+    A template is identified by name x channel x locale; publishing adds a version and keeps
+    the earlier ones. Templates are Jinja2, sandboxed: a variable missing from the data is an
+    error, never an empty string. Email bodies and layouts are HTML and autoescaped; subjects
+    and the bodies of other channels are text. Bad input fails with INVALID_ARGUMENT and a
+    message naming the field (the same message as the REST edge); an unknown template with
+    NOT_FOUND.
     """
+
+    @staticmethod
+    def PublishTemplate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/notify.v1.TemplateService/PublishTemplate',
+            notify_dot_v1_dot_template__pb2.PublishTemplateRequest.SerializeToString,
+            notify_dot_v1_dot_template__pb2.PublishTemplateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTemplate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/notify.v1.TemplateService/GetTemplate',
+            notify_dot_v1_dot_template__pb2.GetTemplateRequest.SerializeToString,
+            notify_dot_v1_dot_template__pb2.GetTemplateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTemplateVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/notify.v1.TemplateService/ListTemplateVersions',
+            notify_dot_v1_dot_template__pb2.ListTemplateVersionsRequest.SerializeToString,
+            notify_dot_v1_dot_template__pb2.ListTemplateVersionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteTemplate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/notify.v1.TemplateService/DeleteTemplate',
+            notify_dot_v1_dot_template__pb2.DeleteTemplateRequest.SerializeToString,
+            notify_dot_v1_dot_template__pb2.DeleteTemplateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RenderTemplate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/notify.v1.TemplateService/RenderTemplate',
+            notify_dot_v1_dot_template__pb2.RenderTemplateRequest.SerializeToString,
+            notify_dot_v1_dot_template__pb2.RenderTemplateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

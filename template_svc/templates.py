@@ -1,0 +1,132 @@
+"""Templates: what the RPCs, the REST routes and the delivery workers call.
+
+One :class:`Templates` per node: it holds the store and the renderer, whose cache of
+compiled templates every caller in the process shares.
+
+The delivery worker renders a notification with :meth:`Templates.render_for`. A
+template is looked up by the notification's ``template`` name, the channel, and its
+``locale`` through the fallbacks (``fr-CA`` → ``fr`` → default); an email's layout is
+looked up the same way, from the notification's locale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from notify_core.constants import TEMPLATE_LAYOUT
+from notify_core.db.engine import Database
+from notify_core.errors import InvalidArgument, NotFound
+from template_svc.render import LayoutLoader, Rendered, Renderer
+from template_svc.store import StoredTemplate, TemplateStore, describe
+from template_svc.validate import TemplateInput
+
+_PARTS = ("subject", "body", "layout")
+
+
+def _no_layouts(name: str) -> None:
+    return None
+
+
+class Templates:
+    def __init__(self, database: Database, renderer: Renderer | None = None) -> None:
+        self.store = TemplateStore(database)
+        self.renderer = renderer or Renderer()
+
+    async def _layouts(self, layout: str | None, locale: str | None) -> LayoutLoader:
+        """A loader holding the layout ``layout`` resolved for ``locale`` (if it exists)."""
+        if not layout:
+            return _no_layouts
+        found = await self.store.resolve(layout, TEMPLATE_LAYOUT, locale)
+        return {layout: found.source()}.get if found is not None else _no_layouts
+
+    async def _check(self, template: TemplateInput) -> None:
+        layouts = await self._layouts(template.layout, template.locale)
+        if template.layout and layouts(template.layout) is None:
+            where = f"locale {template.locale!r} or its fallbacks" if template.locale else "default"
+            raise InvalidArgument("layout", f"no layout named {template.layout!r} ({where})")
+        self.renderer.check(template.source(), layouts)
+
+    async def publish(self, template: TemplateInput) -> StoredTemplate:
+        """Check ``template`` (syntax, layout, declared variables) and store it as the next
+        version. Nothing is stored when a check fails (:class:`InvalidArgument`)."""
+        await self._check(template)
+        return await self.store.publish(template)
+
+    async def get(
+        self, name: str, channel: str, locale: str, version: int | None, fallback: bool = False
+    ) -> StoredTemplate:
+        """Version ``version`` (None: the latest) of name x channel x locale; with
+        ``fallback``, the latest of the first locale of the chain that has one."""
+        if not fallback:
+            return await self.store.get(name, channel, locale, version)
+        if version is not None:
+            raise InvalidArgument("fallback", "cannot be combined with a version")
+        found = await self.store.resolve(name, channel, locale)
+        if found is None:
+            raise NotFound(f"no {describe(name, channel, locale)} or fallback")
+        return found
+
+    async def render_for(
+        self,
+        name: str,
+        channel: str,
+        locale: str | None,
+        data: Mapping[str, Any] | None,
+        notification: Mapping[str, Any],
+    ) -> Rendered:
+        """Render the template ``name`` for a notification on ``channel``.
+
+        The template sees ``data``'s keys at top level and ``notification`` (its ``id``,
+        ``type``, ``title``, ``message``, ``user_id``; other keys of the mapping are not
+        shown). Email: rendered subject, HTML with layout and inlined CSS, and a text part
+        made from it; other channels: the body as text (see :class:`Rendered`).
+
+        Raises :class:`NotFound` when no active template exists for ``name`` x ``channel``
+        in ``locale`` or its fallbacks (the caller then sends title and message as they
+        are), and :class:`InvalidArgument` when rendering fails: a variable missing from
+        ``data`` (the field names it), or the template's layout deleted since.
+        """
+        found = await self.store.resolve(name, channel, locale)
+        if found is None:
+            raise NotFound(f"no {describe(name, channel, locale or '')} or fallback")
+        layouts = await self._layouts(found.layout, locale)
+        return self.renderer.render(found.source(), data, notification, layouts)
+
+    async def preview(
+        self,
+        name: str,
+        channel: str,
+        locale: str,
+        version: int | None,
+        data: Mapping[str, Any],
+        notification: Mapping[str, Any] | None,
+    ) -> tuple[Rendered, StoredTemplate]:
+        """Render a stored template as a send would: without ``version`` the latest, the
+        locale resolved through its fallbacks; with it, that version of that locale."""
+        if version is None:
+            found = await self.store.resolve(name, channel, locale)
+            if found is None:
+                raise NotFound(f"no {describe(name, channel, locale)} or fallback")
+        else:
+            found = await self.store.get(name, channel, locale, version)
+        layouts = await self._layouts(found.layout, locale)
+        return self.renderer.render(found.source(), data, notification, layouts), found
+
+    async def preview_inline(
+        self,
+        template: TemplateInput,
+        data: Mapping[str, Any],
+        notification: Mapping[str, Any] | None,
+    ) -> Rendered:
+        """Check and render an unsaved template; errors in its parts are named
+        ``template.subject``, ``template.body``, ``template.layout``."""
+        try:
+            await self._check(template)
+            layouts = await self._layouts(template.layout, template.locale)
+            return self.renderer.render(template.source(), data, notification, layouts)
+        except InvalidArgument as exc:
+            if exc.field not in _PARTS:
+                raise
+            problem = exc.message.removeprefix(f"{exc.field}: ")
+            raise InvalidArgument(f"template.{exc.field}", problem) from None
