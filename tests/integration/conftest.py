@@ -104,6 +104,7 @@ def embedded_settings(tmp_path: Path, **extra: Any) -> Settings:
         host="127.0.0.1",
         api_keys=frozenset({API_KEY}),
         jwt_secret=JWT_SECRET,
+        signing_secret=JWT_SECRET,
         **{"dedup_window": 0.0, **extra},
     )
 
@@ -119,6 +120,7 @@ def real_settings(postgres_url: str, redis_url: str, amqp_url: str, namespace: s
         host="127.0.0.1",
         api_keys=frozenset({API_KEY}),
         jwt_secret=JWT_SECRET,
+        signing_secret=JWT_SECRET,
         dedup_window=0.0,
     )
 

