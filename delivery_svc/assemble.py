@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from delivery_svc.channels import EmailChannel, FailoverEmail, WebhookChannel
-from delivery_svc.compose import EmailComposer, Renderer
+from delivery_svc.compose import EmailComposer, Rendered, default_email
 from delivery_svc.tracking import track_html
 from delivery_svc.worker import Channel, DeliveryWorker
 from notify_core.config import Settings
 from notify_core.db.engine import Database
 from notify_core.queue.base import WorkQueue
 from preference_svc.store import PreferenceStore
+from template_svc.templates import Templates
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,13 +28,35 @@ class TrackingLinks:
         return track_html(self.secret, html_body, self.public_url, delivery_id)
 
 
+@dataclass(frozen=True, slots=True)
+class TemplateRenderer:
+    """The template service as the email composer's renderer."""
+
+    templates: Templates
+
+    async def __call__(
+        self,
+        name: str,
+        channel: str,
+        locale: str | None,
+        data: Mapping[str, Any],
+        notification: Mapping[str, Any],
+    ) -> Rendered:
+        out = await self.templates.render_for(name, channel, locale, data, notification)
+        text = out.text or ""
+        subject = out.subject if out.subject is not None else str(notification["title"])
+        return Rendered(
+            subject=subject, html=out.html or default_email(subject, text).html, text=text
+        )
+
+
 async def build_workers(
     settings: Settings,
     database: Database,
     queue: WorkQueue,
     preferences: PreferenceStore,
     public_url: str | None,
-    renderer: Renderer | None = None,
+    templates: Templates | None = None,
 ) -> tuple[list[DeliveryWorker], list[object]]:
     """The email and webhook workers, and what to close when the node stops."""
     from delivery_svc.providers.email_factory import create_email_providers
@@ -44,7 +69,7 @@ async def build_workers(
     secret = settings.signing_secret
     composer = EmailComposer(
         settings.email_from,
-        renderer=renderer,
+        renderer=TemplateRenderer(templates) if templates is not None else None,
         links=TrackingLinks(secret, public_url) if secret and public_url else None,
         public_url=public_url,
         signing_secret=secret,

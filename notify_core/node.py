@@ -239,7 +239,7 @@ class Node:
 
         assert self.database is not None and self.queue is not None
         workers, closers = await build_workers(
-            self.settings, self.database, self.queue, prefs, self.public_url
+            self.settings, self.database, self.queue, prefs, self.public_url, self.templates
         )
         self._closers.extend(closers)
         for worker in workers:

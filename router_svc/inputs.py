@@ -109,9 +109,9 @@ async def find_heads(
             notifications.c.created_at,
         ).where(
             # one index probe per group: (user_id, type, group_key, created_at)
-            sa.tuple_(
-                notifications.c.user_id, notifications.c.type, notifications.c.group_key
-            ).in_(sorted(wanted)),
+            sa.tuple_(notifications.c.user_id, notifications.c.type, notifications.c.group_key).in_(
+                sorted(wanted)
+            ),
             notifications.c.state == "routed",
             notifications.c.created_at >= now - widest,
         )

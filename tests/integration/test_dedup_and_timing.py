@@ -18,7 +18,6 @@ from notify_core.config import Settings
 from notify_core.ratelimit import DEFAULT_LIMITS, Limit, RateRules
 from tests.integration.conftest import Env, eventually, running
 
-
 # Chosen for sending: from pending the delivery workers take it on (the test domains do not
 # resolve, so webhooks and email end up retrying or failed; that is not what these test).
 SENDING = {"pending", "sending", "sent", "retrying", "failed"}

@@ -17,14 +17,19 @@ import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from notify.v1 import delivery_pb2, delivery_pb2_grpc
+from standardwebhooks.webhooks import Webhook
 
 from notify_core.config import Settings
 from notify_core.config_email import EmailSettings
+from notify_core.config_webhook import WebhookSettings
 from notify_core.db.schema import notification_deliveries
+from preference_svc.validate import PreferencesUpdate
 from tests.integration.conftest import Env, eventually, running
 from tests.integration.procs import free_port
 from tests.integration.test_sendgrid_provider import API_KEY as SENDGRID_KEY
 from tests.integration.test_sendgrid_provider import FakeSendGrid, sendgrid  # noqa: F401
+from tests.integration.test_webhook_sender import SECRET as HOOK_SECRET
+from tests.integration.test_webhook_sender import Receiver, receiver  # noqa: F401
 
 
 class Inbox:
@@ -218,3 +223,100 @@ async def delivery_row(env: Env, nid: str) -> dict[str, Any]:
             )
         ).first()
     return dict(row._mapping) if row is not None else {"status": None}
+
+
+async def test_a_webhook_goes_out_signed_and_verifies_independently(
+    settings: Settings,
+    receiver: tuple[Receiver, int],  # noqa: F811
+) -> None:
+    rec, port = receiver
+    hooks = WebhookSettings(secrets=(HOOK_SECRET,), allow_private=True, allow_http=True)
+    async with running(settings, webhook=hooks) as env:
+        user = uid()
+        # The REST API takes https URLs only; this receiver is plain HTTP on 127.0.0.1,
+        # which the node's webhook settings allow: store it through the store itself.
+        assert env.node.preferences is not None
+        await env.node.preferences.update(
+            user, PreferencesUpdate(webhook_url=f"http://127.0.0.1:{port}/ok")
+        )
+        nid = await env.send(user, title="Hooked", data={"k": "v"})
+        await eventually(lambda: asyncio.sleep(0, rec.requests), lambda got: len(got) == 1)
+        (request,) = rec.requests
+        payload = Webhook(HOOK_SECRET).verify(request.body, request.headers)
+        assert request.headers["webhook-id"] == nid
+        assert payload["type"] == "notification.created"
+        assert payload["data"]["id"] == nid and payload["data"]["data"] == {"k": "v"}
+        done = await eventually(
+            lambda: status(env, nid, "webhook"), lambda d: d.get("status") == "sent"
+        )
+        assert done["status"] == "sent"
+
+
+async def test_a_private_webhook_target_is_refused_for_good(settings: Settings) -> None:
+    hooks = WebhookSettings(secrets=(HOOK_SECRET,), allow_http=True)
+    async with running(settings, webhook=hooks) as env:
+        user = uid()
+        assert env.node.preferences is not None
+        await env.node.preferences.update(
+            user, PreferencesUpdate(webhook_url="http://10.0.0.5/hook")
+        )
+        nid = await env.send(user)
+        done = await eventually(
+            lambda: status(env, nid, "webhook"), lambda d: d.get("status") == "failed"
+        )
+        assert done["status"] == "failed"
+        stub = delivery_pb2_grpc.DeliveryServiceStub(env.grpc_channel)
+        letters = await stub.ListDeadLetters(
+            delivery_pb2.ListDeadLettersRequest(channel="webhook"), metadata=env.metadata
+        )
+        (mine,) = [d for d in letters.dead_letters if d.notification_id == nid]
+        assert mine.attempts == 1  # permanent: not retried
+        assert "10.0.0.5" in mine.error
+
+
+async def test_a_templated_email_is_rendered_inlined_and_escaped(
+    settings: Settings, smtp: tuple[Inbox, int]
+) -> None:
+    inbox, port = smtp
+    async with running(settings, **with_smtp(settings, port)) as env:
+        name = f"t-{uuid.uuid4().hex[:8]}"
+        r = await env.http.put(
+            f"/templates/{name}/email",
+            json={
+                "locale": "fr",
+                "subject": "Bonjour {{ name }}",
+                "body": (
+                    "<html><head><style>p { color: red }</style></head><body>"
+                    "<p>Salut {{ name }}, {{ comment }}</p>"
+                    '<a href="https://example.com/post/1">voir</a></body></html>'
+                ),
+                "variables": ["name", "comment"],
+            },
+            headers=env.producer,
+        )
+        assert r.status_code == 201, r.text
+        user = uid()
+        address = await set_email(env, user)
+        await env.send(
+            user,
+            template=name,
+            locale="fr-CA",  # falls back to fr
+            data={"name": "Zoé", "comment": "<img src=x onerror=alert(1)>"},
+        )
+        await eventually(lambda: asyncio.sleep(0, inbox.to(address)), lambda m: len(m) == 1)
+        (mail,) = inbox.to(address)
+        assert mail["Subject"] == "Bonjour Zoé"
+        html = mail.get_body(("html",))
+        text = mail.get_body(("plain",))
+        assert html is not None and text is not None
+        body = html.get_content()
+        assert 'style="color: red' in body or 'style="color:red' in body  # CSS inlined
+        assert "&lt;img src=x onerror=alert(1)&gt;" in body and "<img src=x" not in body
+        assert "https://example.com/post/1" not in body  # the link is click-tracked
+        assert "/t/c/" in body
+        assert "Salut Zoé" in text.get_content()
+        # data missing a declared variable: a clear error, nothing sent
+        bad = await env.send(user, template=name, locale="fr", data={"name": "Zoé"})
+        failed = await eventually(lambda: delivery_row(env, bad), lambda r: r["status"] == "failed")
+        assert "comment" in (failed["error_message"] or "")
+        assert len(inbox.to(address)) == 1

@@ -11,7 +11,6 @@ import websockets
 
 from tests.integration.conftest import Env, eventually
 
-
 # Chosen for sending; the delivery workers then take it on from pending.
 SENDING = {"pending", "sending", "sent", "retrying", "failed"}
 
