@@ -29,13 +29,9 @@ from notify_core.db.schema import notification_deliveries as deliveries
 from notify_core.db.schema import notifications
 from notify_core.errors import InvalidArgument
 from notify_core.queue.base import WorkQueue
-from notify_core.queue.database import DatabaseQueue
+from notify_core.queue.database import same_transaction_queue
 
 MAX_LIST = 1_000
-
-
-def _same_txn(queue: WorkQueue, database: Database) -> DatabaseQueue | None:
-    return queue if isinstance(queue, DatabaseQueue) and queue.shares(database) else None
 
 
 async def list_dead_letters(
@@ -100,7 +96,7 @@ async def requeue_dead_letters(
         where.append(d.id.in_(list(ids)))
     if channel:
         where.append(d.channel == channel)
-    same = _same_txn(queue, database)
+    same = same_transaction_queue(queue, database)
     async with database.write() as conn:
         rows = (
             await conn.execute(
@@ -126,7 +122,7 @@ async def relay_deliveries(
     database: Database, queue: WorkQueue, *, older_than: float = DELIVERY_RELAY_AFTER_SECONDS
 ) -> int:
     """Publish the jobs of deliveries left without one (see the module docstring)."""
-    if _same_txn(queue, database) is not None:
+    if same_transaction_queue(queue, database) is not None:
         return 0
     now = datetime.now(UTC)
     cutoff = now - timedelta(seconds=older_than)

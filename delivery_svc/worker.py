@@ -22,7 +22,6 @@ and we did not write it down. The stable Message-ID / webhook-id lets receivers 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 from collections.abc import Callable, Mapping, Sequence
@@ -46,8 +45,8 @@ from notify_core.db.engine import Database
 from notify_core.db.schema import notification_deliveries as deliveries
 from notify_core.db.schema import notifications
 from notify_core.errors import DeliveryError, NotifyError
-from notify_core.queue.base import Delivery, Message, WorkQueue
-from notify_core.queue.database import DatabaseQueue
+from notify_core.queue.base import Delivery, Message, WorkQueue, job_ids
+from notify_core.queue.database import same_transaction_queue
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +99,7 @@ class DeliveryWorker:
         self._concurrency = concurrency
         self._schedule = tuple(schedule)
         self._draw = draw
-        self._same_txn = (
-            queue if isinstance(queue, DatabaseQueue) and queue.shares(database) else None
-        )
+        self._same_txn = same_transaction_queue(queue, database)
         self.counters = Counters()
 
     @property
@@ -130,12 +127,7 @@ class DeliveryWorker:
                 await asyncio.sleep(1.0)
 
     async def handle(self, batch: list[Delivery]) -> None:
-        ids: list[str] = []
-        for d in batch:
-            try:
-                ids.append(str(json.loads(d.body)["id"]))
-            except (ValueError, KeyError, TypeError):
-                log.error("dropping malformed delivery job %r", d.body[:200])
+        ids = job_ids(batch, log)
         try:
             claimed, later = await self._claim(ids)
             if later:
@@ -158,10 +150,7 @@ class DeliveryWorker:
         await self._queue.ack(batch)
 
     async def _publish_retries(self, messages: list[tuple[str, Message]], delay: float) -> None:
-        by_queue: dict[str, list[Message]] = {}
-        for queue, message in messages:
-            by_queue.setdefault(queue, []).append(message)
-        for queue, batch in by_queue.items():
+        for queue, batch in _by_queue(messages).items():
             await self._queue.publish(queue, batch, delay=delay)
 
     async def _claim(
@@ -264,52 +253,49 @@ class DeliveryWorker:
                     )
                 )
         async with self._db.write() as conn:
-            if sent:
-                await conn.execute(
-                    deliveries.update()
-                    .where(d.id == sa.bindparam("b_id"))
-                    .values(
-                        status="sent",
-                        provider=sa.bindparam("b_provider"),
-                        provider_message_id=sa.bindparam("b_pmid"),
-                        sent_at=now,
-                        error_message=None,
-                        hold_until=None,
-                    ),
+            b = sa.bindparam
+            for params, values in (
+                (
                     sent,
-                )
-            if failed:
-                await conn.execute(
-                    deliveries.update()
-                    .where(d.id == sa.bindparam("b_id"))
-                    .values(
-                        status="failed",
-                        provider=sa.bindparam("b_provider"),
-                        error_message=sa.bindparam("b_err"),
-                        dead_at=now,
-                        hold_until=None,
-                    ),
+                    {
+                        "status": "sent",
+                        "provider": b("b_provider"),
+                        "provider_message_id": b("b_pmid"),
+                        "sent_at": now,
+                        "error_message": None,
+                        "hold_until": None,
+                    },
+                ),
+                (
                     failed,
-                )
-            if retrying:
-                await conn.execute(
-                    deliveries.update()
-                    .where(d.id == sa.bindparam("b_id"))
-                    .values(
-                        status="retrying",
-                        error_message=sa.bindparam("b_err"),
-                        hold_until=sa.bindparam("b_at"),
-                    ),
+                    {
+                        "status": "failed",
+                        "provider": b("b_provider"),
+                        "error_message": b("b_err"),
+                        "dead_at": now,
+                        "hold_until": None,
+                    },
+                ),
+                (
                     retrying,
-                )
+                    {"status": "retrying", "error_message": b("b_err"), "hold_until": b("b_at")},
+                ),
+            ):
+                if params:
+                    stmt = deliveries.update().where(d.id == b("b_id")).values(**values)
+                    await conn.execute(stmt, params)
             if self._same_txn is not None:
                 for delay, messages in retries.items():
-                    by_queue: dict[str, list[Message]] = {}
-                    for queue, message in messages:
-                        by_queue.setdefault(queue, []).append(message)
-                    for queue, batch in by_queue.items():
+                    for queue, batch in _by_queue(messages).items():
                         await self._same_txn.publish_in(conn, queue, batch, delay=delay)
         self.counters.sent += len(sent)
         self.counters.failed += len(failed)
         self.counters.retried += len(retrying)
         return retries
+
+
+def _by_queue(messages: list[tuple[str, Message]]) -> dict[str, list[Message]]:
+    out: dict[str, list[Message]] = {}
+    for queue, message in messages:
+        out.setdefault(queue, []).append(message)
+    return out

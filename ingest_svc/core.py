@@ -30,7 +30,7 @@ from notify_core.db.engine import Database
 from notify_core.db.schema import notifications
 from notify_core.errors import InvalidArgument, NotifyError, QueueUnavailable
 from notify_core.queue.base import Message, WorkQueue
-from notify_core.queue.database import DatabaseQueue
+from notify_core.queue.database import same_transaction_queue
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +66,7 @@ class Ingest:
         self._publish_slots = asyncio.Semaphore(4)
         # With the queue in the same database, a notification and its routing job are
         # written in one transaction: one durable step, one commit.
-        self._same_txn = (
-            queue if isinstance(queue, DatabaseQueue) and queue.shares(database) else None
-        )
+        self._same_txn = same_transaction_queue(queue, database)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._flusher(), name="ingest-group-commit")

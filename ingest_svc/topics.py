@@ -32,7 +32,7 @@ from notify_core.db.engine import Database
 from notify_core.db.schema import new_id, topic_sends, topic_subscriptions
 from notify_core.errors import NotFound, NotifyError
 from notify_core.queue.base import Delivery, Message, WorkQueue
-from notify_core.queue.database import DatabaseQueue
+from notify_core.queue.database import same_transaction_queue
 from preference_svc.topics import check_topic
 
 log = logging.getLogger(__name__)
@@ -54,9 +54,7 @@ class TopicSends:
         self._queue = queue
         self._ingest = ingest
         self._batch = batch
-        self._same_txn = (
-            queue if isinstance(queue, DatabaseQueue) and queue.shares(database) else None
-        )
+        self._same_txn = same_transaction_queue(queue, database)
 
     async def send(self, topic: str, request: ingest_pb2.SendRequest) -> str:
         """Accept ``request`` for every subscriber of ``topic``; answer the send's id."""

@@ -33,7 +33,7 @@ from notify_core.db.schema import notification_deliveries as deliveries
 from notify_core.db.schema import notifications
 from notify_core.errors import NotifyError
 from notify_core.queue.base import WorkQueue
-from notify_core.queue.database import DatabaseQueue
+from notify_core.queue.database import same_transaction_queue
 from preference_svc.store import PreferenceStore
 from realtime_svc.live import publish_changes
 from router_svc.inputs import STATUS, Routing, count_sends, facts_of, plan_preferences
@@ -61,9 +61,7 @@ class Scheduler:
         self._ns = namespace
         self._routing = routing or Routing()
         self._interval = interval
-        self._same_txn = (
-            queue if isinstance(queue, DatabaseQueue) and queue.shares(database) else None
-        )
+        self._same_txn = same_transaction_queue(queue, database)
 
     async def run(self) -> None:
         while True:

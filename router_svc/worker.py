@@ -10,7 +10,6 @@ idempotent: a job for an already routed notification does nothing.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -24,8 +23,8 @@ from notify_core.constants import QUEUE_ROUTE
 from notify_core.db.engine import Database
 from notify_core.db.schema import notification_deliveries, notifications
 from notify_core.errors import NotifyError
-from notify_core.queue.base import Delivery, Message, WorkQueue
-from notify_core.queue.database import DatabaseQueue
+from notify_core.queue.base import Delivery, Message, WorkQueue, job_ids
+from notify_core.queue.database import same_transaction_queue
 from preference_svc.store import PreferenceStore
 from realtime_svc.live import publish_changes
 from router_svc.dedup import actor_of, merged_message
@@ -54,9 +53,7 @@ class Router:
         self._prefs = preferences
         self._ns = namespace
         self._routing = routing or Routing()
-        self._same_txn = (
-            queue if isinstance(queue, DatabaseQueue) and queue.shares(database) else None
-        )
+        self._same_txn = same_transaction_queue(queue, database)
         self._prefetch = prefetch
         self._max_batch = max_batch
         self.routed = 0
@@ -76,12 +73,7 @@ class Router:
                 await asyncio.sleep(1.0)
 
     async def handle(self, batch: list[Delivery]) -> None:
-        ids: list[str] = []
-        for d in batch:
-            try:
-                ids.append(str(json.loads(d.body)["id"]))
-            except (ValueError, KeyError, TypeError):
-                log.error("dropping malformed routing job %r", d.body[:200])
+        ids = job_ids(batch, log)
         try:
             new, updated, jobs = await self.route(ids)
         except NotifyError as exc:

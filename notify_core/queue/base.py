@@ -20,6 +20,8 @@ with the namespace and the list of logical queues, and prefixes the names itself
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -97,3 +99,15 @@ class WorkQueue(Protocol):
     async def ping(self) -> None:
         """Raise ``QueueUnavailable`` unless the backend answers."""
         ...
+
+
+def job_ids(batch: Sequence[Delivery], log: logging.Logger) -> list[str]:
+    """The ``id`` of each job ``{"id": ...}`` in ``batch``; a malformed one is logged and
+    left out (it is acked with the rest: retrying cannot fix it)."""
+    ids: list[str] = []
+    for d in batch:
+        try:
+            ids.append(str(json.loads(d.body)["id"]))
+        except (ValueError, KeyError, TypeError):
+            log.error("dropping malformed job %r", d.body[:200])
+    return ids

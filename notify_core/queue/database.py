@@ -388,3 +388,9 @@ async def _wait(event: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(seconds):
             await event.wait()
+
+
+def same_transaction_queue(queue: object, database: Database) -> DatabaseQueue | None:
+    """``queue`` when its jobs can be written in ``database``'s transactions (the embedded
+    setup: one durable step, one commit), else ``None`` (publish after the commit)."""
+    return queue if isinstance(queue, DatabaseQueue) and queue.shares(database) else None
