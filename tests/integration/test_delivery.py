@@ -7,9 +7,14 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,8 +29,8 @@ from notify_core.config_email import EmailSettings
 from notify_core.config_webhook import WebhookSettings
 from notify_core.db.schema import notification_deliveries
 from preference_svc.validate import PreferencesUpdate
-from tests.integration.conftest import Env, eventually, running
-from tests.integration.procs import free_port
+from tests.integration.conftest import Env, embedded_settings, eventually, running
+from tests.integration.procs import ROOT, free_port
 from tests.integration.test_sendgrid_provider import API_KEY as SENDGRID_KEY
 from tests.integration.test_sendgrid_provider import FakeSendGrid, sendgrid  # noqa: F401
 from tests.integration.test_webhook_sender import SECRET as HOOK_SECRET
@@ -319,4 +324,48 @@ async def test_a_templated_email_is_rendered_inlined_and_escaped(
         bad = await env.send(user, template=name, locale="fr", data={"name": "Zoé"})
         failed = await eventually(lambda: delivery_row(env, bad), lambda r: r["status"] == "failed")
         assert "comment" in (failed["error_message"] or "")
+        assert len(inbox.to(address)) == 1
+
+
+async def test_dead_letters_are_listed_and_requeued_from_the_cli(
+    tmp_path: Path, smtp: tuple[Inbox, int]
+) -> None:
+    """On SQLite: the CLI opens the node's database file and queue (the queue is in it)."""
+    settings = embedded_settings(tmp_path)
+    inbox, port = smtp
+    inbox.fail = 1_000
+    async with running(settings, **with_smtp(settings, port, retry_schedule=())) as env:
+        user = uid()
+        address = await set_email(env, user)
+        nid = await env.send(user)
+        await eventually(lambda: status(env, nid), lambda d: d.get("status") == "failed")
+        cli_env = {**os.environ, "NOTIFY_DATABASE_URL": settings.database_url}
+        listed = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "notify_core.cli", "dead-letters", "--json"],
+            env=cli_env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert listed.returncode == 0, listed.stderr
+        (letter,) = [json.loads(line) for line in listed.stdout.splitlines()]
+        assert letter["notification_id"] == nid and "451" in letter["error"]
+        inbox.fail = 0
+        requeued = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "notify_core.cli", "requeue", letter["id"]],
+            env=cli_env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert requeued.returncode == 0, requeued.stderr
+        assert "requeued 1" in requeued.stdout
+        # the node's worker sees the job the CLI wrote into the same database
+        await eventually(lambda: status(env, nid), lambda d: d.get("status") == "sent")
         assert len(inbox.to(address)) == 1
