@@ -5,7 +5,9 @@ in the database (``SET opens = opens + 1``), so concurrent hits on any node all 
 ``opened_at`` and ``clicked_at`` keep the first time. ``status`` only moves forward along
 sent → delivered → opened → clicked: an open of a clicked delivery leaves it clicked, and
 a failed or held delivery keeps its status (its counters still count). A click also marks
-the notification itself ``clicked`` (first ``clicked_at`` kept).
+the notification itself ``clicked`` (first ``clicked_at`` kept). Our own pixel and links
+count here, and so do the opens and clicks providers report (:mod:`.provider_events`,
+through :func:`count_open` / :func:`count_click` in its transaction).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from notify_core.db.engine import Database
 from notify_core.db.schema import UtcDateTime, notifications, utcnow
@@ -25,8 +28,8 @@ CLICKED_FROM = ("sent", "delivered", "opened")
 """Statuses a click moves to ``clicked``."""
 
 
-def _now() -> Any:
-    return sa.literal(utcnow(), UtcDateTime())
+def _now(at: datetime | None = None) -> Any:
+    return sa.literal(at or utcnow(), UtcDateTime())
 
 
 def _forward(to: str, from_: tuple[str, ...]) -> Any:
@@ -35,45 +38,56 @@ def _forward(to: str, from_: tuple[str, ...]) -> Any:
 
 async def record_open(db: Database, delivery_id: str) -> bool:
     """Count one open; False when there is no such delivery (nothing written)."""
-    now = _now()
     async with db.write() as conn:
-        result = await conn.execute(
-            deliveries.update()
-            .where(deliveries.c.id == delivery_id)
-            .values(
-                opens=deliveries.c.opens + 1,
-                opened_at=sa.func.coalesce(deliveries.c.opened_at, now),
-                status=_forward("opened", OPENED_FROM),
-            )
-        )
-    return result.rowcount > 0
+        return await count_open(conn, delivery_id)
 
 
 async def record_click(db: Database, delivery_id: str) -> bool:
     """Count one click, and mark the notification clicked; False when no such delivery."""
-    now = _now()
     async with db.write() as conn:
-        result = await conn.execute(
-            deliveries.update()
-            .where(deliveries.c.id == delivery_id)
-            .values(
-                clicks=deliveries.c.clicks + 1,
-                clicked_at=sa.func.coalesce(deliveries.c.clicked_at, now),
-                status=_forward("clicked", CLICKED_FROM),
-            )
+        return await count_click(conn, delivery_id)
+
+
+async def count_open(conn: AsyncConnection, delivery_id: str, at: datetime | None = None) -> bool:
+    """:func:`record_open` inside the caller's transaction; ``at`` (default now) is the
+    time kept as ``opened_at`` when it is the first open."""
+    now = _now(at)
+    result = await conn.execute(
+        deliveries.update()
+        .where(deliveries.c.id == delivery_id)
+        .values(
+            opens=deliveries.c.opens + 1,
+            opened_at=sa.func.coalesce(deliveries.c.opened_at, now),
+            status=_forward("opened", OPENED_FROM),
         )
-        if result.rowcount == 0:
-            return False
-        owner = (
-            sa.select(deliveries.c.notification_id)
-            .where(deliveries.c.id == delivery_id)
-            .scalar_subquery()
+    )
+    return result.rowcount > 0
+
+
+async def count_click(conn: AsyncConnection, delivery_id: str, at: datetime | None = None) -> bool:
+    """:func:`record_click` inside the caller's transaction (``at`` as in :func:`count_open`)."""
+    now = _now(at)
+    result = await conn.execute(
+        deliveries.update()
+        .where(deliveries.c.id == delivery_id)
+        .values(
+            clicks=deliveries.c.clicks + 1,
+            clicked_at=sa.func.coalesce(deliveries.c.clicked_at, now),
+            status=_forward("clicked", CLICKED_FROM),
         )
-        await conn.execute(
-            notifications.update()
-            .where(notifications.c.id == owner)
-            .values(clicked=True, clicked_at=sa.func.coalesce(notifications.c.clicked_at, now))
-        )
+    )
+    if result.rowcount == 0:
+        return False
+    owner = (
+        sa.select(deliveries.c.notification_id)
+        .where(deliveries.c.id == delivery_id)
+        .scalar_subquery()
+    )
+    await conn.execute(
+        notifications.update()
+        .where(notifications.c.id == owner)
+        .values(clicked=True, clicked_at=sa.func.coalesce(notifications.c.clicked_at, now))
+    )
     return True
 
 

@@ -16,6 +16,10 @@
     Connections kept open to the SMTP server and shared by every send.
 ``NOTIFY_SES_REGION`` (required for ses), ``NOTIFY_SES_ENDPOINT_URL`` (unset: AWS's)
     Credentials come from the usual AWS chain (``AWS_ACCESS_KEY_ID``..., profile, role).
+``NOTIFY_SES_SNS_TOPIC_ARNS`` (unset)
+    Comma-separated ARNs of the SNS topics SES publishes its events to: ``/webhooks/ses``
+    accepts (and confirms subscriptions of) these topics only. Unset accepts any topic,
+    which lets any AWS account subscribe the endpoint: set it in production.
 ``NOTIFY_SENDGRID_API_KEY`` (required for sendgrid),
 ``NOTIFY_SENDGRID_BASE_URL`` (``https://api.sendgrid.com``)
 ``NOTIFY_SENDGRID_WEBHOOK_PUBLIC_KEY`` (unset)
@@ -45,6 +49,7 @@ from notify_core.constants import (
 from notify_core.errors import ConfigError
 
 _REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
+_TOPIC_ARN_RE = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]{1,256}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +65,7 @@ class EmailSettings:
     smtp_pool: int = SMTP_POOL_DEFAULT
     ses_region: str | None = None
     ses_endpoint_url: str | None = None
+    ses_sns_topic_arns: tuple[str, ...] = ()
     sendgrid_api_key: str | None = field(default=None, repr=False)
     sendgrid_base_url: str = SENDGRID_DEFAULT_BASE_URL
     sendgrid_webhook_public_key: str | None = None
@@ -111,6 +117,18 @@ def _sender(env: Mapping[str, str]) -> str:
     if header.defects or len(addresses) != 1 or not addresses[0].domain:
         raise ConfigError(problem)
     return raw
+
+
+def _topic_arns(env: Mapping[str, str]) -> tuple[str, ...]:
+    name = "NOTIFY_SES_SNS_TOPIC_ARNS"
+    arns = tuple(a.strip() for a in (_text(env, name) or "").split(",") if a.strip())
+    for arn in arns:
+        if not _TOPIC_ARN_RE.match(arn):
+            raise ConfigError(
+                f"{name} must be SNS topic ARNs like arn:aws:sns:eu-west-1:123456789012:ses, "
+                f"got {arn!r}"
+            )
+    return arns
 
 
 def _sendgrid_public_key(env: Mapping[str, str]) -> str | None:
@@ -177,6 +195,7 @@ def email_settings(env: Mapping[str, str]) -> EmailSettings:
         smtp_pool=_whole(env, "NOTIFY_SMTP_POOL", SMTP_POOL_DEFAULT, 1, SMTP_POOL_MAX),
         ses_region=region,
         ses_endpoint_url=_http_url(env, "NOTIFY_SES_ENDPOINT_URL"),
+        ses_sns_topic_arns=_topic_arns(env),
         sendgrid_api_key=api_key,
         sendgrid_base_url=_http_url(env, "NOTIFY_SENDGRID_BASE_URL") or SENDGRID_DEFAULT_BASE_URL,
         sendgrid_webhook_public_key=_sendgrid_public_key(env),

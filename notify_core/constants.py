@@ -222,6 +222,20 @@ SNS_CERT_HOST_PATTERN: Final = r"sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?"
 SNS_CERT_CACHE_SIZE: Final = 16
 SNS_CERT_MAX_BYTES: Final = 64 * 1024
 SNS_CERT_FETCH_TIMEOUT_SECONDS: Final = 10.0
+SNS_SUBSCRIBE_TIMEOUT_SECONDS: Final = 10.0
+"""Confirming an SNS subscription: the GET of its SubscribeURL."""
+SENDGRID_WEBHOOK_PATH: Final = "/webhooks/sendgrid"
+SES_WEBHOOK_PATH: Final = "/webhooks/ses"
+PROVIDER_WEBHOOK_MAX_BYTES: Final = 8 * 1024 * 1024
+"""Largest provider event post read (SendGrid batches up to a few thousand events)."""
+PROVIDER_EVENT_RECEIPT_DAYS: Final = 7
+"""Days an applied event id is remembered (SendGrid retries for 72 hours, SNS less)."""
+PROVIDER_EVENT_PRUNE_BATCH: Final = 1_000
+"""Expired receipts deleted at most per webhook post."""
+MAX_SUPPRESSED_ADDRESS: Final = 254
+"""Characters of an email address kept on the suppression list (RFC 5321's limit)."""
+SUPPRESSIONS_DEFAULT_LIMIT: Final = 100
+SUPPRESSIONS_MAX_LIMIT: Final = 1_000
 
 # --- outgoing webhooks ------------------------------------------------------------------
 WEBHOOK_TIMEOUT_SECONDS: Final = 10.0

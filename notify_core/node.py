@@ -28,6 +28,7 @@ from notify_core.queue.base import WorkQueue
 from notify_core.queue.factory import create_queue
 
 if TYPE_CHECKING:
+    from delivery_svc.provider_event_routes import SnsHttp
     from delivery_svc.worker import DeliveryWorker
     from preference_svc.store import PreferenceStore
     from router_svc.scheduler import Scheduler
@@ -59,6 +60,8 @@ class Node:
     preferences: PreferenceStore | None = None
     templates: Templates | None = None
     scheduler: Scheduler | None = None
+    sns_http: SnsHttp | None = None
+    """The HTTP calls of the SES webhook (certificates, subscribe URLs); None: the real ones."""
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _closers: list[object] = field(default_factory=list)
 
@@ -146,6 +149,7 @@ class Node:
                 specs.append(module.spec())
         self._http: _Server | None = None
         if "realtime" in self.services:
+            from delivery_svc.provider_event_routes import ProviderWebhooks
             from realtime_svc import service as realtime_service
             from realtime_svc.edge import create_edge
             from realtime_svc.hub import Hub
@@ -179,6 +183,7 @@ class Node:
                 ws_send_queue=s.ws_send_queue,
                 signing_secret=s.signing_secret,
                 public_url=s.public_url,
+                provider_webhooks=ProviderWebhooks.from_settings(s, self.sns_http),
             )
             config = uvicorn.Config(
                 app,

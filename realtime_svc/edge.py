@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
+from delivery_svc.provider_event_routes import ProviderWebhooks, provider_event_routes
 from delivery_svc.tracking_routes import tracking_routes
 from ingest_svc.client import IngestApi
 from ingest_svc.validate import parse_send_json
@@ -66,6 +67,7 @@ def create_edge(
     signing_secret: str | None = None,
     public_url: str | None = None,
     templates: Templates | None = None,
+    provider_webhooks: ProviderWebhooks | None = None,
 ) -> Starlette:
     def user_of(request: Request) -> str:
         return auth.user(bearer(request.headers.get("authorization")))
@@ -209,6 +211,9 @@ def create_edge(
             public_url=public_url,
         ),
         *tracking_routes(database=database, signing_secret=signing_secret),
+        *provider_event_routes(
+            auth=auth, database=database, webhooks=provider_webhooks or ProviderWebhooks()
+        ),
         *template_routes(auth, templates or Templates(database)),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),

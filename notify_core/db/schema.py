@@ -303,6 +303,16 @@ email_suppressions = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False, default=utcnow),
 )
 
+# Provider events (SendGrid sg_event_id, SNS MessageId) already applied, so a retried
+# webhook post counts nothing twice; pruned after PROVIDER_EVENT_RECEIPT_DAYS.
+provider_event_receipts = sa.Table(
+    "provider_event_receipts",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True, comment="sha256 of provider, id, ..."),
+    sa.Column("received_at", UtcDateTime, nullable=False, default=utcnow),
+    sa.Index("idx_provider_event_receipts_received", "received_at"),
+)
+
 topic_subscriptions = sa.Table(
     "topic_subscriptions",
     metadata,

@@ -140,12 +140,17 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path, namespace: str) -> 
 @asynccontextmanager
 async def running(settings: Settings, **changes: Any) -> AsyncIterator[Env]:
     """A node on ``settings`` (with ``changes``), stopped on the way out."""
-    settings = dataclasses.replace(settings, **changes)
-    node = Node(settings)
+    async with serving(Node(dataclasses.replace(settings, **changes))) as env:
+        yield env
+
+
+@asynccontextmanager
+async def serving(node: Node) -> AsyncIterator[Env]:
+    """``node`` (not started yet) started, stopped on the way out."""
     await node.start()
     http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{node.http_port}", timeout=10)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{node.grpc_port}")
-    kind = "embedded" if settings.redis_url is None else "real"
+    kind = "embedded" if node.settings.redis_url is None else "real"
     try:
         yield Env(node, http, channel, kind)
     finally:

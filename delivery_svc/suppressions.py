@@ -1,0 +1,93 @@
+"""The email suppression list: addresses that bounced or complained are not sent to.
+
+Addresses are kept lower-cased (``email_suppressions.address``), so the check in
+:class:`~delivery_svc.channels.EmailChannel` and these functions agree whatever case a
+provider reports. The first reason is kept: a later complaint about an address that
+already bounced leaves the row as it is. Operators list the addresses and delete one to
+let email go to it again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from notify_core.constants import (
+    MAX_SUPPRESSED_ADDRESS,
+    SUPPRESSIONS_DEFAULT_LIMIT,
+    SUPPRESSIONS_MAX_LIMIT,
+)
+from notify_core.convert import iso
+from notify_core.db.engine import Database
+from notify_core.db.schema import email_suppressions, utcnow
+from notify_core.errors import InvalidArgument, NotFound
+
+REASONS = ("bounce", "complaint")
+
+
+def normalise(address: str) -> str:
+    """The stored form of an address: trimmed and lower-cased."""
+    return address.strip().lower()
+
+
+async def suppress(
+    conn: AsyncConnection, address: str, reason: str, provider: str, detail: str
+) -> bool:
+    """Add ``address`` in the caller's transaction; False when it was there already (or
+    is not an address that can be stored: empty or longer than an address can be)."""
+    key = normalise(address)
+    if not key or len(key) > MAX_SUPPRESSED_ADDRESS or reason not in REASONS:
+        return False
+    insert = sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert
+    stmt = (
+        insert(email_suppressions)
+        .values(address=key, reason=reason, provider=provider, detail=detail, created_at=utcnow())
+        .on_conflict_do_nothing(index_elements=[email_suppressions.c.address])
+        .returning(email_suppressions.c.address)
+    )
+    return (await conn.execute(stmt)).first() is not None
+
+
+def _as_json(row: Any) -> dict[str, Any]:
+    return {
+        "address": row.address,
+        "reason": row.reason,
+        "provider": row.provider,
+        "detail": row.detail,
+        "created_at": iso(row.created_at),
+    }
+
+
+async def list_suppressions(
+    db: Database, limit: int = SUPPRESSIONS_DEFAULT_LIMIT
+) -> list[dict[str, Any]]:
+    """The newest suppressions first, at most ``limit``."""
+    if not 1 <= limit <= SUPPRESSIONS_MAX_LIMIT:
+        raise InvalidArgument("limit", f"must be 1 to {SUPPRESSIONS_MAX_LIMIT}, got {limit}")
+    s = email_suppressions.c
+    async with db.read() as conn:
+        result = await conn.execute(
+            sa.select(email_suppressions).order_by(s.created_at.desc(), s.address).limit(limit)
+        )
+        return [_as_json(r) for r in result]
+
+
+async def unsuppress(db: Database, address: str) -> dict[str, Any]:
+    """Delete one address from the list and answer what it was; NotFound when absent."""
+    key = normalise(address)
+    if not key or len(key) > MAX_SUPPRESSED_ADDRESS:
+        raise InvalidArgument("address", f"must be 1 to {MAX_SUPPRESSED_ADDRESS} characters")
+    async with db.write() as conn:
+        found = (
+            await conn.execute(
+                email_suppressions.delete()
+                .where(email_suppressions.c.address == key)
+                .returning(*email_suppressions.c)
+            )
+        ).first()
+    if found is None:
+        raise NotFound(f"{key} is not suppressed")
+    return _as_json(found)
