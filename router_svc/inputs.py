@@ -128,18 +128,31 @@ async def count_sends(
     backends: CacheBackends, namespace: str, rules: RateRules, wanted: list[tuple[str, str, str]]
 ) -> list[Verdict]:
     """Count one send per (user, type, channel): a type's own rule first, then the
-    channel's; a send refused by its type's rule is not counted against the channel."""
+    channel's; a send refused by its type's rule is not counted against the channel. Each
+    step is one round trip for the whole batch."""
     limiter = backends.limiter
-
-    async def one(user: str, type_: str, channel: str) -> Verdict:
-        own = rules.of_type(type_, channel)
-        if own is not None:
-            verdict = await limiter.hit(rate_key(namespace, user, channel, type_), own)
+    verdicts: list[Verdict | None] = [None] * len(wanted)
+    typed = [i for i, (_, t, c) in enumerate(wanted) if rules.of_type(t, c) is not None]
+    if typed:
+        items = []
+        for i in typed:
+            user, type_, channel = wanted[i]
+            own = rules.of_type(type_, channel)
+            assert own is not None
+            items.append((rate_key(namespace, user, channel, type_), own))
+        for i, verdict in zip(typed, await limiter.hit_many(items), strict=True):
             if not verdict.allowed:
-                return verdict
-        return await limiter.hit(rate_key(namespace, user, channel), rules.channel(channel))
-
-    return list(await asyncio.gather(*[one(*w) for w in wanted]))
+                verdicts[i] = verdict
+    rest = [i for i, v in enumerate(verdicts) if v is None]
+    answers = await limiter.hit_many(
+        [
+            (rate_key(namespace, wanted[i][0], wanted[i][2]), rules.channel(wanted[i][2]))
+            for i in rest
+        ]
+    )
+    for i, verdict in zip(rest, answers, strict=True):
+        verdicts[i] = verdict
+    return [v for v in verdicts if v is not None]
 
 
 async def decide(

@@ -105,6 +105,13 @@ class RateLimiter(Protocol):
         answer the verdict. A refused send is not counted."""
         ...
 
+    async def hit_many(
+        self, items: Sequence[tuple[str, Limit]], now: float | None = None
+    ) -> list[Verdict]:
+        """``hit`` for each (key, rule), in order, in one round trip; each is atomic on its
+        own (as if called one after the other)."""
+        ...
+
 
 class CacheBackends(Protocol):
     """The backends built from one configuration, sharing one connection pool."""

@@ -285,6 +285,11 @@ class MemoryRateLimiter:
             self._sent.pop(key, None)
         return verdict
 
+    async def hit_many(
+        self, items: Sequence[tuple[str, Limit]], now: float | None = None
+    ) -> list[Verdict]:
+        return [await self.hit(key, rule, now) for key, rule in items]
+
 
 class MemoryBackends:
     """Cache, pub/sub and presence of this process. ``ping`` always succeeds (until

@@ -323,6 +323,39 @@ async def test_a_user_stays_online_until_the_last_connection_goes(
     assert not (await backends.presence.get(["bob"]))[0].online
 
 
+async def test_connect_with_a_limit_refuses_a_connection_over_it(
+    backends: CacheBackends,
+) -> None:
+    assert await backends.presence.connect("hana", "c1", ttl=30, limit=2)
+    assert await backends.presence.connect("hana", "c2", ttl=30, limit=2)
+    assert not await backends.presence.connect("hana", "c3", ttl=30, limit=2)
+    assert await backends.presence.connect("hana", "c2", ttl=30, limit=2)  # renewed
+    assert await backends.presence.connect("ivan", "c1", ttl=30, limit=2)  # per user
+    [hana] = await backends.presence.get(["hana"])
+    assert hana.connections == 2
+    await backends.presence.disconnect("hana", "c1")
+    assert await backends.presence.connect("hana", "c3", ttl=30, limit=2)
+    assert await backends.presence.connect("hana", "c4", ttl=30)  # no limit: always
+    assert (await backends.presence.get(["hana"]))[0].connections == 3
+
+
+async def test_expired_entries_do_not_count_against_the_limit(backends: CacheBackends) -> None:
+    assert await backends.presence.connect("jon", "c1", ttl=0.2, limit=1)
+    assert not await backends.presence.connect("jon", "c2", ttl=30, limit=1)
+    await asyncio.sleep(0.35)
+    assert await backends.presence.connect("jon", "c2", ttl=30, limit=1)
+    [jon] = await backends.presence.get(["jon"])
+    assert jon.online and jon.connections == 1
+
+
+async def test_concurrent_connects_never_pass_the_limit(backends: CacheBackends) -> None:
+    answers = await asyncio.gather(
+        *[backends.presence.connect("kim", f"c{i}", ttl=30, limit=5) for i in range(40)]
+    )
+    assert sum(answers) == 5
+    assert (await backends.presence.get(["kim"]))[0].connections == 5
+
+
 async def test_an_entry_not_refreshed_expires_and_the_user_goes_offline(
     backends: CacheBackends,
 ) -> None:
@@ -468,6 +501,19 @@ async def test_rate_limiter_follows_the_pure_arithmetic(
         if expected.allowed:
             counted.append(now)
     assert [v for v in counted] == [100.0, 101.0, 102.0, 160.5, 161.0, 170.0, 230.0]
+
+
+async def test_hit_many_counts_in_order_as_single_hits_would(
+    backends: CacheBackends, namespace: str
+) -> None:
+    a, b = rate_key(namespace, "a", "email"), rate_key(namespace, "b", "email")
+    two, one = Limit(2, 60.0), Limit(1, 60.0)
+    got = await backends.limiter.hit_many([(a, two), (b, one), (a, two), (b, one), (a, two)], 5.0)
+    assert [v.allowed for v in got] == [True, True, True, False, False]
+    assert got[2].remaining == 0 and got[4].retry_after == pytest.approx(60.0)
+    assert await backends.limiter.hit_many([]) == []
+    # the same keys as single hits see what hit_many counted
+    assert not (await backends.limiter.hit(a, two, now=6.0)).allowed
 
 
 async def test_rate_limiter_keys_are_independent(backends: CacheBackends, namespace: str) -> None:
