@@ -265,3 +265,24 @@ MAX_TRACKED_URL: Final = 2_048
 """Characters; a longer link in a message is left as it is (not tracked)."""
 MAX_TRACKING_TOKEN: Final = 4_096
 """Characters; a longer token is refused before any decoding."""
+
+# --- digests ----------------------------------------------------------------------------
+DIGEST_TYPE: Final = "digest"
+"""The notification type of digest emails: their unsubscribe links switch it off by email
+(``per_type.digest.email = false``), which stops the user's digests."""
+DIGEST_TEMPLATE: Final = "digest"
+"""The template a digest renders: publish ``digest`` (channel email) for a locale to
+override the built-in one there."""
+DIGEST_LEASE: Final = "digest-scheduler"
+"""The lease (table ``leases``) that makes one node's DigestService the scheduler."""
+DIGEST_ITEMS_SHOWN: Final = 5
+"""Newest items listed per group of a digest; the rest are counted ("and 7 more")."""
+DIGEST_RUN_STATUSES: Final = ("queued", "running", "succeeded", "failed")
+DIGEST_RUNS_DEFAULT_LIMIT: Final = 20
+DIGEST_RUNS_MAX_LIMIT: Final = 1_000
+DIGEST_SYNC_BATCH: Final = 1_000
+"""Schedules written per statement when preferences changed."""
+DIGEST_RUN_MAX_ATTEMPTS: Final = 5
+"""Takes of one run (it stopped on an error, or its node died) before it is given up."""
+DIGEST_MAX_AHEAD_DAYS: Final = 31
+"""How far ahead a requested run's clock (``as_of``) may be."""

@@ -9,7 +9,7 @@ and one in a fall-back overlap is taken at its first occurrence.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 
@@ -25,14 +25,14 @@ class QuietHours:
         ZoneInfo(self.tz)  # raises ZoneInfoNotFoundError for an unknown zone
 
 
-def _local_instant(day: datetime, at: time, zone: ZoneInfo) -> datetime:
-    """The UTC instant of wall-clock ``at`` on ``day``'s date in ``zone``.
+def local_instant(day: date, at: time, zone: ZoneInfo) -> datetime:
+    """The UTC instant of wall-clock ``at`` on the local date ``day`` in ``zone``.
 
     ``fold=0`` gives the first occurrence in a fall-back overlap, and in a spring-forward
     gap it reads the wall time with the offset from before the gap, which moves it later
     by the gap's length (02:30 in a 02:00→03:00 gap becomes 03:30).
     """
-    return datetime.combine(day.date(), at).replace(tzinfo=zone, fold=0).astimezone(UTC)
+    return datetime.combine(day, at).replace(tzinfo=zone, fold=0).astimezone(UTC)
 
 
 def quiet_until(window: QuietHours | None, now: datetime) -> datetime | None:
@@ -48,9 +48,9 @@ def quiet_until(window: QuietHours | None, now: datetime) -> datetime | None:
     # window crossing midnight); the first that contains now answers.
     for days_back in (0, 1):
         day = local - timedelta(days=days_back)
-        start = _local_instant(day, window.start, zone)
+        start = local_instant(day.date(), window.start, zone)
         end_day = day if window.start < window.end else day + timedelta(days=1)
-        end = _local_instant(end_day, window.end, zone)
+        end = local_instant(end_day.date(), window.end, zone)
         if start <= now.astimezone(UTC) < end:
             return end
     return None
