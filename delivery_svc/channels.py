@@ -36,6 +36,19 @@ def _as_error(provider: str, exc: BaseException) -> DeliveryError:
     return TransientDeliveryError(provider, f"unexpected error: {exc!r}")
 
 
+async def suppressed_addresses(database: Database, addresses: Sequence[str]) -> dict[str, str]:
+    """Which of ``addresses`` are on the suppression list, lower-cased, with the reason."""
+    if not addresses:
+        return {}
+    async with database.read() as conn:
+        result = await conn.execute(
+            sa.select(email_suppressions.c.address, email_suppressions.c.reason).where(
+                email_suppressions.c.address.in_(sorted({a.lower() for a in addresses}))
+            )
+        )
+        return {r.address: r.reason for r in result}
+
+
 class FailoverEmail:
     """The primary provider, or the fallback while the primary's breaker is open."""
 
@@ -94,7 +107,7 @@ class EmailChannel:
     async def send_all(self, rows: Sequence[Mapping[str, Any]]) -> list[SendResult | DeliveryError]:
         stored = await self._prefs.get_many(sorted({r["user_id"] for r in rows}))
         addresses = {u: p.email for u, p in stored.items()}
-        suppressed = await self._suppressed([a for a in addresses.values() if a])
+        suppressed = await suppressed_addresses(self._db, [a for a in addresses.values() if a])
         return list(
             await asyncio.gather(*[self._one(r, addresses[r["user_id"]], suppressed) for r in rows])
         )
@@ -113,17 +126,6 @@ class EmailChannel:
             return await self.sender.send(message)
         except Exception as exc:
             return _as_error("email", exc)
-
-    async def _suppressed(self, addresses: list[str]) -> dict[str, str]:
-        if not addresses:
-            return {}
-        async with self._db.read() as conn:
-            result = await conn.execute(
-                sa.select(email_suppressions.c.address, email_suppressions.c.reason).where(
-                    email_suppressions.c.address.in_(sorted({a.lower() for a in addresses}))
-                )
-            )
-            return {r.address: r.reason for r in result}
 
 
 class WebhookChannel:

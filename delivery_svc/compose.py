@@ -64,6 +64,17 @@ def message_id(notification_id: str, channel: str, sender: str) -> str:
     return f"<{notification_id}.{channel}@{domain}>"
 
 
+def unsubscribe_link(
+    secret: str | None, public_url: str | None, user_id: str, type_: str
+) -> str | None:
+    """The one-click link switching ``type_`` off by email for ``user_id`` (valid for
+    ``UNSUBSCRIBE_TTL_SECONDS``); None without a signing secret and a public URL."""
+    if not secret or not public_url:
+        return None
+    expires = int(time.time() + UNSUBSCRIBE_TTL_SECONDS)
+    return unsubscribe_url(public_url, make_token(secret, user_id, type_, "email", expires))
+
+
 class EmailComposer:
     def __init__(
         self,
@@ -85,15 +96,9 @@ class EmailComposer:
         content = await self._content(row)
         headers: dict[str, str] = {}
         html_body = content.html
-        if self._secret and self._public_url:
-            token = make_token(
-                self._secret,
-                row["user_id"],
-                row["type"],
-                "email",
-                int(time.time() + UNSUBSCRIBE_TTL_SECONDS),
-            )
-            headers.update(list_unsubscribe_headers(unsubscribe_url(self._public_url, token)))
+        link = unsubscribe_link(self._secret, self._public_url, row["user_id"], row["type"])
+        if link is not None:
+            headers.update(list_unsubscribe_headers(link))
             if self._links is not None:
                 html_body = self._links.decorate(html_body, row["delivery_id"])
         return EmailMessage(

@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from dotenv import dotenv_values
 
+from notify_core.config_digest import DigestSettings, digest_settings
 from notify_core.config_email import EmailSettings, email_settings
 from notify_core.config_webhook import WebhookSettings, webhook_settings
 from notify_core.constants import CHANNEL_NAMES as CHANNELS
@@ -52,6 +53,8 @@ class Settings:
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
     # -- email providers (NOTIFY_EMAIL_*, _SMTP_*, _SES_*, _SENDGRID_*; config_email.py) --
     email: EmailSettings = field(default_factory=EmailSettings)
+    # -- digests (NOTIFY_DIGEST_*, parsed in notify_core/config_digest.py) ---------------
+    digest: DigestSettings = field(default_factory=DigestSettings)
 
     rate_limits: RateRules = field(default_factory=RateRules)
     """NOTIFY_RATE_LIMITS: per channel and per (type, channel); the original design's defaults."""
@@ -283,6 +286,7 @@ def load_settings(
         ws_ping_interval=_float(env, "NOTIFY_WS_PING_INTERVAL", 30.0, 0.1, 3600.0),
         webhook=webhook_settings(env),
         email=email_settings(env),
+        digest=digest_settings(env),
         rate_limits=_rate_limits(env),
         over_limit=_over_limit(env),
         dedup_window=dedup_window,

@@ -8,7 +8,8 @@
     ├── NotFound             no such thing for this caller              → NOT_FOUND / 404
     ├── Unavailable          a backend (database, queue, cache) is down → UNAVAILABLE / 503
     │   ├── QueueUnavailable
-    │   └── CacheUnavailable
+    │   ├── CacheUnavailable
+    │   └── LeaseLost        a node's lease (the digest scheduler's) went to another
     ├── ConfigError          a setting is missing or malformed (raised at start)
     └── DeliveryError        a provider did not take a message (delivery workers only)
         ├── PermanentDeliveryError   bad address, refused content, 4xx: never retried
@@ -71,6 +72,11 @@ class QueueUnavailable(Unavailable):
 
 class CacheUnavailable(Unavailable):
     """The cache / pub-sub / presence backend cannot be reached."""
+
+
+class LeaseLost(Unavailable):
+    """This node no longer holds a lease it was working under (it stalled past the lease's
+    time and another node took it): it stops, writing nothing more."""
 
 
 class ConfigError(NotifyError):

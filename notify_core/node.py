@@ -30,6 +30,7 @@ from notify_core.queue.factory import create_queue
 if TYPE_CHECKING:
     from delivery_svc.provider_event_routes import SnsHttp
     from delivery_svc.worker import DeliveryWorker
+    from digest_svc.scheduler import DigestService
     from preference_svc.store import PreferenceStore
     from router_svc.scheduler import Scheduler
     from template_svc.templates import Templates
@@ -60,6 +61,7 @@ class Node:
     preferences: PreferenceStore | None = None
     templates: Templates | None = None
     scheduler: Scheduler | None = None
+    digest: DigestService | None = None
     sns_http: SnsHttp | None = None
     """The HTTP calls of the SES webhook (certificates, subscribe URLs); None: the real ones."""
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -143,10 +145,6 @@ class Node:
             from template_svc import service as template_service
 
             specs.append(template_service.spec(templates))
-        for name in ("digest",):
-            if name in self.services:
-                module = __import__(f"{name}_svc.service", fromlist=["spec"])
-                specs.append(module.spec())
         self._http: _Server | None = None
         if "realtime" in self.services:
             from delivery_svc.provider_event_routes import ProviderWebhooks
@@ -215,6 +213,17 @@ class Node:
 
             workers = await self._delivery_workers(prefs)
             specs.append(delivery_service.spec(db, queue, workers))
+        if "digest" in self.services:
+            from digest_svc import service as digest_service
+            from digest_svc.assemble import build_digest_service
+
+            # After the edge: digest emails link to it (unsubscribe) when no public URL is set.
+            self.digest, digest_email = build_digest_service(
+                s, db, backends, templates, self.public_url
+            )
+            self._closers.append(digest_email)
+            self._spawn(self.digest.run(), "digest")
+            specs.append(digest_service.spec(db, self.digest))
         self._grpc, self.grpc_port, self._health = create_server(
             specs, f"{s.host}:{s.grpc_port}", auth
         )

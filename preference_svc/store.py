@@ -133,7 +133,8 @@ class StoredPreferences:
         return replace(self, **changes)
 
 
-def _from_row(row: Any) -> StoredPreferences:
+def from_row(row: Any) -> StoredPreferences:
+    """The preferences a ``notification_preferences`` row holds (devices not included)."""
     quiet = None
     if row.quiet_hours_start is not None and row.quiet_hours_end is not None:
         quiet = QuietHoursInput(
@@ -214,7 +215,7 @@ class PreferenceStore:
         async with self._db.read() as conn:
             row = (await conn.execute(sa.select(t).where(t.c.user_id == user_id))).first()
             flags = await _device_flags(conn, [user_id])
-        prefs = _from_row(row) if row is not None else StoredPreferences(user_id)
+        prefs = from_row(row) if row is not None else StoredPreferences(user_id)
         prefs = replace(prefs, **flags.get(user_id, {}))
         await self._cache.set(key, json.dumps(prefs.to_json()).encode(), PREFERENCES_TTL_SECONDS)
         return prefs
@@ -233,7 +234,7 @@ class PreferenceStore:
             async with self._db.read() as conn:
                 rows = await conn.execute(sa.select(t).where(t.c.user_id.in_(missing)))
                 for row in rows:
-                    found[row.user_id] = _from_row(row)
+                    found[row.user_id] = from_row(row)
                 flags = await _device_flags(conn, missing)
             fresh = [
                 replace(found.get(u) or StoredPreferences(u), **flags.get(u, {})) for u in missing
@@ -258,7 +259,7 @@ class PreferenceStore:
             query = query.with_for_update()
         async with self._db.write() as conn:
             row = (await conn.execute(query)).first()
-            current = _from_row(row) if row is not None else StoredPreferences(user_id)
+            current = from_row(row) if row is not None else StoredPreferences(user_id)
             flags = await _device_flags(conn, [user_id])
             new = replace(current.updated(update), **flags.get(user_id, {}))
             values = _to_row(new)

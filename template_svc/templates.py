@@ -12,6 +12,7 @@ looked up the same way, from the notification's locale.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from notify_core.constants import TEMPLATE_LAYOUT
@@ -26,6 +27,20 @@ _PARTS = ("subject", "body", "layout")
 
 def _no_layouts(name: str) -> None:
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """A template resolved for a locale, its layout with it: looked up once, rendered for
+    many (a digest run renders one per user)."""
+
+    template: StoredTemplate
+    layouts: LayoutLoader
+    renderer: Renderer
+
+    def render(self, data: Mapping[str, Any] | None, notification: Mapping[str, Any]) -> Rendered:
+        """As :meth:`Templates.render_for` renders (:class:`InvalidArgument` when it fails)."""
+        return self.renderer.render(self.template.source(), data, notification, self.layouts)
 
 
 class Templates:
@@ -87,11 +102,18 @@ class Templates:
         are), and :class:`InvalidArgument` when rendering fails: a variable missing from
         ``data`` (the field names it), or the template's layout deleted since.
         """
+        resolved = await self.resolve(name, channel, locale)
+        if resolved is None:
+            raise NotFound(f"no {describe(name, channel, locale or '')} or fallback")
+        return resolved.render(data, notification)
+
+    async def resolve(self, name: str, channel: str, locale: str | None) -> Resolved | None:
+        """The template ``name`` for ``channel`` in ``locale`` or its fallbacks, with its
+        layout, ready to render; None when there is none."""
         found = await self.store.resolve(name, channel, locale)
         if found is None:
-            raise NotFound(f"no {describe(name, channel, locale or '')} or fallback")
-        layouts = await self._layouts(found.layout, locale)
-        return self.renderer.render(found.source(), data, notification, layouts)
+            return None
+        return Resolved(found, await self._layouts(found.layout, locale), self.renderer)
 
     async def preview(
         self,

@@ -222,7 +222,14 @@ notification_deliveries = sa.Table(
     sa.Column("dead_at", UtcDateTime, comment="when the last try failed (dead letter)"),
     sa.Column("opens", sa.Integer, nullable=False, server_default="0"),
     sa.Column("clicks", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("digest_id", sa.String(36), comment="the digest that carried it (digests.id)"),
     sa.Index("idx_deliveries_notification", "notification_id"),
+    sa.Index(
+        "idx_deliveries_digested",
+        "notification_id",
+        postgresql_where=sa.text("status = 'digested'"),
+        sqlite_where=sa.text("status = 'digested'"),
+    ),
     sa.Index(
         "idx_deliveries_dead",
         "dead_at",
@@ -362,4 +369,77 @@ queue_jobs = sa.Table(
     sa.Column("deliveries", sa.Integer, nullable=False, server_default="0"),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Index("idx_queue_jobs_ready", "queue", sa.text("priority DESC"), "id"),
+)
+
+# -- digests -----------------------------------------------------------------------------
+# When each digest-enabled user is next due (kept in step with their preferences).
+digest_schedules = sa.Table(
+    "digest_schedules",
+    metadata,
+    sa.Column("user_id", sa.String(255), primary_key=True),
+    sa.Column("next_at", UtcDateTime, nullable=False, comment="due from then (a slot, or a retry)"),
+    sa.Column(
+        "synced_at",
+        UtcDateTime,
+        nullable=False,
+        comment="the preferences' updated_at it was computed from",
+    ),
+    sa.Index("idx_digest_schedules_next", "next_at"),
+)
+
+# One row per digest sent (or failed for good): at most one per user and period.
+digests = sa.Table(
+    "digests",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True, comment="uuid5 of user and period"),
+    sa.Column("user_id", sa.String(255), nullable=False),
+    sa.Column("period_key", sa.String(32), nullable=False, comment="daily:DATE, weekly:YYYY-Www"),
+    sa.Column("status", sa.String(16), nullable=False, comment="sent or failed"),
+    sa.Column("run_id", sa.String(36), nullable=False),
+    sa.Column("items", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("message_id", sa.String(255)),
+    sa.Column("provider", sa.String(50)),
+    sa.Column("provider_message_id", sa.String(255)),
+    sa.Column("error", sa.Text),
+    sa.Column("slot_at", UtcDateTime, nullable=False, comment="the scheduled instant"),
+    sa.Column("created_at", UtcDateTime, nullable=False, default=utcnow),
+    sa.UniqueConstraint("user_id", "period_key"),
+)
+
+# Digest runs: requested (queued), running, finished; their counts and timings.
+digest_runs = sa.Table(
+    "digest_runs",
+    metadata,
+    _uuid_pk(),
+    sa.Column("trigger", sa.String(16), nullable=False, comment="schedule or manual"),
+    sa.Column(
+        "status", sa.String(16), nullable=False, comment="queued, running, succeeded, failed"
+    ),
+    sa.Column("as_of", UtcDateTime, nullable=False, comment="the run's clock"),
+    sa.Column("holder", sa.String(255), comment="the node running it"),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("due", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("processed", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("sent", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("failed", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("skipped", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("items", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("skipped_by_reason", JSONType),
+    sa.Column("failed_by_reason", JSONType),
+    sa.Column("timings", JSONType, comment="seconds: query, render, send, record"),
+    sa.Column("error", sa.Text),
+    sa.Column("created_at", UtcDateTime, nullable=False, default=utcnow),
+    sa.Column("started_at", UtcDateTime),
+    sa.Column("finished_at", UtcDateTime),
+    sa.Index("idx_digest_runs_status", "status", "created_at"),
+    sa.Index("idx_digest_runs_created", "created_at"),
+)
+
+# Leases: one holder per name at a time, taken and renewed by conditional UPDATE.
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("holder", sa.String(255), nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
 )

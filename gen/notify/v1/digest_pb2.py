@@ -22,15 +22,42 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16notify/v1/digest.proto\x12\tnotify.v12\x0f\n\rDigestServiceb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16notify/v1/digest.proto\x12\tnotify.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"o\n\x10\x44igestRunTimings\x12\x15\n\rquery_seconds\x18\x01 \x01(\x01\x12\x16\n\x0erender_seconds\x18\x02 \x01(\x01\x12\x14\n\x0csend_seconds\x18\x03 \x01(\x01\x12\x16\n\x0erecord_seconds\x18\x04 \x01(\x01\"\xe0\x05\n\tDigestRun\x12\n\n\x02id\x18\x01 \x01(\t\x12*\n\x06status\x18\x02 \x01(\x0e\x32\x1a.notify.v1.DigestRunStatus\x12\x0f\n\x07trigger\x18\x03 \x01(\t\x12)\n\x05\x61s_of\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0b\n\x03\x64ue\x18\x08 \x01(\x03\x12\x11\n\tprocessed\x18\t \x01(\x03\x12\x0c\n\x04sent\x18\n \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x0b \x01(\x03\x12\x0f\n\x07skipped\x18\x0c \x01(\x03\x12\x44\n\x11skipped_by_reason\x18\r \x03(\x0b\x32).notify.v1.DigestRun.SkippedByReasonEntry\x12\x42\n\x10\x66\x61iled_by_reason\x18\x0e \x03(\x0b\x32(.notify.v1.DigestRun.FailedByReasonEntry\x12\r\n\x05items\x18\x0f \x01(\x03\x12\x18\n\x10\x64uration_seconds\x18\x10 \x01(\x01\x12,\n\x07timings\x18\x11 \x01(\x0b\x32\x1b.notify.v1.DigestRunTimings\x12\x0e\n\x06holder\x18\x12 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x13 \x01(\x05\x12\r\n\x05\x65rror\x18\x14 \x01(\t\x1a\x36\n\x14SkippedByReasonEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a\x35\n\x13\x46\x61iledByReasonEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"=\n\x10RunDigestRequest\x12)\n\x05\x61s_of\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"6\n\x11RunDigestResponse\x12!\n\x03run\x18\x01 \x01(\x0b\x32\x14.notify.v1.DigestRun\"!\n\x13GetDigestRunRequest\x12\n\n\x02id\x18\x01 \x01(\t\"9\n\x14GetDigestRunResponse\x12!\n\x03run\x18\x01 \x01(\x0b\x32\x14.notify.v1.DigestRun\"&\n\x15ListDigestRunsRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\"<\n\x16ListDigestRunsResponse\x12\"\n\x04runs\x18\x01 \x03(\x0b\x32\x14.notify.v1.DigestRun*\xb0\x01\n\x0f\x44igestRunStatus\x12!\n\x1d\x44IGEST_RUN_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x44IGEST_RUN_STATUS_QUEUED\x10\x01\x12\x1d\n\x19\x44IGEST_RUN_STATUS_RUNNING\x10\x02\x12\x1f\n\x1b\x44IGEST_RUN_STATUS_SUCCEEDED\x10\x03\x12\x1c\n\x18\x44IGEST_RUN_STATUS_FAILED\x10\x04\x32\xff\x01\n\rDigestService\x12\x46\n\tRunDigest\x12\x1b.notify.v1.RunDigestRequest\x1a\x1c.notify.v1.RunDigestResponse\x12O\n\x0cGetDigestRun\x12\x1e.notify.v1.GetDigestRunRequest\x1a\x1f.notify.v1.GetDigestRunResponse\x12U\n\x0eListDigestRuns\x12 .notify.v1.ListDigestRunsRequest\x1a!.notify.v1.ListDigestRunsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'notify.v1.digest_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DIGESTSERVICE']._serialized_start=37
-  _globals['_DIGESTSERVICE']._serialized_end=52
+  _globals['_DIGESTRUN_SKIPPEDBYREASONENTRY']._loaded_options = None
+  _globals['_DIGESTRUN_SKIPPEDBYREASONENTRY']._serialized_options = b'8\001'
+  _globals['_DIGESTRUN_FAILEDBYREASONENTRY']._loaded_options = None
+  _globals['_DIGESTRUN_FAILEDBYREASONENTRY']._serialized_options = b'8\001'
+  _globals['_DIGESTRUNSTATUS']._serialized_start=1238
+  _globals['_DIGESTRUNSTATUS']._serialized_end=1414
+  _globals['_DIGESTRUNTIMINGS']._serialized_start=70
+  _globals['_DIGESTRUNTIMINGS']._serialized_end=181
+  _globals['_DIGESTRUN']._serialized_start=184
+  _globals['_DIGESTRUN']._serialized_end=920
+  _globals['_DIGESTRUN_SKIPPEDBYREASONENTRY']._serialized_start=811
+  _globals['_DIGESTRUN_SKIPPEDBYREASONENTRY']._serialized_end=865
+  _globals['_DIGESTRUN_FAILEDBYREASONENTRY']._serialized_start=867
+  _globals['_DIGESTRUN_FAILEDBYREASONENTRY']._serialized_end=920
+  _globals['_RUNDIGESTREQUEST']._serialized_start=922
+  _globals['_RUNDIGESTREQUEST']._serialized_end=983
+  _globals['_RUNDIGESTRESPONSE']._serialized_start=985
+  _globals['_RUNDIGESTRESPONSE']._serialized_end=1039
+  _globals['_GETDIGESTRUNREQUEST']._serialized_start=1041
+  _globals['_GETDIGESTRUNREQUEST']._serialized_end=1074
+  _globals['_GETDIGESTRUNRESPONSE']._serialized_start=1076
+  _globals['_GETDIGESTRUNRESPONSE']._serialized_end=1133
+  _globals['_LISTDIGESTRUNSREQUEST']._serialized_start=1135
+  _globals['_LISTDIGESTRUNSREQUEST']._serialized_end=1173
+  _globals['_LISTDIGESTRUNSRESPONSE']._serialized_start=1175
+  _globals['_LISTDIGESTRUNSRESPONSE']._serialized_end=1235
+  _globals['_DIGESTSERVICE']._serialized_start=1417
+  _globals['_DIGESTSERVICE']._serialized_end=1672
 # @@protoc_insertion_point(module_scope)

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from notify.v1 import digest_pb2 as notify_dot_v1_dot_digest__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -25,8 +26,12 @@ if _version_not_supported:
 
 
 class DigestServiceStub:
-    """DigestService owns scheduled digests in each user's time zone.
-    It is served (health, reflection) and gains its RPCs with the work that implements them.
+    """DigestService sends each user's daily or weekly digest of the emails the routing plan
+    put aside (low priority, or over the email rate limit), at the hour the user chose in
+    their own time zone: one digest per user and period, even across crashes.
+
+    Every node running it takes part, but only the node holding the scheduler lease starts
+    runs; a run requested on any node is started by that one.
     """
 
     def __init__(self, channel):
@@ -35,16 +40,72 @@ class DigestServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.RunDigest = channel.unary_unary(
+                '/notify.v1.DigestService/RunDigest',
+                request_serializer=notify_dot_v1_dot_digest__pb2.RunDigestRequest.SerializeToString,
+                response_deserializer=notify_dot_v1_dot_digest__pb2.RunDigestResponse.FromString,
+                _registered_method=True)
+        self.GetDigestRun = channel.unary_unary(
+                '/notify.v1.DigestService/GetDigestRun',
+                request_serializer=notify_dot_v1_dot_digest__pb2.GetDigestRunRequest.SerializeToString,
+                response_deserializer=notify_dot_v1_dot_digest__pb2.GetDigestRunResponse.FromString,
+                _registered_method=True)
+        self.ListDigestRuns = channel.unary_unary(
+                '/notify.v1.DigestService/ListDigestRuns',
+                request_serializer=notify_dot_v1_dot_digest__pb2.ListDigestRunsRequest.SerializeToString,
+                response_deserializer=notify_dot_v1_dot_digest__pb2.ListDigestRunsResponse.FromString,
+                _registered_method=True)
 
 
 class DigestServiceServicer:
-    """DigestService owns scheduled digests in each user's time zone.
-    It is served (health, reflection) and gains its RPCs with the work that implements them.
+    """DigestService sends each user's daily or weekly digest of the emails the routing plan
+    put aside (low priority, or over the email rate limit), at the hour the user chose in
+    their own time zone: one digest per user and period, even across crashes.
+
+    Every node running it takes part, but only the node holding the scheduler lease starts
+    runs; a run requested on any node is started by that one.
     """
+
+    def RunDigest(self, request, context):
+        """RunDigest requests a run now: the users due at as_of get their digest. It answers at
+        once, with the run queued; follow it with GetDigestRun.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDigestRun(self, request, context):
+        """GetDigestRun answers one run: its status, progress, counts and timings.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDigestRuns(self, request, context):
+        """ListDigestRuns answers the latest runs, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
 
 def add_DigestServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'RunDigest': grpc.unary_unary_rpc_method_handler(
+                    servicer.RunDigest,
+                    request_deserializer=notify_dot_v1_dot_digest__pb2.RunDigestRequest.FromString,
+                    response_serializer=notify_dot_v1_dot_digest__pb2.RunDigestResponse.SerializeToString,
+            ),
+            'GetDigestRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDigestRun,
+                    request_deserializer=notify_dot_v1_dot_digest__pb2.GetDigestRunRequest.FromString,
+                    response_serializer=notify_dot_v1_dot_digest__pb2.GetDigestRunResponse.SerializeToString,
+            ),
+            'ListDigestRuns': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDigestRuns,
+                    request_deserializer=notify_dot_v1_dot_digest__pb2.ListDigestRunsRequest.FromString,
+                    response_serializer=notify_dot_v1_dot_digest__pb2.ListDigestRunsResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'notify.v1.DigestService', rpc_method_handlers)
@@ -54,6 +115,91 @@ def add_DigestServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class DigestService:
-    """DigestService owns scheduled digests in each user's time zone.
-    It is served (health, reflection) and gains its RPCs with the work that implements them.
+    """DigestService sends each user's daily or weekly digest of the emails the routing plan
+    put aside (low priority, or over the email rate limit), at the hour the user chose in
+    their own time zone: one digest per user and period, even across crashes.
+
+    Every node running it takes part, but only the node holding the scheduler lease starts
+    runs; a run requested on any node is started by that one.
     """
+
+    @staticmethod
+    def RunDigest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/notify.v1.DigestService/RunDigest',
+            notify_dot_v1_dot_digest__pb2.RunDigestRequest.SerializeToString,
+            notify_dot_v1_dot_digest__pb2.RunDigestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDigestRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/notify.v1.DigestService/GetDigestRun',
+            notify_dot_v1_dot_digest__pb2.GetDigestRunRequest.SerializeToString,
+            notify_dot_v1_dot_digest__pb2.GetDigestRunResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDigestRuns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/notify.v1.DigestService/ListDigestRuns',
+            notify_dot_v1_dot_digest__pb2.ListDigestRunsRequest.SerializeToString,
+            notify_dot_v1_dot_digest__pb2.ListDigestRunsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -1,0 +1,43 @@
+"""Building a node's DigestService from its settings: providers, runner, scheduler."""
+
+from __future__ import annotations
+
+from delivery_svc.channels import FailoverEmail
+from delivery_svc.providers.email_factory import create_email_providers
+from digest_svc.runner import DigestRunner
+from digest_svc.scheduler import DigestService
+from notify_core.cache.base import CacheBackends
+from notify_core.config import Settings
+from notify_core.db.engine import Database
+from template_svc.templates import Templates
+
+
+def build_digest_service(
+    settings: Settings,
+    database: Database,
+    backends: CacheBackends,
+    templates: Templates,
+    public_url: str | None,
+) -> tuple[DigestService, FailoverEmail]:
+    """The node's DigestService, and its email providers to close when the node stops.
+
+    Digests have providers of their own (the same configuration as the delivery workers',
+    another SMTP pool and other breakers): a run's burst of digests does not hold back the
+    transactional email of the delivery workers."""
+    primary, fallback = create_email_providers(settings)
+    email = FailoverEmail(
+        primary, fallback, threshold=settings.breaker_threshold, reset=settings.breaker_reset
+    )
+    runner = DigestRunner(
+        database,
+        backends,
+        settings.namespace,
+        email,
+        email_from=settings.email_from,
+        settings=settings.digest,
+        rates=settings.rate_limits,
+        templates=templates,
+        signing_secret=settings.signing_secret,
+        public_url=public_url,
+    )
+    return DigestService(database, runner, settings.digest), email

@@ -1,0 +1,370 @@
+"""One digest run: due users a page at a time, decided, rate-checked, rendered, sent,
+recorded. A thin shell around :mod:`digest_svc.schedule` and :mod:`digest_svc.content`.
+
+Per page (``NOTIFY_DIGEST_PAGE`` users, by user id): the users due at the run's clock
+(``as_of``) with their preferences, their put-aside items, their suppressed addresses and
+which of them already have this period's digest. Then per batch (``NOTIFY_DIGEST_BATCH``):
+
+1. decide each user (:func:`digest_svc.content.decide`);
+2. count one email against each sender's rate limit (the email limits the router uses;
+   type ``digest`` may have its own rule): refused ones are skipped "rate limited" and due
+   again when their window frees a slot;
+3. render (the ``digest`` template of the locale, else the built-in one) and send,
+   concurrently (``NOTIFY_DIGEST_CONCURRENCY``), through the configured email provider(s)
+   with their circuit breakers;
+4. record, in one transaction fenced by the scheduler lease: the ``digests`` rows (unique
+   per user and period), the items marked ``digest_sent`` with the digest's id, each
+   user's next due time, the run's counts. The next batch is sent while this one records.
+
+**Exactly once per period**: a user's digest row, the marks on its items and the move of
+their schedule commit together, and a user is only sent to when no row exists for the
+period. The send happens before that commit, so a crash (or a lost lease) between the two
+resends at most the batches in flight — the one being recorded and the one being sent —
+with the same Message-ID (``<digest-id.digest@domain>``, the id fixed by user and
+period), which receivers can drop. That is the same window as the delivery workers'.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any, Protocol
+
+from delivery_svc.channels import suppressed_addresses
+from delivery_svc.compose import unsubscribe_link
+from delivery_svc.providers.base import EmailMessage, SendResult
+from digest_svc import store
+from digest_svc.content import RATE_LIMITED, Outcome, Recipient, Send, Skip, decide
+from digest_svc.message import (
+    BUILT_IN,
+    digest_email,
+    template_data,
+    template_notification,
+)
+from digest_svc.metrics import DigestMetrics
+from digest_svc.runs import Counts, Run
+from digest_svc.schedule import Slot, digest_id, due_slot, next_digest_at, period_key
+from digest_svc.store import Batch, DueUser
+from notify_core.cache.base import CacheBackends
+from notify_core.config_digest import DigestSettings
+from notify_core.constants import DIGEST_TEMPLATE, DIGEST_TYPE
+from notify_core.db.engine import Database
+from notify_core.db.lease import Lease
+from notify_core.db.schema import utcnow
+from notify_core.errors import DeliveryError, InvalidArgument, LeaseLost
+from notify_core.ratelimit import RateRules
+from router_svc.inputs import count_sends
+from router_svc.plan import Preferences
+from template_svc.render import Rendered, Renderer
+from template_svc.templates import Resolved, Templates
+
+log = logging.getLogger(__name__)
+
+
+class EmailSender(Protocol):
+    """The email channel's provider(s): :class:`delivery_svc.channels.FailoverEmail`."""
+
+    async def send(self, message: EmailMessage) -> SendResult: ...
+
+
+@dataclass
+class _Due:
+    """One due user of a batch, and what became of them."""
+
+    user: DueUser
+    slot: Slot
+    period: str
+    outcome: Outcome
+    message: EmailMessage | None = None
+    result: SendResult | DeliveryError | None = None
+    retry_in: float | None = None
+
+
+@dataclass
+class _Delta:
+    """What one batch adds (for the metrics, once it is recorded)."""
+
+    sent: int = 0
+    items: int = 0
+    failed: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)
+
+
+def _batched(rows: Sequence[Any], size: int) -> Iterator[list[Any]]:
+    for i in range(0, len(rows), size):
+        yield list(rows[i : i + size])
+
+
+def _allows_email(preferences: Preferences, type_: str) -> bool:
+    return preferences.allows("email", type_)
+
+
+def failure_reason(error: DeliveryError) -> str:
+    return "refused by the provider" if error.permanent else "provider unavailable"
+
+
+class DigestRunner:
+    def __init__(
+        self,
+        database: Database,
+        backends: CacheBackends,
+        namespace: str,
+        sender: EmailSender,
+        *,
+        email_from: str,
+        settings: DigestSettings,
+        rates: RateRules | None = None,
+        templates: Templates | None = None,
+        renderer: Renderer | None = None,
+        signing_secret: str | None = None,
+        public_url: str | None = None,
+        metrics: DigestMetrics | None = None,
+    ) -> None:
+        self._db = database
+        self._backends = backends
+        self._ns = namespace
+        self._sender = sender
+        self._from = email_from
+        self._settings = settings
+        self._rates = rates or RateRules()
+        self._templates = templates
+        self._renderer = templates.renderer if templates is not None else renderer or Renderer()
+        self._secret = signing_secret
+        self._public_url = public_url
+        self.metrics = metrics or DigestMetrics()
+
+    async def run(self, run: Run, lease: Lease) -> Counts:
+        """Carry ``run`` out from where its recorded counts stand; answer its counts.
+        Raises :class:`~notify_core.errors.LeaseLost` if the lease goes to another node,
+        and whatever the backends raise; what was recorded stays recorded."""
+        counts = copy.deepcopy(run.counts)
+        started = time.perf_counter()
+        remaining = await store.due_count(self._db, run.as_of)
+        counts.due = counts.processed + remaining
+        counts.timings["query"] += time.perf_counter() - started
+        templates: dict[str | None, Resolved | None] = {}
+        recording: asyncio.Task[None] | None = None
+        after = ""
+        try:
+            while True:
+                clock = time.perf_counter()
+                page = await store.due_page(self._db, run.as_of, after, self._settings.page)
+                if not page:
+                    break
+                after = page[-1].user_id
+                batch_users = await self._load(page, run.as_of)
+                counts.timings["query"] += time.perf_counter() - clock
+                for chunk in _batched(batch_users, self._settings.batch):
+                    if not lease.held(margin=lease.ttl.total_seconds() / 2) and not (
+                        await lease.acquire()
+                    ):
+                        raise LeaseLost(f"the lease {lease.name!r} went to another node")
+                    batch, delta = await self._batch(chunk, run, counts, templates)
+                    snapshot = copy.deepcopy(counts)
+                    if recording is not None:
+                        await recording
+                    recording = asyncio.create_task(
+                        self._record(lease, run.id, batch, snapshot, counts, delta)
+                    )
+            if recording is not None:
+                await recording
+                recording = None
+        finally:
+            if recording is not None and not recording.done():
+                recording.cancel()
+                await asyncio.gather(recording, return_exceptions=True)
+        return counts
+
+    async def _load(self, page: list[DueUser], as_of: datetime) -> list[_Due]:
+        """The page's users with their items decided (pure), in user id order."""
+        ids = [u.user_id for u in page]
+        items = await store.load_items(self._db, ids, as_of)
+        suppressed = await suppressed_addresses(
+            self._db, [u.preferences.email for u in page if u.preferences.email]
+        )
+        slots = {u.user_id: due_slot(as_of, u.schedule, u.zone) for u in page}
+        periods = {u.user_id: period_key(slots[u.user_id].day, u.schedule) for u in page}
+        sent = await store.sent_periods(self._db, list(periods.items()))
+        out = []
+        for u in page:
+            prefs = u.preferences
+            recipient = Recipient(
+                email=prefs.email,
+                allows=partial(_allows_email, Preferences(prefs.switches, prefs.per_type)),
+                email_on=prefs.switches.get("email", True),
+                unsubscribed=prefs.per_type.get(DIGEST_TYPE, {}).get("email") is False,
+                suppressed=suppressed.get((prefs.email or "").lower()),
+            )
+            period = periods[u.user_id]
+            outcome = decide(recipient, items[u.user_id], already_sent=(u.user_id, period) in sent)
+            out.append(_Due(u, slots[u.user_id], period, outcome))
+        return out
+
+    async def _batch(
+        self,
+        chunk: list[_Due],
+        run: Run,
+        counts: Counts,
+        templates: dict[str | None, Resolved | None],
+    ) -> tuple[Batch, _Delta]:
+        """Rate-check, render and send one batch; answer what to record, and count it."""
+        senders = [d for d in chunk if isinstance(d.outcome, Send)]
+        if senders:
+            verdicts = await count_sends(
+                self._backends,
+                self._ns,
+                self._rates,
+                [(d.user.user_id, DIGEST_TYPE, "email") for d in senders],
+            )
+            for d, verdict in zip(senders, verdicts, strict=True):
+                if not verdict.allowed:
+                    d.outcome = Skip(RATE_LIMITED, settled=False)
+                    d.retry_in = verdict.retry_after
+            senders = [d for d in senders if isinstance(d.outcome, Send)]
+        clock = time.perf_counter()
+        for d in senders:
+            d.message = await self._compose(d, templates)
+        counts.timings["render"] += time.perf_counter() - clock
+        clock = time.perf_counter()
+        limit = asyncio.Semaphore(self._settings.concurrency)
+
+        async def send(d: _Due) -> None:
+            assert d.message is not None
+            async with limit:
+                try:
+                    d.result = await self._sender.send(d.message)
+                except DeliveryError as exc:
+                    d.result = exc
+
+        await asyncio.gather(*[send(d) for d in senders])
+        counts.timings["send"] += time.perf_counter() - clock
+        return self._outcomes(chunk, run, counts)
+
+    async def _compose(self, d: _Due, templates: dict[str | None, Resolved | None]) -> EmailMessage:
+        assert isinstance(d.outcome, Send) and d.user.preferences.email
+        digest = d.outcome.digest
+        user = d.user.user_id
+        ident = digest_id(user, d.period)
+        link = unsubscribe_link(self._secret, self._public_url, user, DIGEST_TYPE)
+        data = template_data(digest, d.user.schedule.frequency, d.period, link)
+        notification = template_notification(ident, user, digest, d.user.schedule.frequency)
+        rendered = await self._render(digest.locale, data, notification, templates)
+        return digest_email(
+            to=d.user.preferences.email,
+            sender=self._from,
+            rendered=rendered,
+            digest_id=ident,
+            fallback_subject=str(notification["title"]),
+            unsubscribe_url=link,
+        )
+
+    async def _render(
+        self,
+        locale: str | None,
+        data: dict[str, Any],
+        notification: dict[str, Any],
+        templates: dict[str | None, Resolved | None],
+    ) -> Rendered:
+        """With the ``digest`` template of the locale if one is published (looked up once
+        per run and locale), else, or if it fails to render, the built-in one."""
+        if self._templates is not None and locale not in templates:
+            templates[locale] = await self._templates.resolve(DIGEST_TEMPLATE, "email", locale)
+        resolved = templates.get(locale)
+        if resolved is not None:
+            try:
+                return resolved.render(data, notification)
+            except InvalidArgument as exc:
+                log.warning(
+                    "digest template %r (locale %r) failed (%s); the built-in one is used",
+                    DIGEST_TEMPLATE,
+                    resolved.template.locale,
+                    exc,
+                )
+                templates[locale] = None
+        return self._renderer.render(BUILT_IN, data, notification, lambda name: None)
+
+    def _outcomes(self, chunk: list[_Due], run: Run, counts: Counts) -> tuple[Batch, _Delta]:
+        """What the batch came to: rows to write, next due times, counts."""
+        batch, delta = Batch(), _Delta()
+        retry = timedelta(seconds=self._settings.retry)
+        for d in chunk:
+            user = d.user.user_id
+            settle = next_digest_at(d.slot.at, d.user.schedule, d.user.zone)
+            outcome = d.outcome
+            if isinstance(outcome, Skip):
+                counts.skip(outcome.reason)
+                delta.skipped[outcome.reason] = delta.skipped.get(outcome.reason, 0) + 1
+                batch.dropped.extend(i.delivery_id for i in outcome.dropped)
+                wait = timedelta(seconds=d.retry_in or 0)
+                batch.next_at[user] = settle if outcome.settled else run.as_of + wait
+                continue
+            ident = digest_id(user, d.period)
+            row: dict[str, Any] = {
+                "id": ident,
+                "user_id": user,
+                "period_key": d.period,
+                "run_id": run.id,
+                "items": len(outcome.digest.items),
+                "message_id": d.message.message_id if d.message else None,
+                "slot_at": d.slot.at,
+                "created_at": utcnow(),
+                "provider": None,
+                "provider_message_id": None,
+                "error": None,
+            }
+            if isinstance(d.result, SendResult):
+                row.update(
+                    status="sent",
+                    provider=d.result.provider,
+                    provider_message_id=d.result.provider_message_id,
+                )
+                batch.digests.append(row)
+                batch.carried[ident] = [i.delivery_id for i in outcome.digest.items]
+                batch.dropped.extend(i.delivery_id for i in outcome.dropped)
+                batch.next_at[user] = settle
+                counts.sent += 1
+                counts.items += len(outcome.digest.items)
+                delta.sent += 1
+                delta.items += len(outcome.digest.items)
+                continue
+            assert isinstance(d.result, DeliveryError)
+            reason = failure_reason(d.result)
+            counts.fail(reason)
+            delta.failed[reason] = delta.failed.get(reason, 0) + 1
+            if d.result.permanent:
+                # The address or content was refused: this period is over (its items
+                # stay put aside for the next one).
+                row.update(status="failed", error=d.result.message[:1000])
+                batch.digests.append(row)
+                batch.next_at[user] = settle
+            else:
+                batch.next_at[user] = run.as_of + retry
+        counts.processed += len(chunk)
+        return batch, delta
+
+    async def _record(
+        self,
+        lease: Lease,
+        run_id: str,
+        batch: Batch,
+        snapshot: Counts,
+        counts: Counts,
+        delta: _Delta,
+    ) -> None:
+        clock = time.perf_counter()
+        written = await store.record(self._db, lease, run_id, batch, snapshot, utcnow())
+        lost = [r for r in batch.digests if r["id"] not in written]
+        if lost:
+            log.warning(
+                "%d digests were recorded by another run first (a race the lease should "
+                "prevent): their items are left to it",
+                len(lost),
+            )
+        counts.timings["record"] += time.perf_counter() - clock
+        self.metrics.batch(delta.sent, delta.items, delta.failed, delta.skipped)

@@ -1,0 +1,321 @@
+"""What a digest run reads and writes: schedules, due users, their items, the record.
+
+- :func:`sync_schedules` keeps ``digest_schedules`` in step with the preferences: a row per
+  digest-enabled user, recomputed whenever their preferences row changed (its
+  ``updated_at``), removed when they switch digests off.
+- :func:`due_page` reads due users a page at a time, with their preferences;
+  :func:`load_items` their put-aside emails (delivery rows ``digested``, by the partial
+  index ``idx_deliveries_digested``).
+- :func:`record` writes one batch's outcome in one transaction, fenced by the scheduler
+  lease: the ``digests`` rows (unique per user and period), the items marked
+  ``digest_sent`` with the digest's id (or ``skipped``), each user's next due time, and the
+  run's counts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import islice
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from digest_svc.content import TYPE_SWITCHED_OFF, Item
+from digest_svc.runs import Counts, write_counts
+from digest_svc.schedule import Schedule, first_digest_at
+from notify_core.constants import DIGEST_SYNC_BATCH
+from notify_core.db.engine import Database
+from notify_core.db.lease import Lease
+from notify_core.db.schema import (
+    digest_schedules,
+    digests,
+    notification_deliveries,
+    notification_preferences,
+    notifications,
+)
+from notify_core.errors import LeaseLost
+from preference_svc.store import StoredPreferences, from_row
+
+log = logging.getLogger(__name__)
+
+_MAX_PARAMS = 30_000
+"""Bind parameters per statement (SQLite allows 32,766, psycopg 65,535)."""
+
+
+def zone_of(name: str) -> ZoneInfo:
+    """The user's zone (the preferences' ``timezone``); UTC for a name the system's time
+    zone database does not know (validated when it was stored, so this is rare)."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        log.warning("unknown time zone %r in preferences; digests use UTC", name)
+        return ZoneInfo("UTC")
+
+
+def schedule_of(row: Any) -> Schedule:
+    return Schedule(row.digest_frequency, row.digest_hour, row.digest_weekday)
+
+
+def _batched(rows: Sequence[Any], size: int) -> Iterator[list[Any]]:
+    it = iter(rows)
+    while chunk := list(islice(it, max(1, size))):
+        yield chunk
+
+
+def _insert(conn: AsyncConnection) -> Any:
+    return sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert
+
+
+async def update_many(
+    conn: AsyncConnection,
+    table: sa.Table,
+    key: str,
+    rows: Sequence[Mapping[str, Any]],
+    where: sa.ColumnElement[bool] | None = None,
+) -> None:
+    """``UPDATE table SET … WHERE table.key = row[key]`` for every row (all with the same
+    columns), in few statements: joined with a ``VALUES`` list on PostgreSQL, executemany
+    on SQLite (in process, where a statement per row is cheap)."""
+    if not rows:
+        return
+    names = [key, *(c for c in rows[0] if c != key)]
+    if conn.dialect.name == "postgresql":
+        for chunk in _batched(rows, _MAX_PARAMS // len(names)):
+            v = sa.values(*(sa.column(c, table.c[c].type) for c in names), name="v").data(
+                [tuple(r[c] for c in names) for r in chunk]
+            )
+            stmt = table.update().where(table.c[key] == v.c[key])
+            stmt = stmt.values({c: v.c[c] for c in names[1:]})
+            await conn.execute(stmt if where is None else stmt.where(where))
+        return
+    stmt = table.update().where(table.c[key] == sa.bindparam(f"v_{key}"))
+    stmt = stmt.values({c: sa.bindparam(f"v_{c}") for c in names[1:]})
+    await conn.execute(
+        stmt if where is None else stmt.where(where),
+        [{f"v_{c}": r[c] for c in names} for r in rows],
+    )
+
+
+# --- schedules --------------------------------------------------------------------------
+
+
+async def sync_schedules(db: Database) -> int:
+    """Bring ``digest_schedules`` in step with the preferences; answer how many users'
+    schedules were (re)computed."""
+    p, s = notification_preferences, digest_schedules
+    query = (
+        sa.select(
+            p.c.user_id,
+            p.c.digest_frequency,
+            p.c.digest_hour,
+            p.c.digest_weekday,
+            p.c.timezone,
+            p.c.updated_at,
+            s.c.next_at,
+        )
+        .select_from(p.outerjoin(s, s.c.user_id == p.c.user_id))
+        .where(
+            p.c.digest_enabled.is_(sa.true()),
+            sa.or_(s.c.user_id.is_(None), s.c.synced_at != p.c.updated_at),
+        )
+    )
+    async with db.read() as conn:
+        changed = list(await conn.execute(query))
+    values = [
+        {
+            "user_id": r.user_id,
+            "next_at": first_digest_at(
+                r.updated_at, r.next_at, schedule_of(r), zone_of(r.timezone)
+            ),
+            "synced_at": r.updated_at,
+        }
+        for r in changed
+    ]
+    enabled = sa.select(p.c.user_id).where(
+        p.c.user_id == s.c.user_id, p.c.digest_enabled.is_(sa.true())
+    )
+    async with db.write() as conn:
+        for chunk in _batched(values, DIGEST_SYNC_BATCH):
+            stmt = _insert(conn)(s).values(chunk)
+            await conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[s.c.user_id],
+                    set_={"next_at": stmt.excluded.next_at, "synced_at": stmt.excluded.synced_at},
+                )
+            )
+        await conn.execute(s.delete().where(~sa.exists(enabled)))
+    return len(values)
+
+
+def _due(as_of: datetime) -> Any:
+    """Schedules joined with preferences: the users due at ``as_of``."""
+    p, s = notification_preferences, digest_schedules
+    return (
+        s.join(p, p.c.user_id == s.c.user_id),
+        sa.and_(s.c.next_at <= as_of, p.c.digest_enabled.is_(sa.true())),
+    )
+
+
+async def due_count(db: Database, as_of: datetime) -> int:
+    """Users due at ``as_of``."""
+    joined, due = _due(as_of)
+    query = sa.select(sa.func.count()).select_from(joined).where(due)
+    async with db.read() as conn:
+        return int((await conn.execute(query)).scalar_one())
+
+
+@dataclass(frozen=True, slots=True)
+class DueUser:
+    user_id: str
+    preferences: StoredPreferences
+    schedule: Schedule
+    zone: ZoneInfo
+    next_at: datetime
+
+
+async def due_page(db: Database, as_of: datetime, after: str, limit: int) -> list[DueUser]:
+    """The next ``limit`` users due at ``as_of`` whose id sorts after ``after``."""
+    p, s = notification_preferences, digest_schedules
+    joined, due = _due(as_of)
+    query = (
+        sa.select(p, s.c.next_at)
+        .select_from(joined)
+        .where(due, s.c.user_id > after)
+        .order_by(s.c.user_id)
+        .limit(limit)
+    )
+    async with db.read() as conn:
+        rows = list(await conn.execute(query))
+    return [
+        DueUser(r.user_id, from_row(r), schedule_of(r), zone_of(r.timezone), r.next_at)
+        for r in rows
+    ]
+
+
+async def load_items(
+    db: Database, user_ids: Sequence[str], as_of: datetime
+) -> dict[str, list[Item]]:
+    """Each user's emails put aside for the digest up to ``as_of``, oldest first."""
+    n, d = notifications, notification_deliveries
+    query = (
+        sa.select(
+            d.c.id.label("delivery_id"),
+            n.c.id,
+            n.c.user_id,
+            n.c.type,
+            n.c.title,
+            n.c.message,
+            n.c.data,
+            n.c.group_key,
+            n.c.count.label("merged"),
+            n.c.locale,
+            n.c.created_at,
+        )
+        .select_from(n.join(d, d.c.notification_id == n.c.id))
+        .where(
+            n.c.user_id.in_(user_ids),
+            d.c.status == "digested",
+            d.c.channel == "email",
+            d.c.created_at <= as_of,
+        )
+        .order_by(n.c.user_id, n.c.created_at)
+    )
+    found: dict[str, list[Item]] = {u: [] for u in user_ids}
+    async with db.read() as conn:
+        for r in await conn.execute(query):
+            found[r.user_id].append(
+                Item(
+                    delivery_id=r.delivery_id,
+                    notification_id=r.id,
+                    type=r.type,
+                    title=r.title,
+                    message=r.message,
+                    group_key=r.group_key,
+                    count=r.merged,
+                    locale=r.locale,
+                    created_at=r.created_at,
+                    data=r.data,
+                )
+            )
+    return found
+
+
+async def sent_periods(db: Database, wanted: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which of the (user, period) pairs already have their digest."""
+    if not wanted:
+        return set()
+    users = sorted({u for u, _ in wanted})
+    periods = sorted({k for _, k in wanted})
+    query = sa.select(digests.c.user_id, digests.c.period_key).where(
+        digests.c.user_id.in_(users), digests.c.period_key.in_(periods)
+    )
+    async with db.read() as conn:
+        found = {(r.user_id, r.period_key) for r in await conn.execute(query)}
+    return found & set(wanted)
+
+
+# --- recording --------------------------------------------------------------------------
+
+
+@dataclass
+class Batch:
+    """What one batch of users came to, ready to be written in one transaction."""
+
+    digests: list[dict[str, Any]] = field(default_factory=list)
+    """``digests`` rows (sent, or failed for good)."""
+    carried: dict[str, list[str]] = field(default_factory=dict)
+    """Per sent digest id: the delivery ids it carried."""
+    dropped: list[str] = field(default_factory=list)
+    """Delivery ids of types switched off since: marked ``skipped``."""
+    next_at: dict[str, datetime] = field(default_factory=dict)
+    """Per user: when next due."""
+
+
+async def record(
+    db: Database, lease: Lease, run_id: str, batch: Batch, counts: Counts, now: datetime
+) -> set[str]:
+    """Write ``batch`` and the run's ``counts`` in one transaction, if this node still
+    holds the lease (else :class:`LeaseLost`, nothing written). Answers the ids of the
+    digests written; one missing was recorded by someone else for its period already, and
+    its items are left to that one."""
+    d = notification_deliveries
+    async with db.write() as conn:
+        if not await lease.renew_in(conn):
+            raise LeaseLost(f"the lease {lease.name!r} is no longer held by {lease.holder}")
+        written: set[str] = set()
+        for chunk in _batched(batch.digests, _MAX_PARAMS // 16):
+            stmt = _insert(conn)(digests).values(chunk).on_conflict_do_nothing()
+            result = await conn.execute(stmt.returning(digests.c.id))
+            written.update(r.id for r in result)
+        await update_many(
+            conn,
+            d,
+            "id",
+            [
+                {"id": delivery, "digest_id": digest, "status": "digest_sent", "sent_at": now}
+                for digest, carried in batch.carried.items()
+                if digest in written
+                for delivery in carried
+            ],
+            where=d.c.status == "digested",
+        )
+        for chunk in _batched(batch.dropped, _MAX_PARAMS):
+            await conn.execute(
+                d.update()
+                .where(d.c.id.in_(chunk), d.c.status == "digested")
+                .values(status="skipped", error_message=TYPE_SWITCHED_OFF)
+            )
+        await update_many(
+            conn,
+            digest_schedules,
+            "user_id",
+            [{"user_id": u, "next_at": at} for u, at in batch.next_at.items()],
+        )
+        await write_counts(conn, run_id, counts)
+    return written
