@@ -60,6 +60,7 @@ class DigestService:
         self._clock = clock
         self.lease = Lease(database, DIGEST_LEASE, holder or node_name(), settings.lease, clock)
         self._wake = asyncio.Event()
+        self._ticking = asyncio.Lock()
         self.current: Run | None = None
         """The run this node is carrying out, if any."""
 
@@ -93,7 +94,12 @@ class DigestService:
         return run
 
     async def tick(self) -> Run | None:
-        """One look (see the module's doc); answers the last run carried out, if any."""
+        """One look (see the module's doc); answers the last run carried out, if any.
+        Looks of one node never overlap: a look queues again every run left running."""
+        async with self._ticking:
+            return await self._tick()
+
+    async def _tick(self) -> Run | None:
         if not await self.lease.acquire():
             return None
         resumed = await runs.requeue_running(self._db)

@@ -68,16 +68,17 @@ class Lease:
             leases.update()
             .where(leases.c.name == self.name, condition)
             .values(holder=self.holder, expires_at=until)
+            .returning(leases.c.name)
         )
-        got = result.rowcount == 1
+        got = result.first() is not None
         if not got and take:
             insert = (sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert)(leases)
             result = await conn.execute(
-                insert.values(
-                    name=self.name, holder=self.holder, expires_at=until
-                ).on_conflict_do_nothing(index_elements=[leases.c.name])
+                insert.values(name=self.name, holder=self.holder, expires_at=until)
+                .on_conflict_do_nothing(index_elements=[leases.c.name])
+                .returning(leases.c.name)
             )
-            got = result.rowcount == 1
+            got = result.first() is not None
         self.valid_until = until if got else None
         return got
 

@@ -1,0 +1,199 @@
+"""Kill -9 in the middle of a digest run, then start again (the digest issue's acceptance
+test), on both backends: every due user gets their digest, and no user gets two different
+ones; a resend of one the server took just before the kill carries the same Message-ID.
+
+``notify up`` runs as a child process, sending to an SMTP server (aiosmtpd) in this process
+that counts messages by Message-ID and takes a while over each, so that batches are open
+at any moment. Once part of the digests have arrived the node gets SIGKILL and starts again
+on the same database: the new process takes the scheduler lease when the dead one's runs
+out, queues the interrupted run again, and carries it on from its recorded counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from email.parser import BytesHeaderParser
+from email.policy import SMTP as SMTP_POLICY
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+import sqlalchemy as sa
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from google.protobuf.timestamp_pb2 import Timestamp
+from notify.v1 import digest_pb2, digest_pb2_grpc
+
+from notify_core.db.engine import sync_url
+from notify_core.db.schema import (
+    digests,
+    notification_deliveries,
+    notification_preferences,
+    notifications,
+)
+from tests.integration.conftest import API_KEY
+from tests.integration.procs import NotifyProcess, free_port
+from tests.integration.test_durability import _env as base_env
+
+USERS = 120
+ITEMS = 2
+BATCH = 10
+"""NOTIFY_DIGEST_BATCH: at most the batch being recorded and the one being sent can have
+gone out unrecorded when the process dies."""
+SMTP_DELAY = 0.05
+PRODUCER = {"authorization": f"Bearer {API_KEY}"}
+METADATA = (("authorization", f"Bearer {API_KEY}"),)
+
+
+class CountingInbox:
+    """Counts messages by recipient and Message-ID once their DATA is read (before the
+    250: a sender that dies then has delivered without knowing)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # the controller's thread writes, the test reads
+        self.by_user: dict[str, Counter[str]] = {}
+        self._parser = BytesHeaderParser(policy=SMTP_POLICY)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or envelope.content
+        assert isinstance(raw, bytes)
+        headers = self._parser.parsebytes(raw)
+        user = str(headers["To"]).split("@")[0]
+        with self._lock:
+            self.by_user.setdefault(user, Counter())[str(headers["Message-ID"])] += 1
+        await asyncio.sleep(SMTP_DELAY)
+        return "250 OK"
+
+    def received(self) -> int:
+        with self._lock:
+            return sum(sum(c.values()) for c in self.by_user.values())
+
+
+async def _seed(node: NotifyProcess, users: list[str]) -> None:
+    async with httpx.AsyncClient(base_url=node.base_url, timeout=30) as client:
+
+        async def one(user: str) -> None:
+            body = {
+                "email": f"{user}@example.com",
+                "digest": {"enabled": True, "frequency": "daily", "hour": 9},
+            }
+            r = await client.put(f"/users/{user}/preferences", json=body, headers=PRODUCER)
+            assert r.status_code == 200, r.text
+            for i in range(ITEMS):
+                note = {
+                    "user_id": user,
+                    "type": "comment",
+                    "title": f"c{i}",
+                    "message": "m",
+                    "priority": "low",
+                }
+                r = await client.post("/notifications/send", json=note, headers=PRODUCER)
+                assert r.status_code == 202, r.text
+
+        for start in range(0, len(users), 20):
+            await asyncio.gather(*[one(u) for u in users[start : start + 20]])
+
+
+def _count(engine: sa.Engine, query: sa.Select[tuple[int]]) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())
+
+
+async def _run(node: NotifyProcess, run_id: str) -> digest_pb2.DigestRun:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{node.grpc_port}") as channel:
+        reply = await digest_pb2_grpc.DigestServiceStub(channel).GetDigestRun(
+            digest_pb2.GetDigestRunRequest(id=run_id), metadata=METADATA
+        )
+    return reply.run
+
+
+@pytest.mark.parametrize("kind", ["embedded", "real"])
+async def test_kill9_mid_run_and_restart_give_every_due_user_one_digest(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest, namespace: str
+) -> None:
+    inbox = CountingInbox()
+    smtp_port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=smtp_port)
+    controller.start()
+    env = {
+        **base_env(kind, tmp_path, request, namespace),
+        "NOTIFY_SMTP_HOST": "127.0.0.1",
+        "NOTIFY_SMTP_PORT": str(smtp_port),
+        "NOTIFY_SMTP_STARTTLS": "never",
+        "NOTIFY_SMTP_POOL": str(BATCH),
+        "NOTIFY_EMAIL_FROM": "Notify <n@x.test>",
+        "NOTIFY_DIGEST_INTERVAL": "0.2",
+        "NOTIFY_DIGEST_LEASE": "2",
+        "NOTIFY_DIGEST_BATCH": str(BATCH),
+        "NOTIFY_DIGEST_CONCURRENCY": str(BATCH),
+    }
+    engine = sa.create_engine(sync_url(env["NOTIFY_DATABASE_URL"]))
+    log = tmp_path / "notify.log"
+    node = NotifyProcess(env, log=log).start()
+    try:
+        with engine.begin() as conn:  # the session's PostgreSQL database is shared
+            conn.execute(notification_preferences.update().values(digest_enabled=False))
+        users = [f"k9-{uuid.uuid4().hex[:10]}" for _ in range(USERS)]
+        await _seed(node, users)
+        d, n = notification_deliveries, notifications
+        mine = (
+            sa.select(sa.func.count())
+            .select_from(d.join(n, n.c.id == d.c.notification_id))
+            .where(n.c.user_id.in_(users))
+        )
+        put_aside = mine.where(d.c.status == "digested")
+        deadline = time.monotonic() + 60
+        while _count(engine, put_aside) < USERS * ITEMS:
+            assert time.monotonic() < deadline, "the notifications were not routed"
+            await asyncio.sleep(0.1)
+
+        as_of = Timestamp()
+        as_of.FromDatetime(datetime.now(UTC) + timedelta(days=1, hours=1))
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{node.grpc_port}") as channel:
+            queued = await digest_pb2_grpc.DigestServiceStub(channel).RunDigest(
+                digest_pb2.RunDigestRequest(as_of=as_of), metadata=METADATA
+            )
+        run_id = queued.run.id
+        deadline = time.monotonic() + 60
+        while inbox.received() < USERS // 3:
+            assert time.monotonic() < deadline, "the run did not start"
+            await asyncio.sleep(0.01)
+        node.kill9()
+        at_kill = inbox.received()
+        assert at_kill < USERS, "the run finished before the kill: nothing was proven"
+
+        node = NotifyProcess(env, log=log).start()
+        deadline = time.monotonic() + 90
+        while (run := await _run(node, run_id)).status != digest_pb2.DIGEST_RUN_STATUS_SUCCEEDED:
+            assert run.status != digest_pb2.DIGEST_RUN_STATUS_FAILED, run.error
+            assert time.monotonic() < deadline, f"the run was not carried on: {run}"
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)  # nothing more arrives after the run is done
+
+        missing = [u for u in users if u not in inbox.by_user]
+        assert not missing, f"{len(missing)} due users got no digest"
+        two_digests = {u: c for u, c in inbox.by_user.items() if len(c) > 1}
+        assert not two_digests, "a user got two different digests"
+        resent = inbox.received() - USERS
+        assert 0 <= resent <= 2 * BATCH, f"{resent} resends; at most the 2 batches in flight"
+        assert run.attempts == 2
+        assert (run.due, run.processed, run.sent, run.items) == (
+            USERS,
+            USERS,
+            USERS,
+            USERS * ITEMS,
+        )
+        recorded = sa.select(sa.func.count()).where(digests.c.user_id.in_(users))
+        assert _count(engine, recorded) == USERS
+        assert _count(engine, mine.where(d.c.status == "digest_sent")) == USERS * ITEMS
+        print(f"\n{kind}: killed at {at_kill} received; {resent} resent after the restart")
+    finally:
+        node.stop()
+        controller.stop()
+        engine.dispose()

@@ -1,0 +1,303 @@
+"""The digest scheduler's lease, its runs and its metrics, on SQLite and PostgreSQL, with
+the real SMTP provider sending to a local aiosmtpd server: two schedulers racing send each
+user one digest, a holder that lost the lease writes nothing, a run left by a dead node is
+carried on from its counts, due users start a run on their own."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+from delivery_svc.channels import FailoverEmail
+from delivery_svc.providers.smtp import SmtpProvider
+from digest_svc import runs, store
+from digest_svc.metrics import DigestMetrics
+from digest_svc.runner import DigestRunner
+from digest_svc.scheduler import DigestService
+from notify_core.cache.memory import MemoryBackends
+from notify_core.config_digest import DigestSettings
+from notify_core.constants import DIGEST_LEASE
+from notify_core.db.engine import Database
+from notify_core.db.lease import Lease, lease_holder
+from notify_core.db.migrate import upgrade
+from notify_core.db.schema import (
+    digest_runs,
+    digests,
+    leases,
+    new_id,
+    notification_deliveries,
+    notification_preferences,
+    notifications,
+)
+from notify_core.errors import LeaseLost
+from tests.integration.test_delivery import Inbox, smtp  # noqa: F401
+
+SETTINGS = DigestSettings(interval=3600.0, lease=30.0, batch=4, concurrency=4)
+LATER = timedelta(days=1, hours=1)
+"""A run this far ahead finds every daily user due."""
+
+
+@pytest.fixture(params=["embedded", "real"])
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    url = (
+        f"sqlite:///{tmp_path / 'digest.db'}"
+        if request.param == "embedded"
+        else request.getfixturevalue("postgres_url")
+    )
+    await asyncio.to_thread(upgrade, url)
+    database = Database(url)
+    async with database.write() as conn:  # the session's PostgreSQL database is shared
+        await conn.execute(notification_preferences.update().values(digest_enabled=False))
+        await conn.execute(leases.delete())
+        await conn.execute(digest_runs.update().values(status="succeeded"))
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+async def seed(db: Database, users: int, items: int = 2) -> list[str]:
+    """Users with daily digests (UTC, 09:00) and ``items`` put-aside emails each."""
+    now = datetime.now(UTC)
+    ids = [f"sched-{uuid.uuid4().hex[:10]}" for _ in range(users)]
+    prefs, notes, rows = [], [], []
+    for user in ids:
+        prefs.append(
+            {
+                "id": new_id(),
+                "user_id": user,
+                "email_address": f"{user}@example.com",
+                "digest_enabled": True,
+                "updated_at": now,
+            }
+        )
+        for i in range(items):
+            nid = new_id()
+            notes.append(
+                {
+                    "id": nid,
+                    "user_id": user,
+                    "type": "comment",
+                    "title": f"c{i}",
+                    "message": "m",
+                    "priority": "low",
+                    "group_key": f"post:{i % 2}",
+                    "created_at": now,
+                    "state": "routed",
+                }
+            )
+            rows.append(
+                {
+                    "id": new_id(),
+                    "notification_id": nid,
+                    "channel": "email",
+                    "status": "digested",
+                    "created_at": now,
+                }
+            )
+    async with db.write() as conn:
+        await conn.execute(notification_preferences.insert(), prefs)
+        await conn.execute(notifications.insert(), notes)
+        await conn.execute(notification_deliveries.insert(), rows)
+    return ids
+
+
+def service(
+    db: Database,
+    port: int,
+    holder: str,
+    *,
+    clock: Callable[[], datetime] | None = None,
+    metrics: DigestMetrics | None = None,
+) -> DigestService:
+    provider = SmtpProvider(host="127.0.0.1", port=port, starttls="never")
+    runner = DigestRunner(
+        db,
+        MemoryBackends(),
+        "digest-test",
+        FailoverEmail(provider),
+        email_from="Notify <n@x.test>",
+        settings=SETTINGS,
+        metrics=metrics,
+    )
+    extra: dict[str, Any] = {"clock": clock} if clock is not None else {}
+    return DigestService(db, runner, SETTINGS, holder=holder, **extra)
+
+
+def per_user(inbox: Inbox, users: list[str]) -> dict[str, int]:
+    return {u: len(inbox.to(f"{u}@example.com")) for u in users}
+
+
+async def test_one_holder_at_a_time_and_a_lost_lease_is_noticed(db: Database) -> None:
+    now = datetime.now(UTC)
+    clock_a = [now]
+    a = Lease(db, "test-lease", "a", ttl=10.0, clock=lambda: clock_a[0])
+    b = Lease(db, "test-lease", "b", ttl=10.0)
+    assert await a.acquire()
+    assert not await b.acquire()
+    assert await a.acquire()  # renewed
+    assert (await lease_holder(db, "test-lease"))[0] == "a"  # type: ignore[index]
+    # a stalls: its lease runs out, b takes it
+    async with db.write() as conn:
+        await conn.execute(
+            leases.update().where(leases.c.name == "test-lease").values(expires_at=now)
+        )
+    assert await b.acquire()
+    clock_a[0] = now + timedelta(seconds=1)
+    async with db.write() as conn:
+        assert not await a.renew_in(conn)  # fencing: a finds out when it writes
+    assert not a.held()
+    await a.release()  # not a's any more: b keeps it
+    assert (await lease_holder(db, "test-lease"))[0] == "b"  # type: ignore[index]
+    await b.release()
+    assert await lease_holder(db, "test-lease") is None
+
+
+async def test_a_holder_that_lost_the_lease_records_nothing(db: Database) -> None:
+    a = Lease(db, DIGEST_LEASE, "a", ttl=30.0)
+    assert await a.acquire()
+    run = await runs.request_run(db, None, "manual")
+    async with db.write() as conn:
+        await conn.execute(leases.update().values(holder="b"))
+    batch = store.Batch(
+        digests=[
+            {
+                "id": new_id(),
+                "user_id": "u",
+                "period_key": "daily:2026-01-01",
+                "status": "sent",
+                "run_id": run.id,
+                "slot_at": datetime.now(UTC),
+            }
+        ],
+        next_at={"u": datetime.now(UTC)},
+    )
+    with pytest.raises(LeaseLost):
+        await store.record(db, a, run.id, batch, run.counts, datetime.now(UTC))
+    async with db.read() as conn:
+        assert (await conn.execute(sa.select(sa.func.count()).select_from(digests))).scalar() == 0
+
+
+async def test_two_schedulers_racing_send_each_user_one_digest(
+    db: Database,
+    smtp: tuple[Inbox, int],  # noqa: F811
+) -> None:
+    inbox, port = smtp
+    users = await seed(db, 30)
+    later = datetime.now(UTC) + LATER
+    a, b = service(db, port, "node-a"), service(db, port, "node-b")
+    await a.request(later)
+    await b.request(later + timedelta(minutes=1))
+    done = await asyncio.gather(a.tick(), b.tick(), a.tick(), b.tick())
+    assert sum(1 for r in done if r is not None) >= 1
+    assert per_user(inbox, users) == dict.fromkeys(users, 1)
+    for r in await runs.list_runs(db, 2):
+        assert r.status == "succeeded" and r.holder in ("node-a", "node-b")
+    assert {r.holder for r in await runs.list_runs(db, 2)} != {"node-a", "node-b"}
+    async with db.read() as conn:
+        marked = await conn.execute(
+            sa.select(sa.func.count())
+            .select_from(notification_deliveries)
+            .join(notifications, notifications.c.id == notification_deliveries.c.notification_id)
+            .where(
+                notifications.c.user_id.in_(users),
+                notification_deliveries.c.status == "digest_sent",
+                notification_deliveries.c.digest_id.is_not(None),
+            )
+        )
+        assert marked.scalar() == 60
+
+
+async def test_due_users_start_a_run_of_their_own(
+    db: Database,
+    smtp: tuple[Inbox, int],  # noqa: F811
+) -> None:
+    inbox, port = smtp
+    users = await seed(db, 3)
+    later = datetime.now(UTC) + LATER
+    scheduler = service(db, port, "node-a", clock=lambda: later)
+    run = await scheduler.tick()
+    assert run is not None and run.trigger == "schedule" and run.as_of == later
+    assert run.counts.sent == 3
+    assert per_user(inbox, users) == dict.fromkeys(users, 1)
+    assert await scheduler.tick() is None  # nobody due any more: no run
+
+
+async def test_a_run_left_by_a_dead_node_carries_on_from_its_counts(
+    db: Database,
+    smtp: tuple[Inbox, int],  # noqa: F811
+) -> None:
+    inbox, port = smtp
+    users = await seed(db, 10)
+    later = datetime.now(UTC) + LATER
+    first = service(db, port, "node-a")
+    run = await first.request(later)
+    # node-a took the run, sent and recorded 4 users, and died holding the lease
+    assert await first.lease.acquire()
+    await store.sync_schedules(db)
+    taken = await runs.take_next(db, "node-a")
+    assert taken is not None and taken.id == run.id
+    page = await store.due_page(db, later, "", 4)
+    counts = taken.counts
+    counts.processed, counts.sent, counts.items = 4, 4, 8
+    async with db.write() as conn:
+        await runs.write_counts(conn, run.id, counts)
+        for u in page:
+            await conn.execute(
+                store.digest_schedules.update()
+                .where(store.digest_schedules.c.user_id == u.user_id)
+                .values(next_at=later + timedelta(days=1))
+            )
+        await conn.execute(
+            leases.update().values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    second = service(db, port, "node-b")
+    done = await second.tick()
+    assert done is not None and done.id == run.id and done.status == "succeeded"
+    assert done.attempts == 2 and done.holder == "node-b"
+    assert (done.counts.due, done.counts.processed, done.counts.sent) == (10, 10, 10)
+    received = per_user(inbox, users)
+    assert sum(received.values()) == 6
+    assert {u.user_id for u in page} == {u for u, n in received.items() if n == 0}
+
+
+async def test_runs_are_counted_in_metrics(
+    db: Database,
+    smtp: tuple[Inbox, int],  # noqa: F811
+) -> None:
+    _, port = smtp
+    reader = InMemoryMetricReader()
+    meter = MeterProvider(metric_readers=[reader]).get_meter("test")
+    users = await seed(db, 5)
+    async with db.write() as conn:  # one of them has no address any more
+        await conn.execute(
+            notification_preferences.update()
+            .where(notification_preferences.c.user_id == users[0])
+            .values(email_address=None)
+        )
+    scheduler = service(db, port, "node-a", metrics=DigestMetrics(meter))
+    await scheduler.request(datetime.now(UTC) + LATER)
+    run = await scheduler.tick()
+    assert run is not None and run.counts.sent == 4
+    data = reader.get_metrics_data()
+    assert data is not None
+    points: dict[str, list[Any]] = {}
+    for resource in data.resource_metrics:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                points[metric.name] = list(metric.data.data_points)
+    assert points["notify.digest.sent"][0].value == 4
+    assert points["notify.digest.items"][0].value == 8
+    (skipped,) = points["notify.digest.skipped"]
+    assert (skipped.value, dict(skipped.attributes)) == (1, {"reason": "no email address"})
+    (duration,) = points["notify.digest.run.duration"]
+    assert duration.count == 1 and dict(duration.attributes) == {"status": "succeeded"}
