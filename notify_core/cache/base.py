@@ -83,7 +83,13 @@ class Presence(Protocol):
     """Who is connected, across nodes. Entries expire unless refreshed, so the users of a
     node that died go offline within the TTL."""
 
-    async def connect(self, user_id: str, conn_id: str, ttl: float) -> None: ...
+    async def connect(
+        self, user_id: str, conn_id: str, ttl: float, limit: int | None = None
+    ) -> bool:
+        """Record a live connection for ``ttl`` seconds. With ``limit``, atomically across
+        nodes: a user who already has ``limit`` other live connections gets nothing recorded
+        and the answer ``False``. A connection already recorded is always renewed."""
+        ...
 
     async def disconnect(self, user_id: str, conn_id: str) -> None: ...
 

@@ -230,8 +230,14 @@ class MemoryPresence:
             del self._connections[user_id]
         return len(conns)
 
-    async def connect(self, user_id: str, conn_id: str, ttl: float) -> None:
+    async def connect(
+        self, user_id: str, conn_id: str, ttl: float, limit: int | None = None
+    ) -> bool:
+        known = conn_id in self._connections.get(user_id, {})
+        if limit is not None and not known and self._live(user_id, self._clock()) >= limit:
+            return False
         await self.refresh([(user_id, conn_id)], ttl)
+        return True
 
     async def disconnect(self, user_id: str, conn_id: str) -> None:
         now = self._clock()

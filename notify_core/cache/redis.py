@@ -141,6 +141,25 @@ class RedisCache:
         return int(results[0])
 
 
+_CONNECT = """
+local key = KEYS[1]
+redis.call('ZREMRANGEBYSCORE', key, '-inf', ARGV[1])
+local limit = tonumber(ARGV[5])
+if limit > 0 and not redis.call('ZSCORE', key, ARGV[4]) then
+  if redis.call('ZCARD', key) >= limit then
+    return 0
+  end
+end
+redis.call('ZADD', key, ARGV[2], ARGV[4])
+redis.call('PEXPIRE', key, ARGV[3], 'NX')
+redis.call('PEXPIRE', key, ARGV[3], 'GT')
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[6])
+return 1
+"""
+"""``RedisPresence.connect``: prune the user's expired entries, refuse when ``limit`` (> 0)
+others are live, else add this one as ``refresh`` does — one atomic step."""
+
+
 class RedisPresence:
     """``Presence`` on one sorted set per user (``presence_key``): member = connection id,
     score = when the entry expires (epoch seconds on ``clock``). The set itself expires
@@ -156,9 +175,17 @@ class RedisPresence:
         self._namespace = namespace
         self._where = where
         self._clock = clock
+        self._connect = client.register_script(_CONNECT)
 
-    async def connect(self, user_id: str, conn_id: str, ttl: float) -> None:
-        await self.refresh([(user_id, conn_id)], ttl)
+    async def connect(
+        self, user_id: str, conn_id: str, ttl: float, limit: int | None = None
+    ) -> bool:
+        now = self._clock()
+        args: list[str | int] = [repr(now), repr(now + ttl), _ms(ttl), conn_id, limit or 0]
+        args.append(_ms(LAST_SEEN_TTL_SECONDS))
+        keys = [presence_key(self._namespace, user_id), last_seen_key(self._namespace, user_id)]
+        with _unavailable(self._where, "presence connect"):
+            return bool(await self._connect(keys=keys, args=args))
 
     async def disconnect(self, user_id: str, conn_id: str) -> None:
         now = self._clock()
