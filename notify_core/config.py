@@ -19,6 +19,12 @@ from notify_core.config_digest import DigestSettings, digest_settings
 from notify_core.config_email import EmailSettings, email_settings
 from notify_core.config_webhook import WebhookSettings, webhook_settings
 from notify_core.constants import CHANNEL_NAMES as CHANNELS
+from notify_core.constants import (
+    EDGE_PROCESSES_MAX,
+    MAX_CONNECTIONS_PER_USER_DEFAULT,
+    PRESENCE_TTL_SECONDS,
+    SHUTDOWN_GRACE_SECONDS,
+)
 from notify_core.errors import ConfigError
 from notify_core.ratelimit import DEFAULT_LIMITS, Limit, RateRules
 
@@ -80,6 +86,21 @@ class Settings:
     breaker_reset: float = 30.0
     """NOTIFY_BREAKER_RESET: seconds an open breaker waits before a trial call."""
     """NOTIFY_SCHEDULER_INTERVAL: seconds between looks for due scheduled and held work."""
+
+    # -- edge processes, connection limits, shutdown ------------------------------------
+    edge_processes: int = 1
+    """NOTIFY_EDGE_PROCESSES: edge processes sharing the HTTP port (SO_REUSEPORT); more
+    than one needs NOTIFY_REDIS_URL (their pub/sub and presence)."""
+    max_connections: int | None = None
+    """NOTIFY_MAX_CONNECTIONS: live connections per edge process; unset means 15,000, or
+    less when the open-file limit leaves less (an explicit value that does not fit fails)."""
+    max_connections_per_user: int = MAX_CONNECTIONS_PER_USER_DEFAULT
+    """NOTIFY_MAX_CONNECTIONS_PER_USER: live connections of one user across every edge."""
+    shutdown_grace: float = SHUTDOWN_GRACE_SECONDS
+    """NOTIFY_SHUTDOWN_GRACE: seconds live connections get to close after SIGTERM."""
+    presence_ttl: float = PRESENCE_TTL_SECONDS
+    """NOTIFY_PRESENCE_TTL: seconds a presence entry lives unless refreshed (every third of
+    it); the users of an edge process that died go offline within it."""
 
     @property
     def database_kind(self) -> str:
@@ -298,4 +319,12 @@ def load_settings(
         delivery_concurrency=_concurrency(env),
         breaker_threshold=_int(env, "NOTIFY_BREAKER_THRESHOLD", 5, 1, 1_000),
         breaker_reset=_float(env, "NOTIFY_BREAKER_RESET", 30.0, 0.01, 86_400.0),
+        # -- edge processes, connection limits, shutdown --
+        edge_processes=_int(env, "NOTIFY_EDGE_PROCESSES", 1, 1, EDGE_PROCESSES_MAX),
+        max_connections=_int(env, "NOTIFY_MAX_CONNECTIONS", 0, 1, 10_000_000) or None,
+        max_connections_per_user=_int(
+            env, "NOTIFY_MAX_CONNECTIONS_PER_USER", MAX_CONNECTIONS_PER_USER_DEFAULT, 1, 100_000
+        ),
+        shutdown_grace=_float(env, "NOTIFY_SHUTDOWN_GRACE", SHUTDOWN_GRACE_SECONDS, 0.0, 3_600.0),
+        presence_ttl=_float(env, "NOTIFY_PRESENCE_TTL", PRESENCE_TTL_SECONDS, 0.5, 86_400.0),
     )

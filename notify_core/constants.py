@@ -286,3 +286,27 @@ DIGEST_RUN_MAX_ATTEMPTS: Final = 5
 """Takes of one run (it stopped on an error, or its node died) before it is given up."""
 DIGEST_MAX_AHEAD_DAYS: Final = 31
 """How far ahead a requested run's clock (``as_of``) may be."""
+
+# --- edge processes, connection limits, shutdown -----------------------------------------
+CLOSE_GOING_AWAY: Final = 1001
+"""WebSocket close code: the server is shutting down (RFC 6455); reconnect elsewhere."""
+CLOSE_TRY_AGAIN_LATER: Final = 1013
+"""WebSocket close code: this edge process holds its most connections; retry with backoff."""
+CLOSE_TOO_MANY_FOR_USER: Final = 4009
+"""WebSocket close code: the user already has ``NOTIFY_MAX_CONNECTIONS_PER_USER`` open."""
+EDGE_PROCESSES_MAX: Final = 256
+MAX_CONNECTIONS_DEFAULT: Final = 15_000
+"""Default of ``NOTIFY_MAX_CONNECTIONS`` (per edge process), lowered to what the open-file
+limit leaves when that is less."""
+MAX_CONNECTIONS_PER_USER_DEFAULT: Final = 20
+SHUTDOWN_GRACE_SECONDS: Final = 10.0
+"""Default of ``NOTIFY_SHUTDOWN_GRACE``: how long connections get to close on SIGTERM."""
+EDGE_FD_RESERVE: Final = 1_024
+"""Open files an edge process keeps for everything but live connections: the database and
+Redis pools, gRPC, plain HTTP requests, logs."""
+EDGE_HTTP_HEADROOM: Final = 256
+"""Plain HTTP connections served above the live ones before uvicorn answers 503."""
+EDGE_RESTART_BACKOFF_SECONDS: Final = (0.2, 10.0)
+"""First and longest wait before an edge process that died is started again."""
+EDGE_START_TIMEOUT_SECONDS: Final = 60.0
+"""How long ``notify up`` waits for its edge processes to listen."""

@@ -10,6 +10,8 @@
     │   ├── QueueUnavailable
     │   ├── CacheUnavailable
     │   └── LeaseLost        a node's lease (the digest scheduler's) went to another
+    ├── TooManyConnections   a live-connection limit is reached → RESOURCE_EXHAUSTED / 503;
+    │                        a WebSocket is closed with its ``ws_close_code``
     ├── ConfigError          a setting is missing or malformed (raised at start)
     └── DeliveryError        a provider did not take a message (delivery workers only)
         ├── PermanentDeliveryError   bad address, refused content, 4xx: never retried
@@ -30,6 +32,8 @@ class NotifyError(Exception):
     code: str = "internal"
     http_status: int = 500
     grpc_status: grpc.StatusCode = grpc.StatusCode.INTERNAL
+    ws_close_code: int = 1011
+    """The WebSocket close code when this error ends a connection (1011: internal error)."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -77,6 +81,20 @@ class CacheUnavailable(Unavailable):
 class LeaseLost(Unavailable):
     """This node no longer holds a lease it was working under (it stalled past the lease's
     time and another node took it): it stops, writing nothing more."""
+
+
+class TooManyConnections(NotifyError):
+    """A live connection is refused: this edge process holds as many as it may
+    (``CLOSE_TRY_AGAIN_LATER``), the user has their most (``CLOSE_TOO_MANY_FOR_USER``), or
+    the process is shutting down (``CLOSE_GOING_AWAY``); ``ws_close_code`` says which."""
+
+    code = "too_many_connections"
+    http_status = 503
+    grpc_status = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+    def __init__(self, message: str, ws_close_code: int) -> None:
+        super().__init__(message)
+        self.ws_close_code = ws_close_code
 
 
 class ConfigError(NotifyError):

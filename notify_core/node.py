@@ -9,11 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine, Iterator
+import socket
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-
-import uvicorn
 
 from notify_core.auth import Authenticator
 from notify_core.cache.base import CacheBackends
@@ -31,21 +30,15 @@ if TYPE_CHECKING:
     from delivery_svc.provider_event_routes import SnsHttp
     from delivery_svc.worker import DeliveryWorker
     from digest_svc.scheduler import DigestService
+    from notify_core.edge_processes import EdgeProcesses
     from preference_svc.store import PreferenceStore
+    from realtime_svc.edge_server import EdgeServer
     from router_svc.scheduler import Scheduler
     from template_svc.templates import Templates
 
 log = logging.getLogger(__name__)
 
 SERVICES = ("ingest", "router", "preference", "template", "delivery", "realtime", "digest")
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: the node owns the process's signals."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 @dataclass
@@ -64,8 +57,14 @@ class Node:
     digest: DigestService | None = None
     sns_http: SnsHttp | None = None
     """The HTTP calls of the SES webhook (certificates, subscribe URLs); None: the real ones."""
+    edge_sockets: list[socket.socket] | None = None
+    """An edge process's sockets (bound with SO_REUSEPORT); None: bind NOTIFY_HTTP_PORT here,
+    or start NOTIFY_EDGE_PROCESSES edge processes when that is more than one."""
+    serve_grpc: bool = True
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _closers: list[object] = field(default_factory=list)
+    _edge: EdgeServer | None = None
+    _edges: EdgeProcesses | None = None
 
     async def start(self) -> None:
         s = self.settings
@@ -145,16 +144,26 @@ class Node:
             from template_svc import service as template_service
 
             specs.append(template_service.spec(templates))
-        self._http: _Server | None = None
-        if "realtime" in self.services:
+        if "realtime" in self.services and s.edge_processes > 1 and self.edge_sockets is None:
+            # The edge runs in child processes, started once gRPC is up; RPCs stay here.
+            from notify_core.edge_processes import EdgeProcesses
+            from realtime_svc import service as realtime_service
+            from realtime_svc.inbox import Inbox
+
+            self._edges = EdgeProcesses(s, local_ingest=ingest_api is not None)
+            self.http_port = self._edges.port
+            specs.append(realtime_service.spec(Inbox(db), backends, s.namespace))
+        elif "realtime" in self.services:
             from delivery_svc.provider_event_routes import ProviderWebhooks
             from realtime_svc import service as realtime_service
             from realtime_svc.edge import create_edge
+            from realtime_svc.edge_server import EdgeServer
             from realtime_svc.hub import Hub
             from realtime_svc.inbox import Inbox
+            from realtime_svc.limits import edge_limits
 
             inbox = Inbox(db)
-            hub = Hub(backends, s.namespace)
+            hub = Hub(backends, s.namespace, edge_limits(s))
             await hub.start()
             self._closers.append(hub)
             specs.append(realtime_service.spec(inbox, backends, s.namespace))
@@ -183,30 +192,8 @@ class Node:
                 public_url=s.public_url,
                 provider_webhooks=ProviderWebhooks.from_settings(s, self.sns_http),
             )
-            config = uvicorn.Config(
-                app,
-                host=s.host,
-                port=s.http_port,
-                ws="websockets-sansio",
-                http="httptools",
-                ws_ping_interval=s.ws_ping_interval,
-                ws_ping_timeout=s.ws_ping_interval,
-                ws_per_message_deflate=False,
-                ws_max_size=64 * 1024,
-                lifespan="off",
-                log_level="warning",
-                access_log=False,
-                backlog=4096,
-            )
-            self._http = _Server(config)
-            self._spawn(self._http.serve(), "http")
-            while not self._http.started:
-                if self._tasks[-1].done():
-                    self._tasks[-1].result()
-                    raise OSError(f"edge could not listen on port {s.http_port}")
-                await asyncio.sleep(0.01)
-            sock = self._http.servers[0].sockets[0]
-            self.http_port = sock.getsockname()[1]
+            self._edge = EdgeServer(app, hub, s, self.edge_sockets)
+            self.http_port = await self._edge.start()
 
         if "delivery" in self.services:
             from delivery_svc import service as delivery_service
@@ -224,12 +211,15 @@ class Node:
             self._closers.append(digest_email)
             self._spawn(self.digest.run(), "digest")
             specs.append(digest_service.spec(db, self.digest))
-        self._grpc, self.grpc_port, self._health = create_server(
-            specs, f"{s.host}:{s.grpc_port}", auth
-        )
-        await self._grpc.start()
         self._names = [spec.full_name for spec in specs]
-        await mark_serving(self._health, self._names)
+        if self.serve_grpc:
+            self._grpc, self.grpc_port, self._health = create_server(
+                specs, f"{s.host}:{s.grpc_port}", auth
+            )
+            await self._grpc.start()
+            await mark_serving(self._health, self._names)
+        if self._edges is not None:
+            await self._edges.start(self.grpc_port)
         log.info(
             "node up: services=%s http=%s grpc=%s",
             ",".join(self.services),
@@ -272,13 +262,18 @@ class Node:
         await self.backends.ping()
 
     async def stop(self) -> None:
-        with contextlib.suppress(Exception):
-            await mark_not_serving(self._health, self._names)
-        if self._http is not None:
-            self._http.should_exit = True
-        with contextlib.suppress(Exception):
-            await self._grpc.stop(grace=2.0)
-        await _cancel_all([t for t in self._tasks if t.get_name() != "http"])
+        if self.serve_grpc:
+            with contextlib.suppress(Exception):
+                await mark_not_serving(self._health, self._names)
+        # Live connections first (within NOTIFY_SHUTDOWN_GRACE): they may still call ingest.
+        if self._edge is not None:
+            await self._edge.stop()
+        if self._edges is not None:
+            await self._edges.stop()
+        if self.serve_grpc:
+            with contextlib.suppress(Exception):
+                await self._grpc.stop(grace=2.0)
+        await _cancel_all(self._tasks)
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for closer in reversed(self._closers):
             with contextlib.suppress(Exception):

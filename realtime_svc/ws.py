@@ -19,7 +19,7 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from notify_core.constants import PENDING_ON_CONNECT
+from notify_core.constants import CLOSE_GOING_AWAY, PENDING_ON_CONNECT
 from notify_core.convert import row_to_json
 from notify_core.errors import NotifyError
 from realtime_svc.hub import Hub
@@ -94,6 +94,12 @@ class Session:
         with contextlib.suppress(Exception):  # already gone
             await self.websocket.close(code=code, reason=reason)
 
+    async def go_away(self) -> None:
+        """Close with 1001 (the server is shutting down): ``hub.Departing``."""
+        if not self.closed:
+            self.closed = True
+            await self._close(CLOSE_GOING_AWAY, "server shutting down")
+
 
 async def serve_session(
     websocket: WebSocket,
@@ -108,7 +114,7 @@ async def serve_session(
     try:
         await hub.attach(session)
     except NotifyError as exc:
-        await websocket.close(code=1011, reason=exc.message[:120])
+        await websocket.close(code=exc.ws_close_code, reason=exc.message[:120])
         return
     try:
         rows, unread = await inbox.pending(user_id, PENDING_ON_CONNECT)
