@@ -1,5 +1,6 @@
 """The ``notify`` command: ``up``, ``serve SERVICE``, ``migrate``, ``token USER``,
-``dead-letters`` and ``requeue`` (straight on the database and queue of the configuration)."""
+``dead-letters``, ``requeue`` and ``digest run|status`` (straight on the database and queue
+of the configuration)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     requeue.add_argument("ids", nargs="*", help="delivery ids (from dead-letters)")
     requeue.add_argument("--all", action="store_true", help="every dead letter")
     requeue.add_argument("--channel")
+    from digest_svc.cli import add_parser as add_digest_parser
+
+    add_digest_parser(sub)
     return parser
 
 
@@ -107,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
             print(issue_user_token(settings.jwt_secret, args.user_id, args.ttl))
         elif args.command in ("dead-letters", "requeue"):
             asyncio.run(_dead_letters(settings, args))
+        elif args.command == "digest":
+            from digest_svc.cli import main as digest_main
+
+            return asyncio.run(digest_main(settings, args))
         elif args.command == "up":
             asyncio.run(_run(settings, SERVICES, migrate=True))
         else:
