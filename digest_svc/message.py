@@ -49,29 +49,46 @@ li { margin: 2px 0; }
 <body>
 <h1>Your {{ frequency }} digest</h1>
 <p>{{ summary }}.</p>
-{% for group in groups %}
+{%- for group in groups %}
 <h2>{{ group.summary }}</h2>
 <ul>
-{% for item in group.notifications %}
+{%- for item in group.notifications %}
 <li>{{ item.title }}
 {%- if item.count > 1 %} <span class="count">({{ item.count }})</span>{% endif %}</li>
-{% endfor %}
+{%- endfor %}
 </ul>
-{% if group.more %}<p class="more">and {{ group.more }} more</p>{% endif %}
-{% endfor %}
-{% if unsubscribe_url %}
+{%- if group.more %}
+<p class="more">and {{ group.more }} more</p>
+{%- endif %}
+{%- endfor %}
+{%- if unsubscribe_url %}
 <p class="footer">You get this digest because you asked for one.
 <a href="{{ unsubscribe_url }}">Stop these digests</a></p>
-{% endif %}
+{%- endif %}
 </body>
 </html>
 """
+
+_TEXT = """Your {{ frequency }} digest
+
+{{ summary }}.
+{% for group in groups %}
+{{ group.summary }}
+{% for item in group.notifications -%}
+- {{ item.title }}{% if item.count > 1 %} ({{ item.count }}){% endif %}
+{% endfor -%}
+{% if group.more %}  and {{ group.more }} more
+{% endif -%}
+{% endfor %}
+{% if unsubscribe_url %}Stop these digests: {{ unsubscribe_url }}
+{% endif %}"""
 
 BUILT_IN = Source(
     channel="email",
     body=_BODY,
     subject=_SUBJECT,
     key=("*digest", "email", "", 1),  # '*' is no stored template's name: no clash
+    text=_TEXT,
 )
 """The template used where no ``digest`` template is published for the locale."""
 

@@ -78,24 +78,27 @@ async def update_many(
     key: str,
     rows: Sequence[Mapping[str, Any]],
     where: sa.ColumnElement[bool] | None = None,
+    also: Mapping[str, Any] | None = None,
 ) -> None:
     """``UPDATE table SET … WHERE table.key = row[key]`` for every row (all with the same
-    columns), in few statements: joined with a ``VALUES`` list on PostgreSQL, executemany
-    on SQLite (in process, where a statement per row is cheap)."""
+    columns; ``also``: values the same for every row). On PostgreSQL one statement joined
+    with ``unnest`` of one array per column (a handful of parameters, whatever the number
+    of rows); on SQLite executemany (in process, where a statement per row is cheap)."""
     if not rows:
         return
     names = [key, *(c for c in rows[0] if c != key)]
     if conn.dialect.name == "postgresql":
-        for chunk in _batched(rows, _MAX_PARAMS // len(names)):
-            v = sa.values(*(sa.column(c, table.c[c].type) for c in names), name="v").data(
-                [tuple(r[c] for c in names) for r in chunk]
-            )
-            stmt = table.update().where(table.c[key] == v.c[key])
-            stmt = stmt.values({c: v.c[c] for c in names[1:]})
-            await conn.execute(stmt if where is None else stmt.where(where))
+        arrays = []
+        for c in names:
+            kind = postgresql.ARRAY(table.c[c].type)
+            arrays.append(sa.cast(sa.bindparam(f"a_{c}", [r[c] for r in rows], type_=kind), kind))
+        v = sa.func.unnest(*arrays).table_valued(*names).render_derived(name="v")
+        stmt = table.update().where(table.c[key] == v.c[key])
+        stmt = stmt.values({**{c: v.c[c] for c in names[1:]}, **(also or {})})
+        await conn.execute(stmt if where is None else stmt.where(where))
         return
     stmt = table.update().where(table.c[key] == sa.bindparam(f"v_{key}"))
-    stmt = stmt.values({c: sa.bindparam(f"v_{c}") for c in names[1:]})
+    stmt = stmt.values({**{c: sa.bindparam(f"v_{c}") for c in names[1:]}, **(also or {})})
     await conn.execute(
         stmt if where is None else stmt.where(where),
         [{f"v_{c}": r[c] for c in names} for r in rows],
@@ -289,21 +292,22 @@ async def record(
         if not await lease.renew_in(conn):
             raise LeaseLost(f"the lease {lease.name!r} is no longer held by {lease.holder}")
         written: set[str] = set()
-        for chunk in _batched(batch.digests, _MAX_PARAMS // 16):
-            stmt = _insert(conn)(digests).values(chunk).on_conflict_do_nothing()
-            result = await conn.execute(stmt.returning(digests.c.id))
+        if batch.digests:
+            stmt = _insert(conn)(digests).on_conflict_do_nothing().returning(digests.c.id)
+            result = await conn.execute(stmt, batch.digests)
             written.update(r.id for r in result)
         await update_many(
             conn,
             d,
             "id",
             [
-                {"id": delivery, "digest_id": digest, "status": "digest_sent", "sent_at": now}
+                {"id": delivery, "digest_id": digest}
                 for digest, carried in batch.carried.items()
                 if digest in written
                 for delivery in carried
             ],
             where=d.c.status == "digested",
+            also={"status": "digest_sent", "sent_at": now},
         )
         for chunk in _batched(batch.dropped, _MAX_PARAMS):
             await conn.execute(

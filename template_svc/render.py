@@ -21,7 +21,9 @@ loads it beforehand, so this module stays free of I/O). Templates may not ``exte
 An email renders to its subject (whitespace, line breaks included, collapsed to single
 spaces), its HTML (layout applied, then CSS from ``<style>`` inlined into ``style``
 attributes; ``@media`` rules stay in a ``<style>``; remote stylesheets are never fetched)
-and a plain-text part made from that HTML. Other channels render their body as text.
+and a plain-text part made from that HTML — or rendered from the template's own ``text``
+part when it has one (built-in templates do: it costs less than converting HTML). Other
+channels render their body as text.
 
 Compiled templates are cached per stored version, ``(name, channel, locale, version)``,
 least recently used dropped first; versions never change once published, so the cache
@@ -61,7 +63,7 @@ from template_svc.text import html_to_text
 CacheKey = tuple[str, str, str, int]
 """A stored version: name, channel, locale ('' = default), version."""
 _LAYOUT_VAR = "_notify_layout"
-_PARTS = ("subject", "body", "layout")
+_PARTS = ("subject", "body", "layout", "text")
 """Template file names; a render error is placed by the last of them in its traceback."""
 _INLINER = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
 
@@ -76,6 +78,8 @@ class Source:
     layout: str | None = None
     variables: tuple[str, ...] | None = None
     key: CacheKey | None = None
+    text: str | None = None
+    """Email only: the plain-text part's own template (None: made from the HTML)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,7 +266,11 @@ class Renderer:
         body = self._run(self._body(source), context, "body")
         if source.channel not in ("email", TEMPLATE_LAYOUT):
             return Rendered(subject, None, body, body)
-        text = html_to_text(body)
+        if source.text is None:
+            text = html_to_text(body)
+        else:
+            compiled = self._compile(self._text, source.text, "text", source.key)
+            text = self._run(compiled, context, "text")
         try:
             html = _INLINER.inline(body)
         except ValueError as exc:
