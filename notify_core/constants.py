@@ -196,6 +196,19 @@ LAST_SEEN_TTL_SECONDS: Final = 30 * 24 * 3600.0
 RELAY_AFTER_SECONDS: Final = 10.0
 """An accepted notification not routed after this long is published to the queue again."""
 
+# --- live clients (WebSocket and SSE) ---------------------------------------------------
+LIVE_SEND_QUEUE: Final = 1_000
+"""Frames waiting for one slow live connection before it is dropped (``NOTIFY_WS_SEND_QUEUE``)."""
+RESUME_MAX_MISSED: Final = 1_000
+"""Most missed notifications a resume (``since`` / ``Last-Event-ID``) replays; when more
+were missed the client gets ``resync`` and reloads its inbox instead."""
+MAX_RESUME_ID: Final = 64
+"""Characters of a ``since`` / ``Last-Event-ID`` value (a notification id has 36)."""
+SSE_KEEPALIVE_SECONDS: Final = 15.0
+"""An idle event stream gets a comment line this often, so proxies keep it open."""
+SSE_CLOSE_TIMEOUT_SECONDS: Final = 5.0
+"""A stream dropped for overflow gets this long to take its last frame; then it is cut."""
+
 # --- email providers --------------------------------------------------------------------
 EMAIL_PROVIDERS: Final = ("smtp", "ses", "sendgrid")
 """Values of ``NOTIFY_EMAIL_PROVIDER`` and ``NOTIFY_EMAIL_FALLBACK``."""

@@ -108,3 +108,15 @@ def live_event(notification: Mapping[str, Any], kind: str = "notification") -> b
     """The WebSocket frame for one new (or, with ``kind="notification_updated"``, changed)
     notification, encoded once for every receiver."""
     return json.dumps({"type": kind, "notification": notification}, separators=(",", ":")).encode()
+
+
+_LIVE_PREFIX = b'{"type":"notification","notification":{"id":"'
+
+
+def live_event_id(payload: bytes) -> str | None:
+    """The notification id of a ``notification`` frame made by :func:`live_event` (whose
+    first key is the id, see :func:`row_to_json`); ``None`` for any other frame."""
+    if not payload.startswith(_LIVE_PREFIX):
+        return None
+    end = payload.find(b'"', len(_LIVE_PREFIX))
+    return payload[len(_LIVE_PREFIX) : end].decode() if end > 0 else None

@@ -36,6 +36,8 @@ from preference_svc.unsubscribe_routes import unsubscribe_routes
 from preference_svc.validate import parse_preferences
 from realtime_svc.hub import Hub
 from realtime_svc.inbox import Inbox
+from realtime_svc.resume import resume_cursor
+from realtime_svc.sse import sse_routes
 from realtime_svc.ws import serve_session
 from router_svc.inputs import list_decisions
 from template_svc.routes import template_routes
@@ -181,11 +183,14 @@ def create_edge(
             if not token:
                 raise Unauthenticated("missing token (connect to /ws?token=<jwt>)")
             user_id = auth.user(token)
-        except Unauthenticated as exc:
+            since = await resume_cursor(
+                inbox, user_id, "since", websocket.query_params.get("since")
+            )
+        except NotifyError as exc:
             await websocket.send_denial_response(error_response(exc))
             return
         await websocket.accept()
-        await serve_session(websocket, user_id, hub, inbox, queue_limit=ws_send_queue)
+        await serve_session(websocket, user_id, hub, inbox, queue_limit=ws_send_queue, since=since)
 
     routes = [
         Route("/notifications/send", guarded(send), methods=["POST"]),
@@ -218,6 +223,7 @@ def create_edge(
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         WebSocketRoute("/ws", websocket_endpoint),
+        *sse_routes(auth, hub, inbox, queue_limit=ws_send_queue),
     ]
 
     async def not_found(request: Request, exc: Exception) -> Response:

@@ -2,6 +2,11 @@
 
 Queries follow the original design's indexes: ``(user_id, created_at DESC)`` for the
 newest-first pages and the partial ``(user_id, read) WHERE read = false`` for unread counts.
+
+A resume (``after``) goes by when a notification entered the inbox: ``routed_at`` (the
+router stamps it; a held in-app copy released later is stamped again then), ties broken by
+id. That is the order live events go out in, which ``created_at`` is not: a high-priority
+notification overtakes earlier ones in the routing queue, and a held one enters late.
 """
 
 from __future__ import annotations
@@ -16,6 +21,14 @@ from notify_core.constants import INBOX_DEFAULT_LIMIT, INBOX_MAX_LIMIT
 from notify_core.db.engine import Database
 from notify_core.db.schema import notifications as n
 from notify_core.errors import InvalidArgument, NotFound
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """A place in a user's inbox, in the order notifications entered it."""
+
+    at: datetime
+    id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +95,33 @@ class Inbox:
             sa.select(n)
             .where(_user_inbox(user_id), n.c.read == sa.false())
             .order_by(n.c.created_at.desc(), n.c.id.desc())
+            .limit(limit)
+        )
+        async with self._db.read() as conn:
+            rows = [dict(r._mapping) for r in await conn.execute(query)]
+            unread = await self._unread(conn, user_id)
+        return rows, unread
+
+    async def position(self, user_id: str, notification_id: str) -> Cursor | None:
+        """Where ``notification_id`` sits in this user's inbox; ``None`` when it is not there."""
+        query = sa.select(n.c.routed_at).where(n.c.id == notification_id, _user_inbox(user_id))
+        async with self._db.read() as conn:
+            at = (await conn.execute(query)).scalar_one_or_none()
+        return None if at is None else Cursor(at, notification_id)
+
+    async def after(
+        self, user_id: str, cursor: Cursor, limit: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Up to ``limit`` notifications that entered the inbox after ``cursor``, in the
+        order they entered it, and the unread count."""
+        query = (
+            sa.select(n)
+            .where(
+                _user_inbox(user_id),
+                sa.tuple_(n.c.routed_at, n.c.id)
+                > sa.tuple_(sa.literal(cursor.at, n.c.routed_at.type), sa.literal(cursor.id)),
+            )
+            .order_by(n.c.routed_at, n.c.id)
             .limit(limit)
         )
         async with self._db.read() as conn:

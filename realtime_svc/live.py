@@ -46,8 +46,12 @@ async def publish_changes(
     updated: Sequence[Mapping[str, Any]],
 ) -> list[int]:
     """One round trip for a batch's live events: ``notification`` for each new inbox row,
-    ``notification_updated`` for each earlier one that changed (a merge)."""
-    frames = [(user_channel(namespace, r["user_id"]), live_event(row_to_json(r))) for r in new]
+    ``notification_updated`` for each earlier one that changed (a merge).
+
+    New rows go out in the order a resume replays them (``Inbox.after``: when they entered
+    the inbox, then id), so a client's last seen id marks exactly what it has had."""
+    ordered = sorted(new, key=lambda r: (r.get("routed_at") is None, r.get("routed_at"), r["id"]))
+    frames = [(user_channel(namespace, r["user_id"]), live_event(row_to_json(r))) for r in ordered]
     frames += [
         (
             user_channel(namespace, r["user_id"]),

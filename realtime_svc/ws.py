@@ -1,10 +1,11 @@
 """The WebSocket session of one user connection (DESIGN §5).
 
-On open: ``pending`` (≤50 unread, newest first, and the unread count). Then live
+On open: ``pending`` (≤50 unread, newest first, and the unread count), or with
+``?since=<id>`` the resume of an earlier connection (:mod:`realtime_svc.resume`). Then live
 ``notification`` events. The client may send ``mark_read`` / ``mark_all_read``; the answer
-is ``unread_count``. Frames to the client go through a bounded queue drained by a task that
-exists only while there is something to send; a client that lets it overflow is closed with
-:data:`CLOSE_SLOW_CONSUMER`, so it cannot slow anyone else down.
+is ``unread_count``. Frames to the client go through a bounded queue (:class:`Outbox`)
+drained by a task that exists only while there is something to send; a client that lets it
+overflow is closed with :data:`CLOSE_SLOW_CONSUMER`, so it cannot slow anyone else down.
 """
 
 from __future__ import annotations
@@ -13,78 +14,52 @@ import asyncio
 import contextlib
 import json
 import logging
-import uuid
-from collections import deque
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from notify_core.constants import CLOSE_GOING_AWAY, PENDING_ON_CONNECT
-from notify_core.convert import row_to_json
+from notify_core.constants import CLOSE_GOING_AWAY, LIVE_SEND_QUEUE
 from notify_core.errors import NotifyError
 from realtime_svc.hub import Hub
-from realtime_svc.inbox import Inbox
+from realtime_svc.inbox import Cursor, Inbox
+from realtime_svc.outbox import Outbox
+from realtime_svc.resume import opening
 
 log = logging.getLogger(__name__)
 
 CLOSE_SLOW_CONSUMER = 4008
 """Close code: the client did not read fast enough and its send queue overflowed."""
-SEND_QUEUE_LIMIT = 1_000
 
 
-class Session:
-    """One live connection: implements ``hub.LiveConnection``."""
+class Session(Outbox):
+    """One WebSocket connection: implements ``hub.LiveConnection``."""
 
     def __init__(
-        self, websocket: WebSocket, user_id: str, *, queue_limit: int = SEND_QUEUE_LIMIT
+        self, websocket: WebSocket, user_id: str, *, queue_limit: int = LIVE_SEND_QUEUE
     ) -> None:
+        super().__init__(user_id, queue_limit=queue_limit)
         self.websocket = websocket
-        self.user_id = user_id
-        self.conn_id = uuid.uuid4().hex
-        self._queue: deque[bytes] = deque()
-        self._limit = queue_limit
-        self._early: list[bytes] | None = []  # frames that arrive before `pending` is sent
         self._sender: asyncio.Task[None] | None = None
-        self.closed = False
 
-    def offer(self, payload: bytes) -> None:
-        if self.closed:
-            return
-        if self._early is not None:
-            self._early.append(payload)
-            return
-        if len(self._queue) >= self._limit:
-            self.closed = True
-            self._sender = asyncio.ensure_future(
-                self._close(CLOSE_SLOW_CONSUMER, "send queue overflow")
-            )
-            return
-        self._queue.append(payload)
-        if self._sender is None:
-            self._sender = asyncio.ensure_future(self._drain())
-
-    def go_live(self, already_sent: set[str]) -> None:
-        """Release the frames that arrived while ``pending`` was prepared, minus repeats."""
-        early, self._early = self._early or [], None
-        for payload in early:
-            try:
-                event = json.loads(payload)
-                if (
-                    event.get("type") == "notification"
-                    and event["notification"]["id"] in already_sent
-                ):
-                    continue
-            except (ValueError, KeyError, TypeError):
-                pass
-            self.offer(payload)
+    async def write(self, payload: bytes) -> None:
+        await self.websocket.send_text(payload.decode())
 
     async def send_json(self, event: dict[str, Any]) -> None:
         await self.websocket.send_text(json.dumps(event, separators=(",", ":")))
 
+    def _wake(self) -> None:
+        if self._sender is None:
+            self._sender = asyncio.ensure_future(self._drain())
+
+    def _overflowed(self) -> None:
+        self._sender = asyncio.ensure_future(
+            self._close(CLOSE_SLOW_CONSUMER, "send queue overflow")
+        )
+
     async def _drain(self) -> None:
         try:
-            while self._queue and not self.closed:
-                await self.websocket.send_text(self._queue.popleft().decode())
+            while not self.closed and (payload := self.take()) is not None:
+                await self.write(payload)
         except Exception:
             self.closed = True
         finally:
@@ -107,9 +82,10 @@ async def serve_session(
     hub: Hub,
     inbox: Inbox,
     *,
-    queue_limit: int = SEND_QUEUE_LIMIT,
+    queue_limit: int = LIVE_SEND_QUEUE,
+    since: Cursor | None = None,
 ) -> None:
-    """Run one accepted connection until it closes."""
+    """Run one accepted connection until it closes; ``since`` resumes an earlier one."""
     session = Session(websocket, user_id, queue_limit=queue_limit)
     try:
         await hub.attach(session)
@@ -117,15 +93,8 @@ async def serve_session(
         await websocket.close(code=exc.ws_close_code, reason=exc.message[:120])
         return
     try:
-        rows, unread = await inbox.pending(user_id, PENDING_ON_CONNECT)
-        await session.send_json(
-            {
-                "type": "pending",
-                "notifications": [row_to_json(r) for r in rows],
-                "unread_count": unread,
-            }
-        )
-        session.go_live({r["id"] for r in rows})
+        first = await opening(inbox, user_id, since)
+        await session.open(first.frames, first.sent)
         while True:
             text = await websocket.receive_text()
             await _handle_client(session, inbox, text)

@@ -204,8 +204,11 @@ class Scheduler:
                 to_inbox.append(row["id"])
         if not to_inbox:
             return []
+        # routed_at moves to now: resumes replay in the order rows entered the inbox.
         await conn.execute(
-            notifications.update().where(notifications.c.id.in_(to_inbox)).values(inbox=True)
+            notifications.update()
+            .where(notifications.c.id.in_(to_inbox))
+            .values(inbox=True, routed_at=now)
         )
         result = await conn.execute(
             sa.select(notifications).where(notifications.c.id.in_(to_inbox))
