@@ -143,6 +143,14 @@ notifications = sa.Table(
         sqlite_where=sa.text("state = 'scheduled'"),
     ),
     sa.Index("idx_notifications_group", "user_id", "type", "group_key", "created_at"),
+    sa.Index(
+        "idx_notifications_inbox_routed",
+        "user_id",
+        "routed_at",
+        "id",
+        postgresql_where=sa.text("inbox = true"),
+        sqlite_where=sa.text("inbox = 1"),
+    ),
 )
 
 notification_preferences = sa.Table(
