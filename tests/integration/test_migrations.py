@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -56,10 +55,3 @@ def test_postgres_migrations_match_the_schema(postgres_url: str) -> None:
     finally:
         with psycopg.connect(f"{admin}/postgres", autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.mark.parametrize("head", ["0008"])
-def test_the_head_revision_is_the_newest_file(head: str) -> None:
-    versions = Path(__file__).resolve().parents[2] / "notify_core" / "migrations" / "versions"
-    newest = max(p.name[:4] for p in versions.glob("0*.py"))
-    assert newest == head
