@@ -33,7 +33,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any, Protocol
 
 from delivery_svc.channels import suppressed_addresses
@@ -101,6 +101,11 @@ def _batched(rows: Sequence[Any], size: int) -> Iterator[list[Any]]:
         yield list(rows[i : i + size])
 
 
+# Users sharing a zone and an hour share their slots: a page asks a few dozen questions.
+_due_slot = lru_cache(maxsize=4096)(due_slot)
+_next_digest_at = lru_cache(maxsize=4096)(next_digest_at)
+
+
 def _allows_email(preferences: Preferences, type_: str) -> bool:
     return preferences.allows("email", type_)
 
@@ -150,17 +155,15 @@ class DigestRunner:
         counts.timings["query"] += time.perf_counter() - started
         templates: dict[str | None, Resolved | None] = {}
         recording: asyncio.Task[None] | None = None
-        after = ""
+        # The next page is read while this one is sent and recorded.
+        loading = asyncio.create_task(self._page(run.as_of, "", counts))
         try:
             while True:
-                clock = time.perf_counter()
-                page = await store.due_page(self._db, run.as_of, after, self._settings.page)
-                if not page:
+                users = await loading
+                if not users:
                     break
-                after = page[-1].user_id
-                batch_users = await self._load(page, run.as_of)
-                counts.timings["query"] += time.perf_counter() - clock
-                for chunk in _batched(batch_users, self._settings.batch):
+                loading = asyncio.create_task(self._page(run.as_of, users[-1].user.user_id, counts))
+                for chunk in _batched(users, self._settings.batch):
                     if not lease.held(margin=lease.ttl.total_seconds() / 2) and not (
                         await lease.acquire()
                     ):
@@ -176,19 +179,28 @@ class DigestRunner:
                 await recording
                 recording = None
         finally:
-            if recording is not None and not recording.done():
-                recording.cancel()
-                await asyncio.gather(recording, return_exceptions=True)
+            for task in (recording, loading):
+                if task is not None and not task.done():
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
         return counts
 
+    async def _page(self, as_of: datetime, after: str, counts: Counts) -> list[_Due]:
+        """The next page of users due (ids after ``after``), each with their outcome
+        decided (pure), in user id order; empty at the end."""
+        clock = time.perf_counter()
+        page = await store.due_page(self._db, as_of, after, self._settings.page)
+        users = await self._load(page, as_of) if page else []
+        counts.timings["query"] += time.perf_counter() - clock
+        return users
+
     async def _load(self, page: list[DueUser], as_of: datetime) -> list[_Due]:
-        """The page's users with their items decided (pure), in user id order."""
         ids = [u.user_id for u in page]
         items = await store.load_items(self._db, ids, as_of)
         suppressed = await suppressed_addresses(
             self._db, [u.preferences.email for u in page if u.preferences.email]
         )
-        slots = {u.user_id: due_slot(as_of, u.schedule, u.zone) for u in page}
+        slots = {u.user_id: _due_slot(as_of, u.schedule, u.zone) for u in page}
         periods = {u.user_id: period_key(slots[u.user_id].day, u.schedule) for u in page}
         sent = await store.sent_periods(self._db, list(periods.items()))
         out = []
@@ -295,7 +307,7 @@ class DigestRunner:
         retry = timedelta(seconds=self._settings.retry)
         for d in chunk:
             user = d.user.user_id
-            settle = next_digest_at(d.slot.at, d.user.schedule, d.user.zone)
+            settle = _next_digest_at(d.slot.at, d.user.schedule, d.user.zone)
             outcome = d.outcome
             if isinstance(outcome, Skip):
                 counts.skip(outcome.reason)
