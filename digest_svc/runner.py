@@ -30,7 +30,6 @@ import asyncio
 import copy
 import logging
 import time
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache, partial
@@ -96,11 +95,6 @@ class _Delta:
     skipped: dict[str, int] = field(default_factory=dict)
 
 
-def _batched(rows: Sequence[Any], size: int) -> Iterator[list[Any]]:
-    for i in range(0, len(rows), size):
-        yield list(rows[i : i + size])
-
-
 # Users sharing a zone and an hour share their slots: a page asks a few dozen questions.
 _due_slot = lru_cache(maxsize=4096)(due_slot)
 _next_digest_at = lru_cache(maxsize=4096)(next_digest_at)
@@ -163,7 +157,7 @@ class DigestRunner:
                 if not users:
                     break
                 loading = asyncio.create_task(self._page(run.as_of, users[-1].user.user_id, counts))
-                for chunk in _batched(users, self._settings.batch):
+                for chunk in store.batched(users, self._settings.batch):
                     if not lease.held(margin=lease.ttl.total_seconds() / 2) and not (
                         await lease.acquire()
                     ):

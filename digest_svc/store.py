@@ -62,7 +62,8 @@ def schedule_of(row: Any) -> Schedule:
     return Schedule(row.digest_frequency, row.digest_hour, row.digest_weekday)
 
 
-def _batched(rows: Sequence[Any], size: int) -> Iterator[list[Any]]:
+def batched(rows: Sequence[Any], size: int) -> Iterator[list[Any]]:
+    """``rows`` in lists of ``size`` (the last one shorter)."""
     it = iter(rows)
     while chunk := list(islice(it, max(1, size))):
         yield chunk
@@ -151,7 +152,7 @@ async def sync_schedules(db: Database) -> int:
         p.c.user_id == s.c.user_id, p.c.digest_enabled.is_(sa.true())
     )
     async with db.write() as conn:
-        for chunk in _batched(values, DIGEST_SYNC_BATCH):
+        for chunk in batched(values, DIGEST_SYNC_BATCH):
             stmt = _insert(conn)(s).values(chunk)
             await conn.execute(
                 stmt.on_conflict_do_update(
@@ -316,7 +317,7 @@ async def record(
             where=d.c.status == "digested",
             also={"status": "digest_sent", "sent_at": now},
         )
-        for chunk in _batched(batch.dropped, _MAX_PARAMS):
+        for chunk in batched(batch.dropped, _MAX_PARAMS):
             await conn.execute(
                 d.update()
                 .where(d.c.id.in_(chunk), d.c.status == "digested")

@@ -290,7 +290,6 @@ DIGEST_LEASE: Final = "digest-scheduler"
 """The lease (table ``leases``) that makes one node's DigestService the scheduler."""
 DIGEST_ITEMS_SHOWN: Final = 5
 """Newest items listed per group of a digest; the rest are counted ("and 7 more")."""
-DIGEST_RUN_STATUSES: Final = ("queued", "running", "succeeded", "failed")
 DIGEST_RUNS_DEFAULT_LIMIT: Final = 20
 DIGEST_RUNS_MAX_LIMIT: Final = 1_000
 DIGEST_SYNC_BATCH: Final = 1_000
