@@ -25,7 +25,7 @@ from notify.v1 import digest_pb2, digest_pb2_grpc
 from digest_svc.schedule import digest_id
 from notify_core.config import Settings
 from notify_core.config_digest import DigestSettings
-from notify_core.db.schema import notification_preferences
+from notify_core.db.schema import leases, notification_preferences
 from notify_core.ratelimit import Limit, RateRules
 from tests.integration.conftest import Env, eventually, running
 from tests.integration.test_delivery import Inbox, smtp, status, uid, with_smtp  # noqa: F401
@@ -40,11 +40,13 @@ ONE_CLICK = {"content-type": "application/x-www-form-urlencoded"}
 async def digest_node(settings: Settings, port: int, **changes: Any) -> AsyncIterator[Env]:
     """A node sending email to ``port``. On PostgreSQL the database is the test session's:
     the users of earlier tests get their digests switched off, so that a run's counts are
-    this test's users'."""
+    this test's users', and a lease left by a killed node is dropped."""
     async with running(settings, **with_smtp(settings, port, digest=DIGEST, **changes)) as env:
-        assert env.node.database is not None
+        assert env.node.database is not None and env.node.digest is not None
         async with env.node.database.write() as conn:
             await conn.execute(notification_preferences.update().values(digest_enabled=False))
+            # a node of an earlier test that was killed may hold the scheduler lease
+            await conn.execute(leases.delete().where(leases.c.holder != env.node.digest.holder))
         yield env
 
 

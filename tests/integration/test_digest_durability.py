@@ -31,8 +31,10 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from notify.v1 import digest_pb2, digest_pb2_grpc
 
 from notify_core.db.engine import sync_url
+from notify_core.db.migrate import upgrade
 from notify_core.db.schema import (
     digests,
+    leases,
     notification_deliveries,
     notification_preferences,
     notifications,
@@ -134,11 +136,13 @@ async def test_kill9_mid_run_and_restart_give_every_due_user_one_digest(
         "NOTIFY_DIGEST_CONCURRENCY": str(BATCH),
     }
     engine = sa.create_engine(sync_url(env["NOTIFY_DATABASE_URL"]))
+    upgrade(env["NOTIFY_DATABASE_URL"])
+    with engine.begin() as conn:  # the session's PostgreSQL database is shared
+        conn.execute(notification_preferences.update().values(digest_enabled=False))
+        conn.execute(leases.delete())  # a node of an earlier test was killed holding it
     log = tmp_path / "notify.log"
     node = NotifyProcess(env, log=log).start()
     try:
-        with engine.begin() as conn:  # the session's PostgreSQL database is shared
-            conn.execute(notification_preferences.update().values(digest_enabled=False))
         users = [f"k9-{uuid.uuid4().hex[:10]}" for _ in range(USERS)]
         await _seed(node, users)
         d, n = notification_deliveries, notifications
