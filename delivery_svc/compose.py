@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parseaddr
+from functools import lru_cache
 from typing import Any, Protocol
 
 from delivery_svc.providers.base import EmailMessage, WebhookMessage
@@ -59,9 +60,13 @@ def default_email(title: str, message: str) -> Rendered:
     return Rendered(subject=title, html=page, text=f"{title}\n\n{message}\n")
 
 
+@lru_cache(maxsize=64)
+def _domain(sender: str) -> str:
+    return parseaddr(sender)[1].rpartition("@")[2] or "localhost"
+
+
 def message_id(notification_id: str, channel: str, sender: str) -> str:
-    domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
-    return f"<{notification_id}.{channel}@{domain}>"
+    return f"<{notification_id}.{channel}@{_domain(sender)}>"
 
 
 def unsubscribe_link(

@@ -7,7 +7,7 @@ fallbacks when one is published, else the built-in one below (English). A templa
   (notifications), ``summary`` ("12 new comments on 3 posts and 2 new mentions");
 - ``groups``: per type, largest first: ``type``, ``count``, ``subjects`` (distinct things),
   ``summary``, ``notifications`` (the newest few: ``title``, ``message``, ``count``,
-  ``created_at``, ``data``) and ``more`` (how many are not listed);
+  ``created_at`` in ISO 8601, ``data``) and ``more`` (how many are not listed);
 - ``unsubscribe_url``: the one-click link that stops digests ('' without one);
 - ``notification``: ``id`` (the digest's), ``type`` ("digest"), ``title``, ``message``
   (the summary), ``user_id``.
@@ -25,7 +25,6 @@ from delivery_svc.compose import message_id
 from delivery_svc.providers.base import EmailMessage
 from digest_svc.content import Digest
 from notify_core.constants import DIGEST_TYPE
-from notify_core.convert import iso
 from preference_svc.unsubscribe import list_unsubscribe_headers
 from template_svc.render import Rendered, Source
 
@@ -112,7 +111,7 @@ def template_data(
                         "title": i.title,
                         "message": i.message,
                         "count": i.count,
-                        "created_at": iso(i.created_at),
+                        "created_at": i.created_at.isoformat(),
                         "data": dict(i.data or {}),
                     }
                     for i in g.shown
