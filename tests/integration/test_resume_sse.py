@@ -348,7 +348,9 @@ async def test_a_slow_sse_client_is_dropped_and_others_keep_receiving(
             async def read_all() -> set[str]:
                 seen: set[str] = set()
                 while len(seen) < total:
-                    seen.add((await fast.event(timeout=20))["id"])
+                    event = await fast.event(timeout=20)
+                    assert "id" in event, f"the reading client got {event['data']}"
+                    seen.add(event["id"])
                 return seen
 
             reading = asyncio.ensure_future(read_all())
