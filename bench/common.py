@@ -20,8 +20,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +97,15 @@ class ServerProcess:
     grpc_port: int
     http_port: int | None
     log: Path
+    database_url: str = ""
+    """Notify's database (empty for the echo server), for setting up data directly."""
+    helpers: list[ServerProcess] = field(default_factory=list)
+    """Further ``notify serve`` processes sharing this server's database and queues."""
+
+    @property
+    def pids(self) -> list[int]:
+        """This process and its helpers."""
+        return [self.pid] + [h.pid for h in self.helpers]
 
     @property
     def pid(self) -> int:
@@ -193,10 +202,18 @@ def _cleanup_namespace(namespace: str) -> None:
 
 @contextlib.contextmanager
 def notify_server(
-    backend: str, cpus: set[int] | None = None, timeout: float = 60.0, node: str = "up"
+    backend: str,
+    cpus: set[int] | None = None,
+    timeout: float = 60.0,
+    node: str = "up",
+    extra_env: Mapping[str, str] | None = None,
+    helpers: Sequence[str] = (),
 ) -> Iterator[ServerProcess]:
     """``notify up`` (``node="up"``) or ``notify serve <node>`` in a child process on
-    ``backend`` ("embedded" or "real"); ``serve`` gets ``notify migrate`` first."""
+    ``backend`` ("embedded" or "real"); ``serve`` gets ``notify migrate`` first.
+    ``extra_env`` adds or overrides settings (``NOTIFY_SMTP_PORT``, ...). ``helpers``
+    names services started as further ``notify serve <service>`` processes (each on its
+    own ports, the same CPUs) once the server is up: competing consumers of its queues."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     with contextlib.ExitStack() as stack:
@@ -214,6 +231,7 @@ def notify_server(
             # far above the 5 frames/s per user of the latency benchmark anyway).
             "NOTIFY_WS_SEND_QUEUE": "100000",
         }
+        env.update(extra_env or {})
         if backend == "embedded":
             env["NOTIFY_DATABASE_URL"] = f"sqlite:///{tmp / 'notify.db'}"
         else:
@@ -241,9 +259,26 @@ def notify_server(
             int(env["NOTIFY_GRPC_PORT"]),
             int(env["NOTIFY_HTTP_PORT"]),
             log,
+            env["NOTIFY_DATABASE_URL"],
         )
         stack.callback(server.stop)  # runs before the database is dropped
         server.wait_ready(" up — http", timeout)
+        for i, service in enumerate(helpers):
+            own = env | {"NOTIFY_HTTP_PORT": str(free_port()), "NOTIFY_GRPC_PORT": str(free_port())}
+            helper_log = log.with_name(f"server-{backend}-{service}-{i}.log")
+            helper_log.write_text("")
+            argv = [sys.executable, "-m", "notify_core.cli", "serve", service]
+            helper = ServerProcess(
+                f"{backend} {service}",
+                _spawn(argv, own, helper_log, cpus, cwd=tmp),
+                int(own["NOTIFY_GRPC_PORT"]),
+                int(own["NOTIFY_HTTP_PORT"]),
+                helper_log,
+                own["NOTIFY_DATABASE_URL"],
+            )
+            stack.callback(helper.stop)
+            helper.wait_ready(" up — http", timeout)
+            server.helpers.append(helper)
         yield server
 
 
