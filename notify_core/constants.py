@@ -320,5 +320,9 @@ EDGE_HTTP_HEADROOM: Final = 256
 """Plain HTTP connections served above the live ones before uvicorn answers 503."""
 EDGE_RESTART_BACKOFF_SECONDS: Final = (0.2, 10.0)
 """First and longest wait before an edge process that died is started again."""
+EDGE_DATABASE_POOL: Final = 3
+"""Database connections an edge process keeps (and may add as many again under a burst):
+it only reads the inbox, so eight of them stay well inside PostgreSQL's default
+``max_connections`` of 100 beside the node's own pool."""
 EDGE_START_TIMEOUT_SECONDS: Final = 60.0
 """How long ``notify up`` waits for its edge processes to listen."""

@@ -31,6 +31,7 @@ from multiprocessing.process import BaseProcess
 
 from notify_core.config import Settings
 from notify_core.constants import (
+    EDGE_DATABASE_POOL,
     EDGE_RESTART_BACKOFF_SECONDS,
     EDGE_START_TIMEOUT_SECONDS,
 )
@@ -253,6 +254,7 @@ async def _serve_edge(settings: Settings, pipe: Connection) -> None:
         migrate=False,
         serve_grpc=False,
         edge_sockets=sockets,
+        database_pool=EDGE_DATABASE_POOL,
     )
     try:
         await node.start()

@@ -61,6 +61,8 @@ class Node:
     """An edge process's sockets (bound with SO_REUSEPORT); None: bind NOTIFY_HTTP_PORT here,
     or start NOTIFY_EDGE_PROCESSES edge processes when that is more than one."""
     serve_grpc: bool = True
+    database_pool: int = 10
+    """Database connections kept (as many more may open under a burst)."""
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _closers: list[object] = field(default_factory=list)
     _edge: EdgeServer | None = None
@@ -76,7 +78,9 @@ class Node:
         if self.migrate:
             await asyncio.to_thread(upgrade, s.database_url)
         auth = Authenticator(s.api_keys, s.jwt_secret)
-        self.database = db = Database(s.database_url, sqlite_synchronous=s.sqlite_synchronous)
+        self.database = db = Database(
+            s.database_url, pool_size=self.database_pool, sqlite_synchronous=s.sqlite_synchronous
+        )
         self.queue = queue = create_queue(s.amqp_url, db, s.namespace, list(QUEUES))
         await queue.start()
         self.backends = backends = create_cache_backends(s.redis_url, s.namespace)

@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import grpc
 import pytest
@@ -29,11 +30,16 @@ from websockets.asyncio.client import ClientConnection
 
 from notify_core.auth import issue_user_token
 from notify_core.cache.redis import RedisBackends
-from notify_core.constants import CLOSE_GOING_AWAY, CLOSE_TOO_MANY_FOR_USER, CLOSE_TRY_AGAIN_LATER
+from notify_core.constants import (
+    CLOSE_GOING_AWAY,
+    CLOSE_TOO_MANY_FOR_USER,
+    CLOSE_TRY_AGAIN_LATER,
+    EDGE_DATABASE_POOL,
+)
 from tests.conftest import _NAMESPACE_PREFIX
 from tests.integration.conftest import API_KEY, JWT_SECRET, eventually
 from tests.integration.procs import ROOT, NotifyProcess, free_port
-from tests.integration.sockets import children, holder, listening_pids
+from tests.integration.sockets import children, holder, listening_pids, socket_inodes, tcp_table
 
 PRESENCE_TTL = 1.5
 PER_USER = 3
@@ -223,6 +229,38 @@ async def test_presence_flips_on_connect_and_disconnect(edges: Edges) -> None:
     assert await edges.online(user)
     await ws.close()
     await eventually(lambda: edges.online(user), lambda online: not online, timeout=5)
+
+
+async def test_a_burst_of_connections_keeps_each_edge_process_within_its_database_pool(
+    edges: Edges, postgres_url: str
+) -> None:
+    """Every connection costs a database read; 80 opened at once must not grow an edge
+    process's pool past its bound (eight processes and the node stay inside PostgreSQL's
+    100 connections)."""
+    port = urlsplit(postgres_url).port or 5432
+    pids = edges.edge_pids()
+    peak: Counter[int] = Counter()
+    done = asyncio.Event()
+
+    async def watch() -> None:
+        while not done.is_set():
+            inodes = {e.inode for e in tcp_table() if e.remote_port == port}
+            for pid in pids:
+                peak[pid] = max(peak[pid], len(socket_inodes(pid) & inodes))
+            await asyncio.sleep(0.005)
+
+    watcher = asyncio.create_task(watch())
+    try:
+        sockets = await asyncio.gather(*(edges.connect(uid()) for _ in range(80)))
+    finally:
+        done.set()
+        await watcher
+    try:
+        assert set(peak) == pids and all(peak[pid] >= 1 for pid in pids), peak
+        assert max(peak.values()) <= 2 * EDGE_DATABASE_POOL, peak
+    finally:
+        for ws in sockets:
+            await ws.close()
 
 
 async def test_the_connection_over_the_per_user_cap_is_closed_with_4009(edges: Edges) -> None:
