@@ -191,6 +191,9 @@ TEMPLATE_CACHE_SIZE: Final = 1_024
 HEARTBEAT_SECONDS: Final = 30.0
 PRESENCE_TTL_SECONDS: Final = 90.0
 """A presence entry not refreshed for this long is gone: a dead node's users go offline."""
+PRESENCE_REFRESH_STEP_SECONDS: Final = 1.0
+"""An edge process refreshes its connections' presence in slices this far apart, all of
+them once per third of the presence TTL."""
 LAST_SEEN_TTL_SECONDS: Final = 30 * 24 * 3600.0
 """How long a user's last-seen time is kept after their last connect, refresh or disconnect."""
 RELAY_AFTER_SECONDS: Final = 10.0

@@ -3,9 +3,11 @@
 A connection is registered under its user; the hub subscribes to the user's channel when
 the first of their connections arrives (``attach`` returns once the subscription is active,
 so nothing published afterwards is missed) and unsubscribes when the last one leaves.
-Presence entries of every local connection are refreshed in one round trip per period
-(a third of the presence TTL); if this process dies they expire and its users go offline,
-and they are recorded again when the users reconnect, wherever that lands.
+Presence entries of every local connection are refreshed once per period (a third of the
+presence TTL), spread over the period in slices of users a second apart, so that 12,500
+connections cost a steady trickle of Redis commands rather than one burst that stalls live
+delivery; if this process dies the entries expire and its users go offline, and they are
+recorded again when the users reconnect, wherever that lands.
 
 Limits (:class:`HubLimits`): at most ``max_connections`` here — the next is refused with
 ``CLOSE_TRY_AGAIN_LATER`` — and at most ``max_per_user`` live connections of one user on
@@ -26,6 +28,7 @@ from notify_core.constants import (
     CLOSE_GOING_AWAY,
     CLOSE_TOO_MANY_FOR_USER,
     CLOSE_TRY_AGAIN_LATER,
+    PRESENCE_REFRESH_STEP_SECONDS,
     PRESENCE_TTL_SECONDS,
     user_channel,
 )
@@ -59,6 +62,8 @@ class HubLimits:
     max_per_user: int | None = None
     """Live connections of one user across every node; ``None``: no limit."""
     presence_ttl: float = PRESENCE_TTL_SECONDS
+    presence_refresh_step: float = PRESENCE_REFRESH_STEP_SECONDS
+    """Seconds between the slices of one presence refresh period."""
 
 
 class Hub:
@@ -221,14 +226,24 @@ class Hub:
             self.deliver_local(channel[len(self._prefix) :], payload)
 
     async def _refresh_presence(self) -> None:
+        """Every period, refresh the users connected at its start, one slice per step: a
+        user connected since registered their own entry, and is refreshed within two
+        periods (less than the TTL)."""
         ttl = self._limits.presence_ttl
+        period = ttl / 3
+        slices = max(1, int(period / self._limits.presence_refresh_step))
+        step = period / slices
         while True:
-            await asyncio.sleep(ttl / 3)
-            entries = [(uid, cid) for uid, conns in self._local.items() for cid in conns]
-            try:
-                for start in range(0, len(entries), _REFRESH_BATCH):
-                    await self._backends.presence.refresh(
-                        entries[start : start + _REFRESH_BATCH], ttl
-                    )
-            except Exception as exc:
-                log.warning("presence refresh failed: %s", exc)
+            users = list(self._local)
+            for index in range(slices):
+                await asyncio.sleep(step)
+                await self._refresh_users(users[index::slices], ttl)
+
+    async def _refresh_users(self, users: list[str], ttl: float) -> None:
+        """Refresh the entries of those of ``users`` still connected here."""
+        entries = [(uid, cid) for uid in users for cid in self._local.get(uid, ())]
+        try:
+            for start in range(0, len(entries), _REFRESH_BATCH):
+                await self._backends.presence.refresh(entries[start : start + _REFRESH_BATCH], ttl)
+        except Exception as exc:
+            log.warning("presence refresh failed: %s", exc)
