@@ -8,6 +8,7 @@ backing services (PostgreSQL, Redis, RabbitMQ) are system processes and are not 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import math
@@ -20,7 +21,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -230,6 +231,10 @@ def notify_server(
             # Never drop a bench client as a slow consumer (the default 1,000 frames is
             # far above the 5 frames/s per user of the latency benchmark anyway).
             "NOTIFY_WS_SEND_QUEUE": "100000",
+            # Every send of a benchmark is its own notification: no dedup merging repeated
+            # types into one, no in-app rate limit (default 100/min per user) holding them.
+            "NOTIFY_DEDUP_WINDOW": "0",
+            "NOTIFY_RATE_LIMITS": "inapp=100000000/1h",
         }
         env.update(extra_env or {})
         if backend == "embedded":
@@ -389,3 +394,69 @@ def _fmt(value: Any) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
+
+
+async def paced(
+    send: Callable[[int, float], Awaitable[None]],
+    *,
+    total: int,
+    rate: float,
+    start_at: float,
+    warm: int,
+    max_in_flight: int,
+    drain: float = 15.0,
+) -> dict[str, Any]:
+    """Call ``send(seq, t)`` for ``seq`` in ``range(total)`` on an absolute schedule
+    (``start_at + seq / rate``, ``time.time()`` clock: no drift), ``t`` taken just before.
+    Beyond ``max_in_flight`` calls outstanding a send is *skipped* and counted (the server
+    does not keep up: do not queue without bound). Calls ``seq < warm`` are not timed.
+    Answers the sequence numbers sent, the call times (s) after warm-up, errors, skipped,
+    the largest lag behind the schedule and this process's CPU seconds."""
+    ok: list[int] = []
+    acks: list[float] = []
+    errors: list[str] = []
+    skipped = 0
+    max_lag = 0.0
+    in_flight: set[asyncio.Task[None]] = set()
+
+    async def one(seq: int) -> None:
+        t = time.time()
+        try:
+            await send(seq, t)
+        except Exception as exc:  # counted, reported
+            errors.append(repr(exc)[:200])
+            return
+        if seq >= warm:
+            acks.append(time.time() - t)
+        ok.append(seq)
+
+    loop = asyncio.get_running_loop()
+    start = loop.time() + (start_at - time.time())
+    cpu0 = time.process_time()
+    try:
+        for seq in range(total):
+            due = start + seq / rate
+            delay = due - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if seq >= warm:
+                max_lag = max(max_lag, loop.time() - due)
+            if len(in_flight) >= max_in_flight:
+                skipped += 1
+                continue
+            task = asyncio.create_task(one(seq))
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
+        if in_flight:
+            await asyncio.wait(in_flight, timeout=drain)
+    finally:
+        for task in in_flight:
+            task.cancel()
+    return {
+        "ok": ok,
+        "acks": acks,
+        "errors": errors,
+        "skipped": skipped,
+        "max_lag": max_lag,
+        "cpu": time.process_time() - cpu0,
+    }

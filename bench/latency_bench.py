@@ -37,6 +37,7 @@ from common import (
     exit_on_sigterm,
     machine_busy,
     notify_server,
+    paced,
     pin,
     print_table,
     process_cpu_seconds,
@@ -85,79 +86,45 @@ async def _paced_send(spec: SendSpec) -> dict[str, Any]:
     stub = ingest_pb2_grpc.IngestServiceStub(channel)
     headers = {"authorization": f"Bearer {API_KEY}"}
     md = (("authorization", f"Bearer {API_KEY}"),)
-    ok: list[int] = []
-    acks: list[float] = []
-    errors: list[str] = []
-    skipped = 0
-    max_lag = 0.0
-    in_flight: set[asyncio.Task[None]] = set()
 
-    async def send_one(seq: int) -> None:
+    async def send_one(seq: int, t: float) -> None:
         user = spec.users[seq % len(spec.users)]
-        t = time.time()
-        try:
-            if spec.api == "grpc":
-                data = struct_pb2.Struct()
-                data.update({"t": t, "seq": seq})
-                req = ingest_pb2.SendRequest(
-                    user_id=user, type="bench", title="t", message="m", data=data
-                )
-                await stub.Send(req, metadata=md, timeout=10)
-            else:
-                body = {
-                    "user_id": user,
-                    "type": "bench",
-                    "title": "t",
-                    "message": "m",
-                    "data": {"t": t, "seq": seq},
-                }
-                http = await free.get()
-                try:
-                    r = await http.post("/notifications/send", json=body, headers=headers)
-                finally:
-                    free.put_nowait(http)
-                if r.status_code != 202:
-                    raise RuntimeError(f"HTTP {r.status_code}: {r.text[:200]}")
-        except Exception as exc:  # counted, reported
-            errors.append(repr(exc)[:200])
+        if spec.api == "grpc":
+            data = struct_pb2.Struct()
+            data.update({"t": t, "seq": seq})
+            req = ingest_pb2.SendRequest(
+                user_id=user, type="bench", title="t", message="m", data=data
+            )
+            await stub.Send(req, metadata=md, timeout=10)
             return
-        if seq >= spec.warm:
-            acks.append(time.time() - t)
-        ok.append(seq)
+        body = {
+            "user_id": user,
+            "type": "bench",
+            "title": "t",
+            "message": "m",
+            "data": {"t": t, "seq": seq},
+        }
+        http = await free.get()
+        try:
+            r = await http.post("/notifications/send", json=body, headers=headers)
+        finally:
+            free.put_nowait(http)
+        if r.status_code != 202:
+            raise RuntimeError(f"HTTP {r.status_code}: {r.text[:200]}")
 
-    loop = asyncio.get_running_loop()
-    start = loop.time() + (spec.start_at - time.time())
-    cpu0 = time.process_time()
     try:
-        for seq in range(spec.total):
-            due = start + seq / spec.rate
-            delay = due - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            if seq >= spec.warm:
-                max_lag = max(max_lag, loop.time() - due)
-            if len(in_flight) >= spec.max_in_flight:
-                skipped += 1  # the server does not keep up: do not queue without bound
-                continue
-            task = asyncio.create_task(send_one(seq))
-            in_flight.add(task)
-            task.add_done_callback(in_flight.discard)
-        if in_flight:
-            await asyncio.wait(in_flight, timeout=15)
+        return await paced(
+            send_one,
+            total=spec.total,
+            rate=spec.rate,
+            start_at=spec.start_at,
+            warm=spec.warm,
+            max_in_flight=spec.max_in_flight,
+        )
     finally:
-        for task in in_flight:
-            task.cancel()
         for c in clients:
             await c.aclose()
         await channel.close()
-    return {
-        "ok": ok,
-        "acks": acks,
-        "errors": errors,
-        "skipped": skipped,
-        "max_lag": max_lag,
-        "cpu": time.process_time() - cpu0,
-    }
 
 
 def _sender(spec: SendSpec, out: mp.Queue[dict[str, Any]]) -> None:

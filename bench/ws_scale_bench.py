@@ -80,6 +80,7 @@ from common import (
     exit_on_sigterm,
     free_port,
     notify_server,
+    paced,
     percentile,
     pin,
     print_table,
@@ -849,58 +850,24 @@ async def _bare_paced_send(spec: BareSendSpec) -> dict[str, Any]:
 
     pool = aioredis.BlockingConnectionPool.from_url(spec.redis_url, max_connections=64, timeout=10)
     client = aioredis.Redis(connection_pool=pool)
-    ok: list[int] = []
-    acks: list[float] = []
-    errors: list[str] = []
-    skipped = 0
-    max_lag = 0.0
-    in_flight: set[asyncio.Task[None]] = set()
 
-    async def send_one(seq: int) -> None:
+    async def send_one(seq: int, t: float) -> None:
         user = spec.users[seq % len(spec.users)]
-        t = time.time()
-        try:
-            text = _frame({"t": t, "seq": seq}, user)
-            await client.publish(spec.channel, json.dumps({"to": user, "text": text}))
-        except Exception as exc:
-            errors.append(repr(exc)[:200])
-            return
-        if seq >= spec.warm:
-            acks.append(time.time() - t)
-        ok.append(seq)
+        text = _frame({"t": t, "seq": seq}, user)
+        await client.publish(spec.channel, json.dumps({"to": user, "text": text}))
 
-    loop = asyncio.get_running_loop()
-    start = loop.time() + (spec.start_at - time.time())
-    cpu0 = time.process_time()
     try:
-        for seq in range(spec.total):
-            due = start + seq / spec.rate
-            delay = due - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            if seq >= spec.warm:
-                max_lag = max(max_lag, loop.time() - due)
-            if len(in_flight) >= spec.max_in_flight:
-                skipped += 1
-                continue
-            task = asyncio.create_task(send_one(seq))
-            in_flight.add(task)
-            task.add_done_callback(in_flight.discard)
-        if in_flight:
-            await asyncio.wait(in_flight, timeout=15)
+        return await paced(
+            send_one,
+            total=spec.total,
+            rate=spec.rate,
+            start_at=spec.start_at,
+            warm=spec.warm,
+            max_in_flight=spec.max_in_flight,
+        )
     finally:
-        for task in in_flight:
-            task.cancel()
         await client.aclose()
         await pool.aclose()
-    return {
-        "ok": ok,
-        "acks": acks,
-        "errors": errors,
-        "skipped": skipped,
-        "max_lag": max_lag,
-        "cpu": time.process_time() - cpu0,
-    }
 
 
 def _bare_sender(spec: BareSendSpec, out: mp.Queue[dict[str, Any]]) -> None:
