@@ -204,15 +204,18 @@ class Usage:
     % of the whole machine, this benchmark's processes, the backends, and the rest: other
     people's work."""
 
-    def __init__(self, server_pid: int, generators: Sequence[int] = ()) -> None:
-        self.server_pid = server_pid
+    def __init__(self, server_pids: Sequence[int], generators: Sequence[int] = ()) -> None:
+        self.server_pids = list(server_pids)
         self.generators = list(generators)
         self.gens0 = self._gens_cpu()
         self.t0 = time.monotonic()
         self.machine0 = cpu_times()
-        self.server0 = tree_cpu(server_pid)
+        self.server0 = self._server_cpu()
         self.bench0 = bench_cpu()
         self.backends0 = backends_cpu()
+
+    def _server_cpu(self) -> float:
+        return sum(tree_cpu(pid) for pid in self.server_pids)
 
     def _gens_cpu(self) -> float:
         total = 0.0
@@ -228,7 +231,7 @@ class Usage:
         bench = bench_cpu() - self.bench0
         # per process: one that ended meanwhile counts nothing, one that started all of it
         backends = sum(max(0.0, t - self.backends0.get(p, 0.0)) for p, t in backends_cpu().items())
-        server = tree_cpu(self.server_pid) - self.server0
+        server = self._server_cpu() - self.server0
         if elapsed <= 0 or total <= 0:
             return {}
         return {
@@ -245,17 +248,17 @@ class Usage:
 class LoadSeries:
     """:class:`Usage` second by second, for the plot: call :meth:`tick` often."""
 
-    def __init__(self, server_pid: int, generators: Sequence[int]) -> None:
+    def __init__(self, server_pids: Sequence[int], generators: Sequence[int]) -> None:
         self.points: list[dict[str, float]] = []
-        self._server_pid = server_pid
+        self._server_pids = list(server_pids)
         self._generators = list(generators)
         self._start = time.monotonic()
-        self._usage = Usage(server_pid, self._generators)
+        self._usage = Usage(self._server_pids, self._generators)
 
     def tick(self) -> None:
         if time.monotonic() - self._usage.t0 < 1.0:
             return
-        used, self._usage = self._usage.done(), Usage(self._server_pid, self._generators)
+        used, self._usage = self._usage.done(), Usage(self._server_pids, self._generators)
         self.points.append({"t": round(self._usage.t0 - self._start, 1), **used})
 
 
@@ -653,7 +656,7 @@ def phase_a(
     warm_connect = connect_users(gens, kind, server, warm, sampler)
     rss_before = settled_rss(server.pid)
     print(f"  {kind}: {warm_connect['opened']} warm-up; RSS {rss_before / 2**20:.0f} MiB")
-    usage = Usage(server.pid, gens.pids)
+    usage = Usage(server.pids, gens.pids)
     connected = connect_users(gens, kind, server, rest, sampler)
     connect_usage = usage.done()
     print(
@@ -664,14 +667,14 @@ def phase_a(
     )
     rss_connected = settled_rss(server.pid)
     timeline: list[dict[str, Any]] = []
-    usage, t0 = Usage(server.pid, gens.pids), time.monotonic()
+    usage, t0 = Usage(server.pids, gens.pids), time.monotonic()
     end = t0 + args.hold
-    interval = Usage(server.pid, gens.pids)
+    interval = Usage(server.pids, gens.pids)
     while True:
         now = time.monotonic()
         st = gens.status()
         rss = tree_rss(server.pid)
-        load, interval = interval.done(), Usage(server.pid, gens.pids)
+        load, interval = interval.done(), Usage(server.pids, gens.pids)
         timeline.append(
             {"t": round(now - t0, 1), "rss_mib": round(rss / 2**20, 1), **st, "usage": load}
         )
@@ -749,7 +752,7 @@ def phase_b(
     expected = before["open"]
     marker = uuid.uuid4().hex
     gens.call(("expect", marker))
-    usage = Usage(server.pid, gens.pids)
+    usage = Usage(server.pids, gens.pids)
     fanned_out_at: float | None = None
     send_id = ""
     http = httpx.Client(
@@ -935,8 +938,8 @@ def phase_c(
         sender.start()
         while time.time() < start_at + warm / args.rate:
             time.sleep(0.05)
-        usage, t0 = Usage(server.pid, gens.pids), time.monotonic()
-        load = LoadSeries(server.pid, gens.pids)
+        usage, t0 = Usage(server.pids, gens.pids), time.monotonic()
+        load = LoadSeries(server.pids, gens.pids)
 
         def tick() -> None:
             sampler()
@@ -1028,8 +1031,12 @@ def run_server(
                 "NOTIFY_DEDUP_WINDOW": "0",
                 "NOTIFY_RATE_LIMITS": "inapp=1000000/1m",
             }
-            server = stack.enter_context(notify_server("real", cpus, 120, extra_env=env))
-            pin_tree(server.pid, cpus)
+            helpers = [h for h in args.helpers.split(",") if h]
+            server = stack.enter_context(
+                notify_server("real", cpus, 120, extra_env=env, helpers=helpers)
+            )
+            for pid in server.pids:
+                pin_tree(pid, cpus)
         out["processes"] = len(tree_pids(server.pid))
         print(f"{kind}: server pid {server.pid}, {out['processes']} processes", flush=True)
         sampler = Sampler(server.pid, server.database_url)
@@ -1241,6 +1248,12 @@ def main() -> None:
     parser.add_argument("--gen-procs", type=int, default=8, help="load generator processes")
     parser.add_argument("--procs", type=int, default=8, help="bare server processes")
     parser.add_argument("--edge-procs", type=int, default=8, help="NOTIFY_EDGE_PROCESSES")
+    parser.add_argument(
+        "--helpers",
+        default="",
+        help="services run as further `notify serve` processes beside Notify's `notify up`, "
+        "e.g. router (competing consumers; their CPU counts as the server's; (b), (c) only)",
+    )
     parser.add_argument("--concurrency", type=int, default=4, help="opens per generator")
     parser.add_argument("--open-timeout", type=float, default=60.0)
     parser.add_argument("--fanout-channels", default="inapp")
@@ -1283,6 +1296,8 @@ def main() -> None:
     servers = [s for s in args.servers.split(",") if s]
     if "notify" in servers and args.connections / args.edge_procs > 0.95 * NOTIFY_MAX_PER_EDGE:
         parser.error(f"--edge-procs: {args.connections} connections need more than that")
+    if args.helpers and "a" in args.phases.split(","):
+        parser.error("--helpers: phase (a) reads the memory of notify up's processes only")
     cpus = cpu_count()
     pinned = args.pin and cpus > 1
     if pinned:
