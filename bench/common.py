@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
@@ -396,22 +396,33 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+class Pacing(Protocol):
+    """How a paced sender sends: ``total`` sends at ``rate`` per second from ``start_at``
+    (``time.time()``), the first ``warm`` not timed, at most ``max_in_flight`` outstanding."""
+
+    @property
+    def total(self) -> int: ...
+    @property
+    def rate(self) -> float: ...
+    @property
+    def start_at(self) -> float: ...
+    @property
+    def warm(self) -> int: ...
+    @property
+    def max_in_flight(self) -> int: ...
+
+
 async def paced(
-    send: Callable[[int, float], Awaitable[None]],
-    *,
-    total: int,
-    rate: float,
-    start_at: float,
-    warm: int,
-    max_in_flight: int,
-    drain: float = 15.0,
+    send: Callable[[int, float], Awaitable[None]], spec: Pacing, drain: float = 15.0
 ) -> dict[str, Any]:
-    """Call ``send(seq, t)`` for ``seq`` in ``range(total)`` on an absolute schedule
+    """Call ``send(seq, t)`` for ``seq`` in ``range(spec.total)`` on an absolute schedule
     (``start_at + seq / rate``, ``time.time()`` clock: no drift), ``t`` taken just before.
     Beyond ``max_in_flight`` calls outstanding a send is *skipped* and counted (the server
     does not keep up: do not queue without bound). Calls ``seq < warm`` are not timed.
     Answers the sequence numbers sent, the call times (s) after warm-up, errors, skipped,
     the largest lag behind the schedule and this process's CPU seconds."""
+    total, rate, start_at = spec.total, spec.rate, spec.start_at
+    warm, max_in_flight = spec.warm, spec.max_in_flight
     ok: list[int] = []
     acks: list[float] = []
     errors: list[str] = []
@@ -459,4 +470,25 @@ async def paced(
         "skipped": skipped,
         "max_lag": max_lag,
         "cpu": time.process_time() - cpu0,
+    }
+
+
+def latency_columns(
+    sent: int, latencies: Sequence[float], after_created: Sequence[float], result: dict[str, Any]
+) -> dict[str, Any]:
+    """The columns latency benchmarks share: what was sent and received, end-to-end and
+    after-created percentiles, and the sender's call times, errors, skips and lag
+    (``result`` is what :func:`paced` answered)."""
+    return {
+        "sent_ok": sent,
+        "received": len(latencies),
+        "lost": sent - len(latencies),
+        "send_errors": len(result["errors"]),
+        "skipped": result["skipped"],
+        **summarize_ms(latencies, (50, 90, 99)),
+        "after_created_p50_ms": summarize_ms(after_created, (50,))["p50_ms"],
+        "after_created_p99_ms": summarize_ms(after_created, (99,))["p99_ms"],
+        "ack_p50_ms": summarize_ms(result["acks"], (50,))["p50_ms"],
+        "ack_p99_ms": summarize_ms(result["acks"], (99,))["p99_ms"],
+        "sender_max_lag_ms": round(result["max_lag"] * 1000, 2),
     }

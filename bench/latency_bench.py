@@ -35,6 +35,7 @@ from common import (
     cpu_count,
     cpu_times,
     exit_on_sigterm,
+    latency_columns,
     machine_busy,
     notify_server,
     paced,
@@ -113,14 +114,7 @@ async def _paced_send(spec: SendSpec) -> dict[str, Any]:
             raise RuntimeError(f"HTTP {r.status_code}: {r.text[:200]}")
 
     try:
-        return await paced(
-            send_one,
-            total=spec.total,
-            rate=spec.rate,
-            start_at=spec.start_at,
-            warm=spec.warm,
-            max_in_flight=spec.max_in_flight,
-        )
+        return await paced(send_one, spec)
     finally:
         for c in clients:
             await c.aclose()
@@ -260,17 +254,7 @@ async def measure(server: ServerProcess, args: argparse.Namespace) -> dict[str, 
         "api": args.api,
         "users": args.users,
         "rate": args.rate,
-        "sent_ok": len(expected),
-        "received": len(latencies),
-        "lost": len(expected) - len(latencies),
-        "send_errors": len(result["errors"]),
-        "skipped": result["skipped"],
-        **summarize_ms(latencies, (50, 90, 99)),
-        "after_created_p50_ms": summarize_ms(after_accept, (50,))["p50_ms"],
-        "after_created_p99_ms": summarize_ms(after_accept, (99,))["p99_ms"],
-        "ack_p50_ms": summarize_ms(result["acks"], (50,))["p50_ms"],
-        "ack_p99_ms": summarize_ms(result["acks"], (99,))["p99_ms"],
-        "sender_max_lag_ms": round(result["max_lag"] * 1000, 2),
+        **latency_columns(len(expected), latencies, after_accept, result),
         "server_cpu_pct": round(100 * server_cpu, 1),
         "receivers_cpu_pct": round(100 * receivers_cpu, 1),
         "sender_cpu_pct": round(100 * result["cpu"] / elapsed, 1),

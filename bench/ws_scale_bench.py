@@ -79,6 +79,7 @@ from common import (
     cpu_times,
     exit_on_sigterm,
     free_port,
+    latency_columns,
     notify_server,
     paced,
     percentile,
@@ -860,14 +861,7 @@ async def _bare_paced_send(spec: BareSendSpec) -> dict[str, Any]:
         await client.publish(spec.channel, json.dumps({"to": user, "text": text}))
 
     try:
-        return await paced(
-            send_one,
-            total=spec.total,
-            rate=spec.rate,
-            start_at=spec.start_at,
-            warm=spec.warm,
-            max_in_flight=spec.max_in_flight,
-        )
+        return await paced(send_one, spec)
     finally:
         await client.aclose()
         await pool.aclose()
@@ -991,17 +985,7 @@ def phase_c(
         "server": kind,
         "users": connected["opened"],
         "rate": args.rate,
-        "sent_ok": len(expected),
-        "received": len(latencies),
-        "lost": len(expected) - len(latencies),
-        "send_errors": len(result["errors"]),
-        "skipped": result["skipped"],
-        **summarize_ms(latencies, (50, 90, 99)),
-        "after_created_p50_ms": summarize_ms(after_created, (50,))["p50_ms"],
-        "after_created_p99_ms": summarize_ms(after_created, (99,))["p99_ms"],
-        "ack_p50_ms": summarize_ms(result["acks"], (50,))["p50_ms"],
-        "ack_p99_ms": summarize_ms(result["acks"], (99,))["p99_ms"],
-        "sender_max_lag_ms": round(result["max_lag"] * 1000, 2),
+        **latency_columns(len(expected), latencies, after_created, result),
         "drained_s": round(drained_s, 1),
         "sender_cpu_pct": round(100 * result["cpu"] / elapsed, 1),
         **used,
