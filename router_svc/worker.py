@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from delivery_svc.jobs import group_jobs, publish_after_commit, publish_in_txn
 from notify_core.cache.base import CacheBackends
 from notify_core.constants import QUEUE_ROUTE
+from notify_core.db.bulk import insert_rows
 from notify_core.db.engine import Database
 from notify_core.db.schema import notification_deliveries, notifications
 from notify_core.errors import NotifyError
@@ -122,7 +123,7 @@ class Router:
                 conn, rows, self._prefs, self._backends, self._ns, self._routing, now
             )
             records = [x for r in rows for x in delivery_rows(r["id"], plans[r["id"]], now)]
-            await conn.execute(notification_deliveries.insert(), records)
+            await insert_rows(conn, notification_deliveries, records)
             priority = {r["id"]: r["priority"] for r in rows}
             jobs = group_jobs(
                 (x["id"], x["channel"], priority[x["notification_id"]])
