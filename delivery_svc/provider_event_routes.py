@@ -55,7 +55,7 @@ from notify_core.constants import (
 )
 from notify_core.db.engine import Database
 from notify_core.errors import InvalidArgument, Unavailable
-from notify_core.http import guarded
+from notify_core.http import guarded, read_body
 
 log = logging.getLogger(__name__)
 
@@ -104,15 +104,7 @@ class ProviderWebhooks:
 
 
 async def _bounded_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > PROVIDER_WEBHOOK_MAX_BYTES:
-        raise InvalidArgument("body", f"must be at most {PROVIDER_WEBHOOK_MAX_BYTES} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > PROVIDER_WEBHOOK_MAX_BYTES:
-            raise InvalidArgument("body", f"must be at most {PROVIDER_WEBHOOK_MAX_BYTES} bytes")
-    return bytes(body)
+    return await read_body(request, PROVIDER_WEBHOOK_MAX_BYTES)
 
 
 def _limit(request: Request) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 import grpc
 from google.protobuf import timestamp_pb2
@@ -14,6 +14,7 @@ from digest_svc.scheduler import DigestService
 from notify_core.constants import DIGEST_RUNS_DEFAULT_LIMIT
 from notify_core.db.engine import Database
 from notify_core.grpc_server import ServiceSpec, grpc_errors
+from notify_core.storable import timestamp_to_datetime
 
 FULL_NAME = "notify.v1.DigestService"
 STATUS_TO_PROTO = {
@@ -72,7 +73,7 @@ class DigestServicer(digest_pb2_grpc.DigestServiceServicer):  # type: ignore[mis
     async def RunDigest(
         self, request: digest_pb2.RunDigestRequest, context: grpc.aio.ServicerContext
     ) -> digest_pb2.RunDigestResponse:
-        as_of = request.as_of.ToDatetime(tzinfo=UTC) if request.HasField("as_of") else None
+        as_of = timestamp_to_datetime(request.as_of, "as_of") if request.HasField("as_of") else None
         run = await self._service.request(as_of)
         return digest_pb2.RunDigestResponse(run=run_to_proto(run))
 

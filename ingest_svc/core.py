@@ -129,16 +129,28 @@ class Ingest:
             for p in group:
                 p.done.set_exception(exc)
             return
-        except Exception as exc:  # a bug or an unexpected driver error: fail this group only
-            log.exception("group commit failed")
-            for p in group:
-                p.done.set_exception(exc)
+        except Exception as exc:  # a bug or a value the database refused
+            if len(group) > 1:
+                await self._commit_one_by_one(group, exc)
+                return
+            log.exception("commit of one send failed")
+            group[0].done.set_exception(exc)
             return
         # The commit is done; publishing the jobs overlaps with the next group's commit.
         await self._publish_slots.acquire()
         task = asyncio.create_task(self._publish_then_answer(group, answers, fresh))
         self._publishes.add(task)
         task.add_done_callback(self._publishes.discard)
+
+    async def _commit_one_by_one(self, group: list[_Pending], exc: Exception) -> None:
+        """After ``group`` failed together for a reason that is not the backend's (one send
+        holds something the database refuses), commit each of its sends alone, so that
+        only the one at fault fails."""
+        log.warning(
+            "group commit of %d sends failed (%r); committing them one by one", len(group), exc
+        )
+        for p in group:
+            await self._commit_group([p])
 
     async def _publish_then_answer(
         self, group: list[_Pending], answers: list[list[str]], fresh: list[NewNotification]

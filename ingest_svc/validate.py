@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from google.protobuf import timestamp_pb2
@@ -26,6 +26,7 @@ from notify_core.convert import (
     struct_to_dict,
 )
 from notify_core.errors import InvalidArgument
+from notify_core.storable import check_json, check_text, timestamp_to_datetime, to_utc
 
 _SEND_FIELDS = {
     "user_id",
@@ -112,7 +113,7 @@ def _timestamp(body: Mapping[str, Any], name: str) -> timestamp_pb2.Timestamp | 
     if when.tzinfo is None:
         raise InvalidArgument(name, "must include a time zone offset (or Z)")
     ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(when.astimezone(UTC))
+    ts.FromDatetime(to_utc(when, name))
     return ts
 
 
@@ -215,8 +216,23 @@ def _text(value: str, name: str, limit: int, *, required: bool) -> None:
         raise InvalidArgument(name, "is required and must not be blank")
     if len(value) > limit:
         raise InvalidArgument(name, f"must be at most {limit} characters, got {len(value)}")
-    if "\x00" in value:
-        raise InvalidArgument(name, "must not contain NUL characters")
+    check_text(value, name)
+
+
+def _data(req: ingest_pb2.SendRequest, name: str) -> dict[str, Any] | None:
+    """The request's ``data`` as a dict, every key and value storable, within its size."""
+    if not req.HasField("data") or not req.data.fields:
+        return None
+    try:
+        data = struct_to_dict(req.data)
+    except ValueError:  # a NaN or infinite number_value has no JSON form
+        raise InvalidArgument(name, "numbers must be finite (not NaN or ±∞)") from None
+    check_json(data, name)
+    try:
+        _check_data_size(data)
+    except InvalidArgument as exc:
+        raise InvalidArgument(name, exc.message.removeprefix("data: ")) from None
+    return data
 
 
 def validate_send(
@@ -237,6 +253,9 @@ def validate_send(
         _text(req.user_id, p + "user_id", c.MAX_USER_ID, required=True)
     _text(req.type, p + "type", c.MAX_TYPE, required=True)
     _text(req.title, p + "title", c.MAX_TITLE, required=True)
+    if "\r" in req.title or "\n" in req.title:
+        # A title is an email subject too: a line break there cannot be sent.
+        raise InvalidArgument(p + "title", "must be one line (no CR or LF)")
     _text(req.message, p + "message", c.MAX_MESSAGE, required=True)
     _text(req.idempotency_key, p + "idempotency_key", c.MAX_IDEMPOTENCY_KEY, required=False)
     _text(req.template, p + "template", c.MAX_TEMPLATE, required=False)
@@ -244,7 +263,7 @@ def validate_send(
     _text(req.group_key, p + "group_key", c.MAX_GROUP_KEY, required=False)
     send_at: datetime | None = None
     if req.HasField("send_at"):
-        send_at = req.send_at.ToDatetime(tzinfo=UTC)
+        send_at = timestamp_to_datetime(req.send_at, p + "send_at")
         if send_at - now > timedelta(days=c.MAX_SCHEDULE_DAYS):
             raise InvalidArgument(
                 p + "send_at", f"must be at most {c.MAX_SCHEDULE_DAYS} days ahead"
@@ -266,13 +285,7 @@ def validate_send(
             name = CHANNEL_FROM_PROTO[ch]
             if name not in channels:
                 channels.append(name)
-    data: dict[str, Any] | None = None
-    if req.HasField("data") and req.data.fields:
-        data = struct_to_dict(req.data)
-        try:
-            _check_data_size(data)
-        except InvalidArgument as exc:
-            raise InvalidArgument(p + "data", exc.message.removeprefix("data: ")) from None
+    data = _data(req, p + "data")
     return NewNotification(
         id=new_id,
         user_id=req.user_id,

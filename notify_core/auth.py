@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 import jwt
 
-from notify_core.errors import Unauthenticated
+from notify_core.constants import MAX_USER_ID
+from notify_core.errors import InvalidArgument, Unauthenticated
+from notify_core.storable import check_text
 
 
 def bearer(header: str | None) -> str:
@@ -39,7 +41,8 @@ class Authenticator:
             raise Unauthenticated("invalid API key")
 
     def user(self, token: str) -> str:
-        """The user id (``sub``) of a valid, unexpired HS256 token."""
+        """The user id (``sub``) of a valid, unexpired HS256 token; a signed ``sub`` that is
+        no user id (too long, NUL) is ``InvalidArgument`` naming ``token.sub``."""
         if self.jwt_secret is None:
             raise Unauthenticated("user tokens are not accepted (set NOTIFY_JWT_SECRET)")
         try:
@@ -60,7 +63,9 @@ class Authenticator:
         sub = claims.get("sub")
         if not isinstance(sub, str) or not sub:
             raise Unauthenticated("token 'sub' must be a non-empty string")
-        return sub
+        if len(sub) > MAX_USER_ID:
+            raise InvalidArgument("token.sub", f"must be at most {MAX_USER_ID} characters")
+        return check_text(sub, "token.sub")
 
 
 def issue_user_token(secret: str, user_id: str, ttl: float = 3600.0) -> str:

@@ -146,6 +146,13 @@ MAX_SCHEDULE_DAYS: Final = 365
 """``send_at`` may be at most this far ahead."""
 MAX_BATCH: Final = 1_000
 MAX_BODY_BYTES: Final = 4 * 1024 * 1024
+"""A JSON request body may be at most this long; the edge stops reading there (413)."""
+MAX_JSON_DEPTH: Final = 32
+"""Arrays and objects nest at most this deep in any JSON input (protobuf's Struct, which
+carries ``data`` between services, stops at 100)."""
+MAX_JSON_INTEGER: Final = 2**53 - 1
+"""Whole numbers in JSON input stay within ±this: beyond it a double (protobuf's Struct, a
+JavaScript client) no longer holds them exactly."""
 INBOX_DEFAULT_LIMIT: Final = 20
 INBOX_MAX_LIMIT: Final = 100
 PENDING_ON_CONNECT: Final = 50

@@ -4,6 +4,7 @@
 
     NotifyError
     ├── InvalidArgument      bad input; ``field`` names what is wrong   → INVALID_ARGUMENT / 400
+    │   └── TooLarge         a request body over its limit (not read past it)       → 413
     ├── Unauthenticated      missing or bad credentials                → UNAUTHENTICATED / 401
     ├── NotFound             no such thing for this caller              → NOT_FOUND / 404
     ├── Unavailable          a backend (database, queue, cache) is down → UNAVAILABLE / 503
@@ -24,6 +25,10 @@ Third-party exceptions are translated once, at the adapter that calls the librar
 from __future__ import annotations
 
 import grpc
+
+INTERNAL_MESSAGE = "internal error (the server log has the details)"
+"""All a caller is told of a fault of ours (a bug, an unexpected driver error), over gRPC
+and HTTP alike: its details may hold SQL or other callers' rows."""
 
 
 class NotifyError(Exception):
@@ -50,6 +55,17 @@ class InvalidArgument(NotifyError):
     def __init__(self, field: str, problem: str) -> None:
         super().__init__(f"{field}: {problem}" if field else problem)
         self.field = field
+
+
+class TooLarge(InvalidArgument):
+    """A request body is longer than its limit; the rest of it was not read."""
+
+    code = "too_large"
+    http_status = 413
+
+    def __init__(self, limit: int) -> None:
+        super().__init__("body", f"must be at most {limit} bytes")
+        self.limit = limit
 
 
 class Unauthenticated(NotifyError):

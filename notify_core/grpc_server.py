@@ -18,7 +18,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from notify_core.auth import Authenticator, bearer
-from notify_core.errors import NotifyError, Unauthenticated
+from notify_core.errors import INTERNAL_MESSAGE, NotifyError, Unauthenticated
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,10 @@ class ServiceSpec:
 def grpc_errors(
     method: Callable[[Any, Req, grpc.aio.ServicerContext], Awaitable[Resp]],
 ) -> Callable[[Any, Req, grpc.aio.ServicerContext], Awaitable[Resp]]:
-    """Map Notify's errors to status codes: the one place where that happens for gRPC."""
+    """Map Notify's errors to status codes: the one place where that happens for gRPC.
+
+    Anything else is a fault of ours, not the caller's: it is logged with its details and
+    answered ``INTERNAL`` with a generic message, so that no SQL or stored row leaks."""
 
     @functools.wraps(method)
     async def wrapper(self: Any, request: Req, context: grpc.aio.ServicerContext) -> Resp:
@@ -46,6 +49,12 @@ def grpc_errors(
             return await method(self, request, context)
         except NotifyError as exc:
             await context.abort(exc.grpc_status, exc.message)
+            raise  # unreachable: abort raises
+        except grpc.aio.AbortError:
+            raise
+        except Exception:
+            log.exception("%s failed", method.__qualname__)
+            await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)
             raise  # unreachable: abort raises
 
     return wrapper

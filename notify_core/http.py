@@ -1,12 +1,14 @@
-"""Helpers every HTTP route of the edge shares: the error shape of DESIGN §5 and JSON bodies.
+"""What every HTTP route of the edge shares: the error shape of DESIGN §5 and request bodies.
 
 Every error leaves as ``{"error": {"code", "message"}}`` with the HTTP status of its
-:mod:`notify_core.errors` class.
+:mod:`notify_core.errors` class; anything else a route raises is logged here and answered
+500 ``internal`` without its details. Request bodies are read only through
+:func:`read_body` (and :func:`json_body` above it), which stops reading at the limit.
 """
 
 from __future__ import annotations
 
-import json
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -14,35 +16,68 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from notify_core.constants import MAX_BODY_BYTES
-from notify_core.errors import InvalidArgument, NotifyError
+from notify_core.errors import INTERNAL_MESSAGE, InvalidArgument, NotifyError, TooLarge
+from notify_core.storable import loads, text_problem
+
+log = logging.getLogger(__name__)
 
 Handler = Callable[[Request], Awaitable[Response]]
 
 
 def error_response(exc: NotifyError) -> JSONResponse:
+    # A body cut short at its limit leaves the rest unread: the connection cannot be reused.
+    headers = {"connection": "close"} if isinstance(exc, TooLarge) else None
     return JSONResponse(
-        {"error": {"code": exc.code, "message": exc.message}}, status_code=exc.http_status
+        {"error": {"code": exc.code, "message": exc.message}},
+        status_code=exc.http_status,
+        headers=headers,
     )
 
 
+def _check_url(request: Request) -> None:
+    """Path and query parameters reach the database as they come: none may hold NUL."""
+    for name, value in request.path_params.items():
+        if isinstance(value, str) and (problem := text_problem(value)) is not None:
+            raise InvalidArgument(name, problem)
+    for name, value in request.query_params.multi_items():
+        if (problem := text_problem(value) or text_problem(name)) is not None:
+            raise InvalidArgument(name, problem)
+
+
 def guarded(handler: Handler) -> Handler:
-    """``handler`` with every :class:`NotifyError` it raises answered as an error response."""
+    """``handler`` with every :class:`NotifyError` it raises answered as an error response,
+    and anything unexpected as 500 ``internal`` (the details go to the log only)."""
 
     async def wrapper(request: Request) -> Response:
         try:
+            _check_url(request)
             return await handler(request)
         except NotifyError as exc:
             return error_response(exc)
+        except Exception:
+            log.exception("%s %s failed", request.method, request.url.path)
+            return JSONResponse(
+                {"error": {"code": "internal", "message": INTERNAL_MESSAGE}}, status_code=500
+            )
 
     return wrapper
 
 
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The request body, read as it arrives; :class:`TooLarge` as soon as it (or its
+    declared Content-Length) passes ``limit``, without reading further."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise TooLarge(limit)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise TooLarge(limit)
+    return bytes(body)
+
+
 async def json_body(request: Request) -> Any:
-    """The request's JSON body; ``InvalidArgument("body", …)`` when too large or not JSON."""
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise InvalidArgument("body", f"must be at most {MAX_BODY_BYTES} bytes")
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidArgument("body", "is not valid JSON") from None
+    """The request's JSON body, bounded by :func:`read_body` and checked by
+    :func:`notify_core.storable.loads`: ``InvalidArgument`` naming the field otherwise."""
+    return loads(await read_body(request))

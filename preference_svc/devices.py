@@ -45,6 +45,7 @@ from notify_core.db.engine import Database
 from notify_core.db.schema import device_tokens as t
 from notify_core.db.schema import new_id, utcnow
 from notify_core.errors import InvalidArgument, NotFound, Unavailable
+from notify_core.storable import check_text, loads
 from preference_svc.store import PreferenceStore
 
 APNS_TOKEN = re.compile(rf"^[0-9A-Fa-f]{{{APNS_TOKEN_HEX}}}$")
@@ -117,7 +118,7 @@ def _fcm_token(value: Any) -> str:
         raise InvalidArgument("token", f"an FCM token is at most {MAX_DEVICE_TOKEN} characters")
     if any(c.isspace() for c in value):
         raise InvalidArgument("token", "an FCM token must not contain whitespace")
-    return value
+    return check_text(value, "token")
 
 
 def _apns_token(value: Any) -> str:
@@ -147,8 +148,8 @@ def _webpush_token(value: Any) -> str:
         if len(value) > MAX_DEVICE_TOKEN:
             raise InvalidArgument("token", f"must be at most {MAX_DEVICE_TOKEN} characters")
         try:
-            value = json.loads(value)
-        except ValueError:
+            value = loads(value)
+        except InvalidArgument:
             raise InvalidArgument(
                 "token", "a web push token must be the subscription as a JSON object"
             ) from None
@@ -164,7 +165,7 @@ def _webpush_token(value: Any) -> str:
         raise InvalidArgument(
             "token.endpoint", f"must be an https URL of at most {MAX_WEBPUSH_ENDPOINT} characters"
         )
-    parts = urlsplit(endpoint)
+    parts = urlsplit(check_text(endpoint, "token.endpoint"))
     if parts.scheme != "https" or not parts.hostname:
         raise InvalidArgument("token.endpoint", f"must be an https URL, got {endpoint!r}")
     keys = value.get("keys")
@@ -197,7 +198,7 @@ def _optional_text(value: Any, field: str, limit: int) -> str | None:
         return None
     if not isinstance(value, str) or len(value) > limit:
         raise InvalidArgument(field, f"must be a string of at most {limit} characters")
-    return value or None
+    return check_text(value, field) or None
 
 
 def make_device(

@@ -28,6 +28,7 @@ from notify_core.db.engine import Database
 from notify_core.db.schema import topic_subscriptions as t
 from notify_core.db.schema import utcnow
 from notify_core.errors import InvalidArgument
+from notify_core.storable import check_text
 
 TOPIC_NAME = re.compile(rf"^[A-Za-z0-9._:-]{{1,{MAX_TOPIC}}}$")
 INSERT_BATCH = 1_000
@@ -52,7 +53,7 @@ def check_user_id(value: Any, field: str) -> str:
         raise InvalidArgument(field, "must be a non-empty string")
     if len(value) > MAX_USER_ID:
         raise InvalidArgument(field, f"must be at most {MAX_USER_ID} characters")
-    return value
+    return check_text(value, field)
 
 
 def check_user_ids(values: Any, field: str = "user_ids") -> list[str]:

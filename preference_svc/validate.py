@@ -31,6 +31,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from notify_core.constants import CHANNEL_NAMES, MAX_TYPE
 from notify_core.errors import InvalidArgument
+from notify_core.storable import check_text
 
 E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
 HHMM = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
@@ -185,7 +186,7 @@ def _webhook_url(value: Any) -> str | None:
         return None
     if not isinstance(value, str) or len(value) > 2048:
         raise InvalidArgument("webhook_url", "must be an https URL of at most 2048 characters")
-    parts = urlsplit(value)
+    parts = urlsplit(check_text(value, "webhook_url"))
     if parts.scheme != "https" or not parts.hostname:
         raise InvalidArgument("webhook_url", f"must be an https URL with a host, got {value!r}")
     return value
@@ -207,6 +208,7 @@ def parse_preferences(body: Any) -> PreferencesUpdate:
         for name in per_type:
             if not name or len(name) > MAX_TYPE:
                 raise InvalidArgument("per_type", f"type names are 1 to {MAX_TYPE} characters")
+            check_text(name, "per_type")
         update["per_type"] = {
             name: _switches(value, f"per_type.{name}") for name, value in per_type.items()
         }

@@ -7,10 +7,8 @@ process or over gRPC) and the inbox; every error leaves as
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -23,7 +21,7 @@ from delivery_svc.tracking_routes import tracking_routes
 from ingest_svc.client import IngestApi
 from ingest_svc.validate import parse_send_json
 from notify_core.auth import Authenticator, bearer
-from notify_core.constants import MAX_BODY_BYTES, MAX_USER_ID
+from notify_core.constants import MAX_USER_ID
 from notify_core.convert import row_to_json
 from notify_core.db.engine import Database
 from notify_core.errors import InvalidArgument, NotifyError, Unauthenticated
@@ -76,22 +74,7 @@ def create_edge(
 
     async def send(request: Request) -> Response:
         auth.producer(bearer(request.headers.get("authorization")))
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            return JSONResponse(
-                {
-                    "error": {
-                        "code": "too_large",
-                        "message": f"body: at most {MAX_BODY_BYTES} bytes",
-                    }
-                },
-                status_code=413,
-            )
-        try:
-            payload: Any = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            raise InvalidArgument("body", "is not valid JSON") from None
-        parsed = parse_send_json(payload)
+        parsed = parse_send_json(await json_body(request))
         if parsed.topic is not None:
             send_id = await ingest.send_topic(parsed.topic, parsed.requests[0])
             return JSONResponse({"id": send_id, "topic": parsed.topic}, status_code=202)

@@ -30,6 +30,7 @@ from notify_core.constants import (
     TEMPLATE_LAYOUT,
 )
 from notify_core.errors import InvalidArgument
+from notify_core.storable import check_text
 from template_svc.context import NOTIFICATION_FIELDS
 from template_svc.render import Source
 
@@ -118,7 +119,7 @@ def _text(value: Any, field: str, limit: int) -> str | None:
         raise InvalidArgument(field, "must be a string")
     if len(value) > limit:
         raise InvalidArgument(field, f"must be at most {limit} characters, got {len(value)}")
-    return value
+    return check_text(value, field)
 
 
 def check_variables(value: Any, field: str = "variables") -> tuple[str, ...] | None:

@@ -8,7 +8,7 @@ import jwt
 import pytest
 
 from notify_core.auth import Authenticator, bearer, issue_user_token
-from notify_core.errors import Unauthenticated
+from notify_core.errors import InvalidArgument, Unauthenticated
 
 SECRET = "s" * 32
 AUTH = Authenticator(frozenset({"key-aaaaaaaa"}), SECRET)
@@ -55,3 +55,11 @@ def test_bad_tokens_are_refused(
 def test_producer_key_is_not_a_token() -> None:
     with pytest.raises(Unauthenticated):
         AUTH.user("key-aaaaaaaa")
+
+
+@pytest.mark.parametrize("sub", ["u" * 256, "a\x00b"])
+def test_a_signed_subject_that_is_no_user_id_names_the_field(sub: str) -> None:
+    with pytest.raises(InvalidArgument) as info:
+        AUTH.user(issue_user_token(SECRET, sub))
+    assert info.value.field == "token.sub"
+    assert AUTH.user(issue_user_token(SECRET, "u" * 255)) == "u" * 255
