@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
+import grpc
 import pytest
 import sqlalchemy as sa
+from google.protobuf import timestamp_pb2
+from notify.v1 import ingest_pb2, ingest_pb2_grpc
 
+from notify_core.auth import issue_user_token
 from notify_core.db.schema import notifications
-from tests.integration.conftest import Env
+from tests.integration.conftest import JWT_SECRET, Env
 
 BASE = {"type": "comment", "title": "t", "message": "m"}
 
@@ -99,3 +104,177 @@ async def test_bad_paging_is_400(env: Env, query: str) -> None:
     r = await env.http.get(f"/notifications?{query}", headers=env.user("u1"))
     assert r.status_code == 400
     assert r.json()["error"]["message"].split(":")[0] in ("page", "limit")
+
+
+# --- what cannot be stored, on every JSON endpoint and in URLs and tokens -------------------
+
+SEND = '{"user_id":"{u}","type":"c","title":"t","message":"m",'
+
+
+@dataclass(frozen=True)
+class Malformed:
+    """One malformed request: ``{u}`` in ``path`` and ``body`` is a fresh user, ``{t}`` a
+    fresh topic or template name; ``who`` is ``producer`` or ``user`` (a token for ``{u}``)."""
+
+    id: str
+    method: str
+    path: str
+    body: str | bytes | None
+    field: str
+    who: str = "producer"
+
+
+MALFORMED = [
+    Malformed("send-nul-data-value", "POST", "/notifications/send",
+              SEND + '"data":{"a":{"b":"x\\u0000"}}}', "data.a.b"),
+    Malformed("send-nul-data-key", "POST", "/notifications/send",
+              SEND + '"data":{"a":{"k\\u0000":1}}}', "data.a"),
+    Malformed("send-nul-title", "POST", "/notifications/send",
+              '{"user_id":"{u}","type":"c","title":"a\\u0000","message":"m"}', "title"),
+    Malformed("send-surrogate-title", "POST", "/notifications/send",
+              '{"user_id":"{u}","type":"c","title":"\\ud800","message":"m"}', "title"),
+    Malformed("send-surrogate-data", "POST", "/notifications/send",
+              SEND + '"data":{"a":["\\udc00"]}}', "data.a[0]"),
+    Malformed("send-nan", "POST", "/notifications/send", SEND + '"data":{"a":NaN}}', "data.a"),
+    Malformed("send-infinity", "POST", "/notifications/send",
+              SEND + '"data":{"a":-Infinity}}', "data.a"),
+    Malformed("send-1e999", "POST", "/notifications/send", SEND + '"data":{"a":1e999}}', "data.a"),
+    Malformed("send-int-2^53", "POST", "/notifications/send",
+              SEND + '"data":{"a":9007199254740992}}', "data.a"),
+    Malformed("send-int-400-digits", "POST", "/notifications/send",
+              SEND + '"data":{"a":' + "9" * 400 + "}}", "data.a"),
+    Malformed("send-deep-100k", "POST", "/notifications/send",
+              SEND + '"data":{"a":' + "[" * 100_000 + "]" * 100_000 + "}}", "body"),
+    Malformed("send-deep-33", "POST", "/notifications/send",
+              SEND + '"data":{"a":' + "[" * 31 + "]" * 31 + "}}", "data.a" + "[0]" * 30),
+    Malformed("send-at-past-9999", "POST", "/notifications/send",
+              SEND + '"send_at":"9999-12-31T23:59:59-14:00"}', "send_at"),
+    Malformed("send-at-before-1", "POST", "/notifications/send",
+              SEND + '"send_at":"0001-01-01T00:00:00+14:00"}', "send_at"),
+    Malformed("send-title-crlf", "POST", "/notifications/send",
+              '{"user_id":"{u}","type":"c","title":"a\\r\\nBcc: x@example.com","message":"m"}',
+              "title"),
+    Malformed("send-title-lf", "POST", "/notifications/send",
+              '{"user_id":"{u}","type":"c","title":"a\\nb","message":"m"}', "title"),
+    Malformed("send-not-utf8", "POST", "/notifications/send", b'{"user_id":"\xff"}', "body"),
+    Malformed("prefs-webhook-nul", "PUT", "/users/{u}/preferences",
+              '{"webhook_url":"https://hooks.example.com/\\u0000"}', "webhook_url"),
+    Malformed("prefs-type-nul", "PUT", "/users/{u}/preferences",
+              '{"per_type":{"a\\u0000":{"email":false}}}', "per_type"),
+    Malformed("prefs-hour-1e999", "PUT", "/users/{u}/preferences",
+              '{"digest":{"enabled":true,"hour":1e999}}', "digest.hour"),
+    Malformed("prefs-mine-surrogate", "PUT", "/preferences",
+              '{"quiet_hours":{"start":"22:00","end":"07:00","timezone":"\\ud800"}}',
+              "quiet_hours.timezone", who="user"),
+    Malformed("device-token-nul", "POST", "/users/{u}/devices",
+              '{"platform":"fcm","token":"tok\\u0000en"}', "token"),
+    Malformed("device-name-surrogate", "POST", "/devices",
+              '{"platform":"fcm","token":"token","device_name":"\\udfff"}', "device_name",
+              who="user"),
+    Malformed("device-webpush-deep", "POST", "/users/{u}/devices",
+              '{"platform":"webpush","token":"' + "[" * 4_000 + '"}', "token"),
+    Malformed("topic-user-nul", "PUT", "/topics/{t}/subscribers",
+              '{"user_ids":["{u}","x\\u0000"]}', "user_ids[1]"),
+    Malformed("template-body-nul", "PUT", "/templates/{t}/inapp",
+              '{"body":"hello\\u0000"}', "body"),
+    Malformed("template-subject-surrogate", "PUT", "/templates/{t}/email",
+              '{"subject":"\\ud800","body":"b"}', "subject"),
+    Malformed("unsubscribe-link-nul", "POST", "/users/{u}/unsubscribe-links",
+              '{"type":"c\\u0000"}', "type"),
+    Malformed("url-user-nul", "PUT", "/users/{u}%00/preferences",
+              '{"channels":{"email":false}}', "user_id"),
+    Malformed("url-id-nul", "PATCH", "/notifications/x%00/read", None, "id", who="user"),
+    Malformed("query-nul", "GET", "/topics/{t}/subscribers?after=a%00", None, "after"),
+    Malformed("token-sub-long", "GET", "/notifications", None, "token.sub", who="long-sub"),
+    Malformed("token-sub-nul", "PUT", "/preferences", '{"channels":{"email":false}}',
+              "token.sub", who="nul-sub"),
+]  # fmt: skip
+
+
+async def _state(env: Env, user: str, name: str) -> list[Any]:
+    """Everything a malformed request could have written for ``user`` or ``name``."""
+    found: list[Any] = [await _stored(env, user)]
+    for path in (
+        f"/users/{user}/preferences",
+        f"/users/{user}/devices",
+        f"/topics/{name}/subscribers",
+        f"/templates/{name}/inapp",
+        f"/templates/{name}/email",
+    ):
+        r = await env.http.get(path, headers=env.producer)
+        found.append((r.status_code, r.json()))
+    return found
+
+
+def _headers(env: Env, who: str, user: str) -> dict[str, str]:
+    subjects = {"user": user, "long-sub": "u" * 300, "nul-sub": user + "\x00"}
+    base = {"content-type": "application/json"}
+    if who == "producer":
+        return {**base, **env.producer}
+    return {**base, "authorization": f"Bearer {issue_user_token(JWT_SECRET, subjects[who])}"}
+
+
+@pytest.mark.parametrize("case", MALFORMED, ids=[c.id for c in MALFORMED])
+async def test_malformed_input_is_400_naming_the_field_and_stores_nothing(
+    env: Env, case: Malformed
+) -> None:
+    user, name = f"user-{uuid.uuid4().hex[:10]}", f"n-{uuid.uuid4().hex[:10]}"
+    before = await _state(env, user, name)
+    body = case.body
+    if isinstance(body, str):
+        body = body.replace("{u}", user).replace("{t}", name).encode()
+    path = case.path.replace("{u}", user).replace("{t}", name)
+    r = await env.http.request(
+        case.method, path, content=body, headers=_headers(env, case.who, user)
+    )
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error["code"] == "invalid_argument"
+    assert error["message"].startswith(case.field + ":"), error["message"]
+    assert await _state(env, user, name) == before
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"data": {"a": float("nan")}}, "data"),
+        ({"data": {"a": [float("inf")]}}, "data"),
+        ({"data": {"a": {"b": "x\x00"}}}, "data.a.b"),
+        ({"data": {"k\x00": 1}}, "data"),
+        ({"title": "a\x00"}, "title"),
+        ({"title": "a\r\nb"}, "title"),
+        ({"user_id": "u" * 256}, "user_id"),
+        ({"send_at": timestamp_pb2.Timestamp(seconds=10**12)}, "send_at"),
+        ({"send_at": timestamp_pb2.Timestamp(seconds=-(10**12))}, "send_at"),
+    ],
+    ids=["nan", "infinity", "nul-value", "nul-key", "nul-title", "crlf-title", "long-user",
+         "send-at-past-9999", "send-at-before-1"],
+)  # fmt: skip
+async def test_malformed_grpc_send_is_invalid_argument_naming_the_field_and_stores_nothing(
+    env: Env, fields: dict[str, Any], field: str
+) -> None:
+    user = f"user-{uuid.uuid4().hex[:10]}"
+    request = ingest_pb2.SendRequest(user_id=user, type="c", title="t", message="m")
+    for name, value in fields.items():
+        if name == "data":
+            request.data.update(value)
+        elif name == "send_at":
+            request.send_at.CopyFrom(value)
+        else:
+            setattr(request, name, value)
+    stub = ingest_pb2_grpc.IngestServiceStub(env.grpc_channel)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.Send(request, metadata=env.metadata)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (info.value.details() or "").startswith(field + ":"), info.value.details()
+    with pytest.raises(grpc.aio.AioRpcError) as batch:
+        await stub.SendBatch(
+            ingest_pb2.SendBatchRequest(
+                notifications=[ingest_pb2.SendRequest(user_id=user, type="c", title="t",
+                                                      message="m"), request]
+            ),
+            metadata=env.metadata,
+        )  # fmt: skip
+    assert batch.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (batch.value.details() or "").startswith(f"notifications[1].{field}:")
+    assert await _stored(env, user) == 0
