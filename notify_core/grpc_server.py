@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import grpc
+from google.protobuf.message import Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from notify_core.auth import Authenticator, bearer
 from notify_core.errors import INTERNAL_MESSAGE, NotifyError, Unauthenticated
+from notify_core.storable import check_message
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +42,16 @@ def grpc_errors(
 ) -> Callable[[Any, Req, grpc.aio.ServicerContext], Awaitable[Resp]]:
     """Map Notify's errors to status codes: the one place where that happens for gRPC.
 
-    Anything else is a fault of ours, not the caller's: it is logged with its details and
-    answered ``INTERNAL`` with a generic message, so that no SQL or stored row leaks."""
+    A request holding a string that cannot be stored is refused here, naming the field
+    (:func:`~notify_core.storable.check_message`). Anything unexpected is a fault of ours,
+    not the caller's: it is logged with its details and answered ``INTERNAL`` with a
+    generic message, so that no SQL or stored row leaks."""
 
     @functools.wraps(method)
     async def wrapper(self: Any, request: Req, context: grpc.aio.ServicerContext) -> Resp:
         try:
+            if isinstance(request, Message):
+                check_message(request)
             return await method(self, request, context)
         except NotifyError as exc:
             await context.abort(exc.grpc_status, exc.message)

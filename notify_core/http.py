@@ -25,12 +25,8 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 def error_response(exc: NotifyError) -> JSONResponse:
-    # A body cut short at its limit leaves the rest unread: the connection cannot be reused.
-    headers = {"connection": "close"} if isinstance(exc, TooLarge) else None
     return JSONResponse(
-        {"error": {"code": exc.code, "message": exc.message}},
-        status_code=exc.http_status,
-        headers=headers,
+        {"error": {"code": exc.code, "message": exc.message}}, status_code=exc.http_status
     )
 
 
@@ -65,7 +61,11 @@ def guarded(handler: Handler) -> Handler:
 
 async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
     """The request body, read as it arrives; :class:`TooLarge` as soon as it (or its
-    declared Content-Length) passes ``limit``, without reading further."""
+    declared Content-Length) passes ``limit``, without reading further.
+
+    The 413 goes out while the client may still be sending; the server then drops what
+    else arrives without keeping it (closing at once instead would reset the connection
+    and could lose the answer before the client reads it)."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise TooLarge(limit)

@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf import timestamp_pb2
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
 
 from notify_core.constants import MAX_JSON_DEPTH, MAX_JSON_INTEGER
 from notify_core.errors import InvalidArgument
@@ -85,6 +87,37 @@ def check_json(value: Any, field: str) -> None:
                 stack.append((v, _key(path, k), depth + 1))
         else:
             raise InvalidArgument(path or "body", f"is not a JSON value ({type(item).__name__})")
+
+
+def check_message(message: Message, path: str = "") -> None:
+    """Every string of a protobuf request (nested messages, repeated fields and map keys
+    too) is storable, or ``InvalidArgument`` naming the field (``notifications[3].title``).
+    Well-known types (a ``Struct``'s data, timestamps) are left to the validators."""
+    for fd, value in message.ListFields():
+        name = path + fd.name
+        if fd.type == FieldDescriptor.TYPE_STRING:
+            for where, text in _items(name, fd, value):
+                check_text(text, where)
+        elif fd.type == FieldDescriptor.TYPE_MESSAGE:
+            kind = fd.message_type
+            if kind is None or kind.full_name.startswith("google.protobuf."):
+                continue
+            if kind.GetOptions().map_entry:
+                for key, item in value.items():
+                    check_text(str(key), name)
+                    if isinstance(item, Message):
+                        check_message(item, f"{name}.{key}.")
+                    elif isinstance(item, str):
+                        check_text(item, f"{name}.{key}")
+            else:
+                for where, item in _items(name, fd, value):
+                    check_message(item, where + ".")
+
+
+def _items(name: str, fd: FieldDescriptor, value: Any) -> list[tuple[str, Any]]:
+    if fd.is_repeated:
+        return [(f"{name}[{i}]", v) for i, v in enumerate(value)]
+    return [(name, value)]
 
 
 def loads(body: bytes | str) -> Any:

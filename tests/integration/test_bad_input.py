@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +12,14 @@ import grpc
 import pytest
 import sqlalchemy as sa
 from google.protobuf import timestamp_pb2
-from notify.v1 import ingest_pb2, ingest_pb2_grpc
+from notify.v1 import (
+    ingest_pb2,
+    ingest_pb2_grpc,
+    preference_pb2,
+    preference_pb2_grpc,
+    realtime_pb2,
+    realtime_pb2_grpc,
+)
 
 from notify_core.auth import issue_user_token
 from notify_core.db.schema import notifications
@@ -278,3 +286,29 @@ async def test_malformed_grpc_send_is_invalid_argument_naming_the_field_and_stor
     assert batch.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert (batch.value.details() or "").startswith(f"notifications[1].{field}:")
     assert await _stored(env, user) == 0
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (lambda ch, md: realtime_pb2_grpc.RealtimeServiceStub(ch).MarkRead(
+            realtime_pb2.MarkReadRequest(user_id="u1", id="x\x00"), metadata=md), "id"),
+        (lambda ch, md: realtime_pb2_grpc.RealtimeServiceStub(ch).ListInbox(
+            realtime_pb2.ListInboxRequest(user_id="u\x00"), metadata=md), "user_id"),
+        (lambda ch, md: preference_pb2_grpc.PreferenceServiceStub(ch).SubscribeTopic(
+            preference_pb2.SubscribeTopicRequest(topic="news", user_ids=["a", "b\x00"]),
+            metadata=md), "user_ids[1]"),
+        (lambda ch, md: preference_pb2_grpc.PreferenceServiceStub(ch).UpdatePreferences(
+            preference_pb2.UpdatePreferencesRequest(
+                user_id="u1", webhook_url="https://hooks.example.com/\x00"), metadata=md),
+         "webhook_url"),
+    ],
+    ids=["mark-read-id", "inbox-user", "subscribe-user", "webhook-url"],
+)  # fmt: skip
+async def test_nul_in_any_grpc_request_is_invalid_argument_naming_the_field(
+    env: Env, call: Callable[[grpc.aio.Channel, Any], Awaitable[Any]], field: str
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await call(env.grpc_channel, env.metadata)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, info.value.details()
+    assert (info.value.details() or "").startswith(field + ":"), info.value.details()
