@@ -151,6 +151,8 @@ MAX_JSON_DEPTH: Final = 32
 """Arrays and objects nest at most this deep in any JSON input (protobuf's Struct, which
 carries ``data`` between services, stops at 100)."""
 MAX_JSON_INTEGER: Final = 2**53 - 1
+MAX_INTEGER_COLUMN: Final = 2**31 - 1
+"""The largest value an INTEGER column (a template's version) holds."""
 """Whole numbers in JSON input stay within ±this: beyond it a double (protobuf's Struct, a
 JavaScript client) no longer holds them exactly."""
 INBOX_DEFAULT_LIMIT: Final = 20

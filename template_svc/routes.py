@@ -29,6 +29,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from notify_core.auth import Authenticator, bearer
+from notify_core.constants import MAX_INTEGER_COLUMN
 from notify_core.errors import InvalidArgument
 from notify_core.http import guarded, json_body
 from template_svc.render import Rendered
@@ -57,8 +58,14 @@ def _version(value: Any, field: str = "version") -> int | None:
             value = int(value)
         except ValueError:
             raise InvalidArgument(field, f"must be a whole number, got {value!r}") from None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidArgument(field, f"must be a whole number of 1 or more, got {value!r}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not 1 <= value <= MAX_INTEGER_COLUMN
+    ):
+        raise InvalidArgument(
+            field, f"must be a whole number from 1 to {MAX_INTEGER_COLUMN}, got {value!r}"
+        )
     return value
 
 

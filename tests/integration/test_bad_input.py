@@ -187,6 +187,8 @@ MALFORMED = [
               '{"body":"hello\\u0000"}', "body"),
     Malformed("template-subject-surrogate", "PUT", "/templates/{t}/email",
               '{"subject":"\\ud800","body":"b"}', "subject"),
+    Malformed("template-version-int32", "POST", "/templates/render",
+              '{"name":"{t}","channel":"inapp","version":2147483648}', "version"),
     Malformed("unsubscribe-link-nul", "POST", "/users/{u}/unsubscribe-links",
               '{"type":"c\\u0000"}', "type"),
     Malformed("url-user-nul", "PUT", "/users/{u}%00/preferences",
