@@ -19,7 +19,8 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from notify_core.constants import CLOSE_GOING_AWAY, LIVE_SEND_QUEUE
-from notify_core.errors import NotifyError
+from notify_core.errors import InvalidArgument, NotifyError
+from notify_core.storable import loads
 from realtime_svc.hub import Hub
 from realtime_svc.inbox import Cursor, Inbox
 from realtime_svc.outbox import Outbox
@@ -110,9 +111,9 @@ async def serve_session(
 
 async def _handle_client(session: Session, inbox: Inbox, text: str) -> None:
     try:
-        message = json.loads(text)
-    except ValueError:
-        await _error(session, "invalid_argument", "message: not valid JSON")
+        message = loads(text)
+    except InvalidArgument as exc:
+        await _error(session, exc.code, exc.message)
         return
     if not isinstance(message, dict):
         await _error(session, "invalid_argument", "message: must be a JSON object")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from typing import Any
 import grpc
 import pytest
 import sqlalchemy as sa
+import websockets
 from google.protobuf import timestamp_pb2
 from notify.v1 import (
     ingest_pb2,
@@ -314,3 +316,25 @@ async def test_nul_in_any_grpc_request_is_invalid_argument_naming_the_field(
         await call(env.grpc_channel, env.metadata)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, info.value.details()
     assert (info.value.details() or "").startswith(field + ":"), info.value.details()
+
+
+async def test_malformed_websocket_frames_are_errors_naming_the_field_and_the_socket_stays(
+    env: Env,
+) -> None:
+    user = f"user-{uuid.uuid4().hex[:10]}"
+    frames = [
+        ('{"type":"mark_read","id":"x\\u0000"}', "id"),
+        ('{"type":"mark_read","id":"\\ud800"}', "id"),
+        ('{"type":"mark_read","id":"x","n":NaN}', "n"),
+        ('{"type":"mark_read","id":' + "[" * 5_000 + "]" * 5_000 + "}", "body"),
+    ]
+    async with websockets.connect(f"{env.ws_url}?token={env.token(user)}") as ws:
+        assert json.loads(await ws.recv())["type"] == "pending"
+        for frame, field in frames:
+            await ws.send(frame)
+            answer = json.loads(await ws.recv())
+            assert answer["type"] == "error", answer
+            assert answer["error"]["code"] == "invalid_argument"
+            assert answer["error"]["message"].startswith(field + ":"), answer
+        await ws.send(json.dumps({"type": "mark_all_read"}))
+        assert json.loads(await ws.recv()) == {"type": "unread_count", "unread_count": 0}
