@@ -11,7 +11,8 @@ A batch of jobs goes through four steps:
    twice.
 2. **Send** the claimed ones concurrently through the channel.
 3. **Record** every outcome in one transaction *before* acknowledging: sent (with the
-   provider's message id), retrying (with the time of the next try and its delayed job),
+   provider's message id), retrying (with the time of the next try, its error, and its
+   delayed job staged in that same transaction, so a retry is never left without a job),
    or failed (dead letter: permanent errors, or the retry schedule spent).
 4. **Acknowledge** the jobs.
 
@@ -46,7 +47,6 @@ from notify_core.db.schema import notification_deliveries as deliveries
 from notify_core.db.schema import notifications
 from notify_core.errors import DeliveryError, NotifyError
 from notify_core.queue.base import Delivery, Message, WorkQueue, job_ids
-from notify_core.queue.database import same_transaction_queue
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,6 @@ class DeliveryWorker:
         self._concurrency = concurrency
         self._schedule = tuple(schedule)
         self._draw = draw
-        self._same_txn = same_transaction_queue(queue, database)
         self.counters = Counters()
 
     @property
@@ -138,20 +137,13 @@ class DeliveryWorker:
                 )
             results = await self._channel.send_all(claimed) if claimed else []
             outcomes = [self._outcome(r, res) for r, res in zip(claimed, results, strict=True)]
-            retries = await self._record(outcomes)
-            if retries and self._same_txn is None:
-                for delay, messages in retries.items():
-                    await self._publish_retries(messages, delay)
+            await self._record(outcomes)
         except NotifyError as exc:
             log.warning("delivery batch failed (%s); jobs go back to the queue", exc)
             await self._queue.nack(batch)
             await asyncio.sleep(0.5)
             return
         await self._queue.ack(batch)
-
-    async def _publish_retries(self, messages: list[tuple[str, Message]], delay: float) -> None:
-        for queue, batch in _by_queue(messages).items():
-            await self._queue.publish(queue, batch, delay=delay)
 
     async def _claim(
         self, ids: list[str]
@@ -211,10 +203,10 @@ class DeliveryWorker:
         )
         return _Outcome(row, result, wait)
 
-    async def _record(self, outcomes: list[_Outcome]) -> dict[float, list[tuple[str, Message]]]:
-        """Write every outcome in one transaction; answer the retry jobs by delay."""
+    async def _record(self, outcomes: list[_Outcome]) -> None:
+        """Write every outcome, and stage the retry jobs, in one transaction."""
         if not outcomes:
-            return {}
+            return
         now = datetime.now(UTC)
         d = deliveries.c
         sent, failed, retrying = [], [], []
@@ -284,14 +276,15 @@ class DeliveryWorker:
                 if params:
                     stmt = deliveries.update().where(d.id == b("b_id")).values(**values)
                     await conn.execute(stmt, params)
-            if self._same_txn is not None:
-                for delay, messages in retries.items():
-                    for queue, batch in _by_queue(messages).items():
-                        await self._same_txn.publish_in(conn, queue, batch, delay=delay)
+            staged = [
+                await self._queue.stage(conn, queue, batch, delay=delay)
+                for delay, messages in retries.items()
+                for queue, batch in _by_queue(messages).items()
+            ]
+        self._queue.flush(staged)
         self.counters.sent += len(sent)
         self.counters.failed += len(failed)
         self.counters.retried += len(retrying)
-        return retries
 
 
 def _by_queue(messages: list[tuple[str, Message]]) -> dict[str, list[Message]]:

@@ -44,9 +44,6 @@ QUEUES: Final = (QUEUE_ROUTE, QUEUE_FANOUT, *DELIVERY_QUEUES)
 SEND_LEASE_SECONDS: Final = 60.0
 """A delivery being sent is leased this long; a crashed worker's lease runs out and another
 worker may take it."""
-DELIVERY_RELAY_AFTER_SECONDS: Final = 60.0
-"""A delivery waiting (pending, retrying, or leased) this long past its time without a
-worker gets its job published again."""
 SCHEDULER_BATCH: Final = 500
 """Due scheduled sends, or due held deliveries, released per transaction."""
 FANOUT_BATCH: Final = 1_000
@@ -66,6 +63,15 @@ QUEUE_POLL_SECONDS: Final = 0.05
 QUEUE_IDLE_POLL_SECONDS: Final = 0.5
 """Database queue: the idle poll interval backs off up to this."""
 QUEUE_CONFIRM_TIMEOUT_SECONDS: Final = 10.0
+OUTBOX_SWEEP_AFTER_SECONDS: Final = 5.0
+"""An outbox row this old was not handed over by its process (it died, or RabbitMQ did not
+confirm): the relay's sweep publishes it."""
+OUTBOX_SWEEP_INTERVAL_SECONDS: Final = 2.0
+"""How often each process's outbox relay looks for rows left behind."""
+OUTBOX_BATCH: Final = 1_000
+"""Rows published per sweep transaction."""
+OUTBOX_MAX_PENDING: Final = 100_000
+"""Jobs handed over and waiting for the relay in memory; past this they wait for the sweep."""
 """RabbitMQ: a publish not confirmed within this raises ``QueueUnavailable``."""
 QUEUE_RECONNECT_MAX_SECONDS: Final = 30.0
 """RabbitMQ: longest wait between two reconnection attempts."""
@@ -196,8 +202,6 @@ PRESENCE_REFRESH_STEP_SECONDS: Final = 1.0
 them once per third of the presence TTL."""
 LAST_SEEN_TTL_SECONDS: Final = 30 * 24 * 3600.0
 """How long a user's last-seen time is kept after their last connect, refresh or disconnect."""
-RELAY_AFTER_SECONDS: Final = 10.0
-"""An accepted notification not routed after this long is published to the queue again."""
 
 # --- live clients (WebSocket and SSE) ---------------------------------------------------
 LIVE_SEND_QUEUE: Final = 1_000

@@ -17,15 +17,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from delivery_svc.jobs import group_jobs, publish_after_commit, publish_in_txn
+from delivery_svc.jobs import group_jobs, stage_jobs
 from notify_core.cache.base import CacheBackends
 from notify_core.constants import QUEUE_ROUTE
 from notify_core.db.bulk import insert_rows
 from notify_core.db.engine import Database
 from notify_core.db.schema import notification_deliveries, notifications
 from notify_core.errors import NotifyError
-from notify_core.queue.base import Delivery, Message, WorkQueue, job_ids
-from notify_core.queue.database import same_transaction_queue
+from notify_core.queue.base import Delivery, Staged, WorkQueue, job_ids
 from preference_svc.store import PreferenceStore
 from realtime_svc.live import publish_changes
 from router_svc.dedup import actor_of, merged_message
@@ -54,7 +53,6 @@ class Router:
         self._prefs = preferences
         self._ns = namespace
         self._routing = routing or Routing()
-        self._same_txn = same_transaction_queue(queue, database)
         self._prefetch = prefetch
         self._max_batch = max_batch
         self.routed = 0
@@ -76,7 +74,7 @@ class Router:
     async def handle(self, batch: list[Delivery]) -> None:
         ids = job_ids(batch, log)
         try:
-            new, updated, jobs = await self.route(ids)
+            new, updated, staged = await self.route(ids)
         except NotifyError as exc:
             log.warning("routing batch failed (%s); jobs go back to the queue", exc)
             await self._queue.nack(batch)
@@ -87,11 +85,7 @@ class Router:
             await self._queue.nack(batch)
             await asyncio.sleep(0.5)
             return
-        try:
-            await publish_after_commit(self._queue, self._same_txn, jobs)
-        except NotifyError as exc:
-            # The rows are pending; the delivery relay publishes their jobs later.
-            log.warning("delivery jobs not published (%s); the relay will", exc)
+        self._queue.flush(staged)
         try:
             await publish_changes(self._pubsub, self._ns, new, updated)
         except NotifyError as exc:
@@ -102,13 +96,12 @@ class Router:
 
     async def route(
         self, ids: list[str]
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, list[Message]]]:
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[Staged]]:
         """Route the still-accepted notifications among ``ids``. Answers the rows put in
         the inbox now, the earlier inbox rows that similar ones merged into, and the
-        delivery jobs of the external sends (already written when the queue is in the
-        database, to publish otherwise)."""
+        delivery jobs of the external sends, staged in the same transaction."""
         if not ids:
-            return [], [], {}
+            return [], [], []
         now = datetime.now(UTC)
         query = sa.select(notifications).where(
             notifications.c.id.in_(sorted(set(ids))), notifications.c.state == "accepted"
@@ -118,7 +111,7 @@ class Router:
         async with self._db.write() as conn:
             rows = [dict(r._mapping) for r in await conn.execute(query)]
             if not rows:
-                return [], [], {}
+                return [], [], []
             plans = await decide(
                 conn, rows, self._prefs, self._backends, self._ns, self._routing, now
             )
@@ -130,7 +123,7 @@ class Router:
                 for x in records
                 if x["status"] == "pending"
             )
-            await publish_in_txn(self._same_txn, conn, jobs)
+            staged = await stage_jobs(self._queue, conn, jobs)
             merged: dict[str, str] = {}
             for r in rows:
                 head = plans[r["id"]].merge_into()
@@ -163,7 +156,7 @@ class Router:
         return (
             [r for r in changed if r["id"] in fresh],
             [r for r in changed if r["id"] not in fresh],
-            jobs,
+            staged,
         )
 
     async def _merge(

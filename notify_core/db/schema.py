@@ -379,6 +379,21 @@ queue_jobs = sa.Table(
     sa.Index("idx_queue_jobs_ready", "queue", sa.text("priority DESC"), "id"),
 )
 
+# The outbox: jobs staged in a service's transaction, published to RabbitMQ after it
+# commits (notify_core/queue/outbox.py). Empty when the queue lives in the database.
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("queue", sa.String(100), nullable=False, comment="the namespaced queue name"),
+    sa.Column("priority", sa.SmallInteger, nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.Column("message_id", sa.String(255)),
+    sa.Column("delay", sa.Float, nullable=False, server_default="0", comment="seconds"),
+    sa.Column("created_at", sa.Float, nullable=False, comment="epoch seconds"),
+    sa.Index("idx_outbox_queue_created", "queue", "created_at"),
+)
+
 # -- digests -----------------------------------------------------------------------------
 # When each digest-enabled user is next due (kept in step with their preferences).
 digest_schedules = sa.Table(
