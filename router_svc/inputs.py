@@ -260,14 +260,27 @@ async def list_decisions(database: Database, notification_id: str) -> list[dict[
             .order_by(notification_deliveries.c.channel)
         )
         rows = [dict(r._mapping) for r in result]
-    return [
-        {
-            "channel": r["channel"],
-            "status": r["status"],
-            "reason": (r["metadata"] or {}).get("reason"),
-            "until": iso(r["hold_until"]) if r["hold_until"] else None,
-            "merge_into": (r["metadata"] or {}).get("merge_into"),
-            "created_at": iso(r["created_at"]),
-        }
-        for r in rows
-    ]
+    return [_decision(r) for r in rows]
+
+
+_TIMED = frozenset({"held", "retrying"})
+"""Statuses whose ``hold_until`` is a time to show (others use it as a worker's lease)."""
+
+
+def _decision(r: dict[str, Any]) -> dict[str, Any]:
+    """One delivery as shown: the routing decision and reason, and the sending so far."""
+    meta = r["metadata"] or {}
+    timed = r["status"] in _TIMED and r["hold_until"] is not None
+    return {
+        "id": r["id"],
+        "channel": r["channel"],
+        "status": r["status"],
+        "reason": meta.get("reason"),
+        "until": iso(r["hold_until"]) if timed else None,
+        "merge_into": meta.get("merge_into"),
+        "attempts": r["attempts"],
+        "last_error": r["error_message"],
+        "provider": r["provider"],
+        "sent_at": iso(r["sent_at"]) if r["sent_at"] else None,
+        "created_at": iso(r["created_at"]),
+    }

@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -21,14 +21,17 @@ import pytest
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from notify.v1 import delivery_pb2, delivery_pb2_grpc
+from notify.v1 import delivery_pb2, delivery_pb2_grpc, router_pb2
+from notify.v1.router_pb2_grpc import RouterServiceStub
 from standardwebhooks.webhooks import Webhook
 
 from notify_core.config import Settings
 from notify_core.config_email import EmailSettings
 from notify_core.config_webhook import WebhookSettings
+from notify_core.constants import amqp_connection_name
 from notify_core.db.schema import notification_deliveries
 from preference_svc.validate import PreferencesUpdate
+from tests.contract.test_queue_contract import _close_rabbitmq_connections
 from tests.integration.conftest import Env, embedded_settings, eventually, running
 from tests.integration.procs import ROOT, free_port
 from tests.integration.test_sendgrid_provider import API_KEY as SENDGRID_KEY
@@ -45,11 +48,14 @@ class Inbox:
         self.messages: list[EmailMessage] = []
         self.fail = 0
         self.refused = 0
+        self.before_refusing: Callable[[], object] | None = None
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         if self.fail > 0:
             self.fail -= 1
             self.refused += 1
+            if self.before_refusing is not None:
+                await asyncio.to_thread(self.before_refusing)
             return "451 4.3.0 try again later"
         raw = envelope.original_content or envelope.content
         assert isinstance(raw, bytes)
@@ -368,4 +374,51 @@ async def test_dead_letters_are_listed_and_requeued_from_the_cli(
         assert "requeued 1" in requeued.stdout
         # the node's worker sees the job the CLI wrote into the same database
         await eventually(lambda: status(env, nid), lambda d: d.get("status") == "sent")
+        assert len(inbox.to(address)) == 1
+
+
+async def test_a_retrying_delivery_shows_its_attempts_and_last_error_beside_its_reason(
+    settings: Settings, smtp: tuple[Inbox, int]
+) -> None:
+    inbox, port = smtp
+    inbox.fail = 1
+    async with running(settings, **with_smtp(settings, port, retry_schedule=(600.0,))) as env:
+        user = uid()
+        await set_email(env, user)
+        nid = await env.send(user)
+        shown = await eventually(lambda: status(env, nid), lambda d: d.get("status") == "retrying")
+        assert shown["attempts"] == 1
+        assert "451" in shown["last_error"]
+        assert shown["reason"] and "451" not in shown["reason"]  # the routing reason, kept
+        assert shown["until"] is not None  # the next try
+        assert shown["id"]
+        reply = await RouterServiceStub(env.grpc_channel).ListDeliveries(
+            router_pb2.ListDeliveriesRequest(notification_id=nid), metadata=env.metadata
+        )
+        (email_row,) = [d for d in reply.deliveries if d.channel == "email"]
+        assert (email_row.status, email_row.attempts) == ("retrying", 1)
+        assert "451" in email_row.last_error and email_row.reason == shown["reason"]
+        assert email_row.id == shown["id"] and email_row.until.seconds > 0
+
+
+async def test_a_retry_whose_broker_connection_drops_is_still_retried(
+    settings: Settings, smtp: tuple[Inbox, int]
+) -> None:
+    if settings.amqp_url is None:
+        pytest.skip("the queue is in the database: there is no broker connection to cut")
+    inbox, port = smtp
+    inbox.fail = 1
+    connection = amqp_connection_name(settings.namespace)
+    # The refusal is answered only once the node's broker connection is gone: the retry is
+    # recorded, and its job staged, while RabbitMQ cannot take it. The retry waits longer
+    # than the redelivery of the first job takes, so only the retry's own job can send it.
+    inbox.before_refusing = lambda: _close_rabbitmq_connections(connection)
+    async with running(settings, **with_smtp(settings, port, retry_schedule=(3.0,))) as env:
+        user = uid()
+        address = await set_email(env, user)
+        nid = await env.send(user)
+        done = await eventually(
+            lambda: status(env, nid), lambda d: d.get("status") == "sent", timeout=60
+        )
+        assert done["attempts"] == 2 and inbox.refused == 1
         assert len(inbox.to(address)) == 1
