@@ -233,6 +233,10 @@ SENDGRID_TIMEOUT_SECONDS: Final = 15.0
 SENDGRID_MAX_CONNECTIONS: Final = 20
 SENDGRID_SIGNATURE_HEADER: Final = "X-Twilio-Email-Event-Webhook-Signature"
 SENDGRID_TIMESTAMP_HEADER: Final = "X-Twilio-Email-Event-Webhook-Timestamp"
+SENDGRID_SIGNATURE_MAX_AGE_SECONDS: Final = 600.0
+"""Oldest signed timestamp of a SendGrid event post accepted (a replay window)."""
+SENDGRID_SIGNATURE_MAX_SKEW_SECONDS: Final = 60.0
+"""How far in the future a signed timestamp may be (clock skew)."""
 SNS_CERT_HOST_PATTERN: Final = r"sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?"
 """Hosts SNS signing certificates (and subscribe URLs) are accepted from."""
 SNS_CERT_CACHE_SIZE: Final = 16

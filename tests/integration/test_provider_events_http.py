@@ -56,8 +56,11 @@ SG_PUBLIC = base64.b64encode(
 ).decode()
 
 
-def sg_headers(body: bytes, key: ec.EllipticCurvePrivateKey = SG_KEY) -> dict[str, str]:
-    timestamp = str(int(time.time()))
+def sg_headers(
+    body: bytes, key: ec.EllipticCurvePrivateKey = SG_KEY, age: int = 0
+) -> dict[str, str]:
+    """Headers of a post signed ``age`` seconds ago."""
+    timestamp = str(int(time.time()) - age)
     signature = key.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
     return {
         "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
@@ -372,6 +375,7 @@ async def test_sendgrid_posts_that_are_not_signed_by_the_key_change_nothing(
             (body, sg_headers(body, key=other)),  # another key
             (tampered, sg_headers(body)),  # the body changed after signing
             (body, {"content-type": "application/json"}),  # not signed at all
+            (body, sg_headers(body, age=11 * 60)),  # signed 11 minutes ago: a replay
         ]
         for content, headers in attempts:
             r = await env.http.post("/webhooks/sendgrid", content=content, headers=headers)
@@ -544,7 +548,21 @@ async def test_sns_subscriptions_are_confirmed_on_sns_hosts_only(
             }
         )
 
-    async with serving(sns.node(settings)) as env:
+    async with serving(sns.node(settings)) as env:  # NOTIFY_SES_SNS_TOPIC_ARNS unset: off
+        r = await post_ses(env, confirmation("SubscriptionConfirmation", subscribe))
+        assert r.status_code == 404, r.text
+        assert "NOTIFY_SES_SNS_TOPIC_ARNS" in r.json()["error"]["message"]
+        assert sns.subscribed == [] and sns.certificates == []
+
+    ours = EmailSettings(ses_sns_topic_arns=(TOPIC,))
+    async with serving(sns.node(settings, email=ours)) as env:
+        foreign = confirmation("SubscriptionConfirmation", subscribe)
+        foreign = sns_sign({**foreign, "TopicArn": "arn:aws:sns:eu-west-1:999999999999:other"})
+        r = await post_ses(env, foreign)
+        assert r.status_code == 401, r.text
+        assert "not one we subscribed to" in r.json()["error"]["message"]
+        assert sns.subscribed == []
+
         r = await post_ses(env, confirmation("SubscriptionConfirmation", subscribe))
         assert r.status_code == 200, r.text
         assert r.json() == {"type": "SubscriptionConfirmation", "confirmed": True}
