@@ -231,6 +231,11 @@ notification_deliveries = sa.Table(
     sa.Column("opens", sa.Integer, nullable=False, server_default="0"),
     sa.Column("clicks", sa.Integer, nullable=False, server_default="0"),
     sa.Column("digest_id", sa.String(36), comment="the digest that carried it (digests.id)"),
+    sa.Column(
+        "recipient",
+        sa.String(254),
+        comment="email: the address it was sent to; provider events suppress only this one",
+    ),
     sa.Index("idx_deliveries_notification", "notification_id"),
     sa.Index(
         "idx_deliveries_digested",

@@ -440,6 +440,39 @@ async def test_a_bounce_stops_smtp_mail_until_the_suppression_is_deleted(
         assert len(inbox.to(address)) == 2
 
 
+async def test_an_event_naming_another_address_does_not_suppress_it(
+    settings: Settings,
+    smtp: tuple[Inbox, int],  # noqa: F811
+) -> None:
+    _, port = smtp
+    mail = email_settings(
+        smtp_host="127.0.0.1", smtp_port=port, sendgrid_webhook_public_key=SG_PUBLIC
+    )
+    async with running(settings, email=mail) as env:
+        user = uid()
+        address = await set_email(env, user)
+        row = await sent_row(env, user)
+        assert row["recipient"] == address
+        await set_row(env, row["id"], provider="sendgrid", provider_message_id="sg-2")
+        our_id = f"<{row['notification_id']}.email@notify.example.com>"
+        t = int(time.time())
+        victims = [f"victim-{uid()}@example.com", f"victim-{uid()}@example.com"]
+        forged = [
+            sg_event("bounce", victims[0], "sg-2", t, type="bounce", status="5.1.1"),
+            sg_event("spamreport", victims[1], None, t + 1, notify_message_id=our_id),
+        ]
+        r = await post_sendgrid(env, forged)
+        assert r.status_code == 200, r.text
+        assert r.json() == counts(2, 0, 0, 0)
+        listed = await suppressions(env)
+        assert not set(victims) & set(listed)
+
+        # the address the delivery went to is suppressed, whatever its case
+        own = [sg_event("spamreport", address.upper(), "sg-2", t + 2)]
+        assert (await post_sendgrid(env, own)).json() == counts(1, 0, 0, 1)
+        assert (await suppressions(env))[address]["reason"] == "complaint"
+
+
 # --- SES through SNS --------------------------------------------------------------------
 
 
