@@ -342,6 +342,23 @@ topic_subscriptions = sa.Table(
     sa.Index("idx_topic_subscriptions_user", "user_id"),
 )
 
+# Topics a producer configured; a topic without a row is private (and topics need no row
+# to be subscribed to or sent to).
+topics = sa.Table(
+    "topics",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column(
+        "public",
+        sa.Boolean,
+        nullable=False,
+        server_default=sa.false(),
+        comment="users may subscribe themselves",
+    ),
+    sa.Column("created_at", UtcDateTime, nullable=False, default=utcnow),
+    sa.Column("updated_at", UtcDateTime, nullable=False, default=utcnow),
+)
+
 topic_sends = sa.Table(
     "topic_sends",
     metadata,
