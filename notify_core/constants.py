@@ -184,6 +184,12 @@ MAX_RENDERED_CHARS: Final = 1_000_000
 MAX_TEMPLATE_REPEAT: Final = 100_000
 """Longest string or list a template may build with ``*``; ``**`` may build integers of at
 most eight times as many bits."""
+TEMPLATE_MAX_STEPS: Final = 100_000
+"""Loop iterations and calls one render may take (all its parts together)."""
+TEMPLATE_MAX_CPU_SECONDS: Final = 1.0
+"""CPU time one render may use (its thread's, so a busy machine does not count)."""
+TEMPLATE_RENDER_THREADS: Final = 4
+"""Threads rendering templates per process, off the event loop."""
 TEMPLATE_CACHE_SIZE: Final = 1_024
 """Compiled templates kept per process (least recently used dropped first)."""
 
