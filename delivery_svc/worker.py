@@ -219,6 +219,7 @@ class DeliveryWorker:
                         "b_id": row["delivery_id"],
                         "b_provider": o.result.provider,
                         "b_pmid": o.result.provider_message_id,
+                        "b_rcpt": o.result.recipient,
                     }
                 )
                 continue
@@ -253,6 +254,7 @@ class DeliveryWorker:
                         "status": "sent",
                         "provider": b("b_provider"),
                         "provider_message_id": b("b_pmid"),
+                        "recipient": b("b_rcpt"),
                         "sent_at": now,
                         "error_message": None,
                         "hold_until": None,

@@ -18,8 +18,8 @@
     Credentials come from the usual AWS chain (``AWS_ACCESS_KEY_ID``..., profile, role).
 ``NOTIFY_SES_SNS_TOPIC_ARNS`` (unset)
     Comma-separated ARNs of the SNS topics SES publishes its events to: ``/webhooks/ses``
-    accepts (and confirms subscriptions of) these topics only. Unset accepts any topic,
-    which lets any AWS account subscribe the endpoint: set it in production.
+    accepts (and confirms subscriptions of) these topics only. Unset turns the endpoint
+    off (404).
 ``NOTIFY_SENDGRID_API_KEY`` (required for sendgrid),
 ``NOTIFY_SENDGRID_BASE_URL`` (``https://api.sendgrid.com``)
 ``NOTIFY_SENDGRID_WEBHOOK_PUBLIC_KEY`` (unset)

@@ -190,6 +190,12 @@ MAX_RENDERED_CHARS: Final = 1_000_000
 MAX_TEMPLATE_REPEAT: Final = 100_000
 """Longest string or list a template may build with ``*``; ``**`` may build integers of at
 most eight times as many bits."""
+TEMPLATE_MAX_STEPS: Final = 100_000
+"""Loop iterations and calls one render may take (all its parts together)."""
+TEMPLATE_MAX_CPU_SECONDS: Final = 1.0
+"""CPU time one render may use (its thread's, so a busy machine does not count)."""
+TEMPLATE_RENDER_THREADS: Final = 4
+"""Threads rendering templates per process, off the event loop."""
 TEMPLATE_CACHE_SIZE: Final = 1_024
 """Compiled templates kept per process (least recently used dropped first)."""
 
@@ -237,6 +243,10 @@ SENDGRID_TIMEOUT_SECONDS: Final = 15.0
 SENDGRID_MAX_CONNECTIONS: Final = 20
 SENDGRID_SIGNATURE_HEADER: Final = "X-Twilio-Email-Event-Webhook-Signature"
 SENDGRID_TIMESTAMP_HEADER: Final = "X-Twilio-Email-Event-Webhook-Timestamp"
+SENDGRID_SIGNATURE_MAX_AGE_SECONDS: Final = 600.0
+"""Oldest signed timestamp of a SendGrid event post accepted (a replay window)."""
+SENDGRID_SIGNATURE_MAX_SKEW_SECONDS: Final = 60.0
+"""How far in the future a signed timestamp may be (clock skew)."""
 SNS_CERT_HOST_PATTERN: Final = r"sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?"
 """Hosts SNS signing certificates (and subscribe URLs) are accepted from."""
 SNS_CERT_CACHE_SIZE: Final = 16

@@ -5,6 +5,7 @@
     NotifyError
     ├── InvalidArgument      bad input; ``field`` names what is wrong   → INVALID_ARGUMENT / 400
     ├── Unauthenticated      missing or bad credentials                → UNAUTHENTICATED / 401
+    ├── PermissionDenied     known caller, not allowed to do this      → PERMISSION_DENIED / 403
     ├── NotFound             no such thing for this caller              → NOT_FOUND / 404
     ├── Unavailable          a backend (database, queue, cache) is down → UNAVAILABLE / 503
     │   ├── QueueUnavailable
@@ -56,6 +57,12 @@ class Unauthenticated(NotifyError):
     code = "unauthenticated"
     http_status = 401
     grpc_status = grpc.StatusCode.UNAUTHENTICATED
+
+
+class PermissionDenied(NotifyError):
+    code = "permission_denied"
+    http_status = 403
+    grpc_status = grpc.StatusCode.PERMISSION_DENIED
 
 
 class NotFound(NotifyError):

@@ -11,6 +11,7 @@ from preference_svc.convert import (
     device_from_proto,
     device_to_proto,
     preferences_to_proto,
+    topic_to_proto,
     update_to_json,
 )
 from preference_svc.devices import DeviceStore
@@ -95,6 +96,20 @@ class PreferenceServicer(preference_pb2_grpc.PreferenceServiceServicer):  # type
         after, limit = check_page(request.after, request.limit)
         page = await self._topics.subscribers(topic, after, limit)
         return pb.ListTopicSubscribersResponse(user_ids=page.user_ids, next=page.next or "")
+
+    @grpc_errors
+    async def SetTopic(
+        self, request: pb.SetTopicRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SetTopicResponse:
+        topic = await self._topics.set_public(check_topic(request.topic), request.public)
+        return pb.SetTopicResponse(topic=topic_to_proto(topic))
+
+    @grpc_errors
+    async def GetTopic(
+        self, request: pb.GetTopicRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetTopicResponse:
+        topic = await self._topics.get(check_topic(request.topic))
+        return pb.GetTopicResponse(topic=topic_to_proto(topic))
 
 
 def spec(preferences: PreferenceStore, devices: DeviceStore, topics: TopicStore) -> ServiceSpec:

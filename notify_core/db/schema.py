@@ -231,6 +231,11 @@ notification_deliveries = sa.Table(
     sa.Column("opens", sa.Integer, nullable=False, server_default="0"),
     sa.Column("clicks", sa.Integer, nullable=False, server_default="0"),
     sa.Column("digest_id", sa.String(36), comment="the digest that carried it (digests.id)"),
+    sa.Column(
+        "recipient",
+        sa.String(254),
+        comment="email: the address it was sent to; provider events suppress only this one",
+    ),
     sa.Index("idx_deliveries_notification", "notification_id"),
     sa.Index(
         "idx_deliveries_digested",
@@ -335,6 +340,23 @@ topic_subscriptions = sa.Table(
     sa.Column("user_id", sa.String(255), primary_key=True),
     sa.Column("created_at", UtcDateTime, nullable=False, default=utcnow),
     sa.Index("idx_topic_subscriptions_user", "user_id"),
+)
+
+# Topics a producer configured; a topic without a row is private (and topics need no row
+# to be subscribed to or sent to).
+topics = sa.Table(
+    "topics",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column(
+        "public",
+        sa.Boolean,
+        nullable=False,
+        server_default=sa.false(),
+        comment="users may subscribe themselves",
+    ),
+    sa.Column("created_at", UtcDateTime, nullable=False, default=utcnow),
+    sa.Column("updated_at", UtcDateTime, nullable=False, default=utcnow),
 )
 
 topic_sends = sa.Table(

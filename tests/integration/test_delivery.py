@@ -331,6 +331,18 @@ async def test_a_templated_email_is_rendered_inlined_and_escaped(
         failed = await eventually(lambda: delivery_row(env, bad), lambda r: r["status"] == "failed")
         assert "comment" in (failed["error_message"] or "")
         assert len(inbox.to(address)) == 1
+        # data that makes the template run away: past the render budget, failed for good
+        loops = "{% for i in range(n) %}{% for j in range(n) %}{% endfor %}{% endfor %}"
+        busy = {"subject": "S", "body": f"<p>{loops}</p>", "variables": ["n"]}
+        r = await env.http.put(f"/templates/{name}-busy/email", json=busy, headers=env.producer)
+        assert r.status_code == 201, r.text
+        runaway = await env.send(user, template=f"{name}-busy", data={"n": 1500})
+        failed = await eventually(
+            lambda: delivery_row(env, runaway), lambda r: r["status"] == "failed"
+        )
+        assert "100000 steps" in (failed["error_message"] or "")
+        assert failed["dead_at"] is not None  # permanent: not retried
+        assert len(inbox.to(address)) == 1
 
 
 async def test_dead_letters_are_listed_and_requeued_from_the_cli(
