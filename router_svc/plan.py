@@ -13,8 +13,9 @@ The steps, in order (the first that decides a channel wins):
 2. **Request**: a producer's explicit ``channels`` narrows the plan to those channels.
 3. **Preferences**: a channel switched off (for every type or for this type), or one
    without its contact point, is skipped.
-4. **Dedup**: a similar notification (same user, type and group key) within its window
-   merges into the earlier one.
+4. **Grouping** (opt-in): a send that carries a ``group_key`` and goes to the inbox merges
+   into the earlier inbox entry of the same user, type and group key within its window.
+   Without a group key nothing merges.
 5. **Quiet hours**: interruptive channels (push, web push, SMS, email) are held until the
    window ends, unless the notification is high priority and may break through.
 6. **Rate limits**: over the limit, email goes to the digest; other channels are held
@@ -131,7 +132,7 @@ class Preferences:
 
 @dataclass(frozen=True, slots=True)
 class Earlier:
-    """The earlier similar notification, if any (same user, type and group key)."""
+    """The earlier inbox entry of the same user, type and group key, if any."""
 
     id: str
     at: datetime
@@ -228,7 +229,17 @@ def plan(
     candidates = matrix(facts.priority, online, preferences)
     quiet_end = quiet_until(preferences.quiet_hours, now)
     window = config.window_for(facts.type)
-    merge = earlier is not None and now - earlier.at < window
+    to_inbox = (
+        "inapp" in candidates
+        and (facts.channels is None or "inapp" in facts.channels)
+        and _excluded("inapp", facts.type, preferences) is None
+    )
+    merge = (
+        facts.group_key is not None
+        and to_inbox
+        and earlier is not None
+        and now - earlier.at < window
+    )
     decisions: list[Decision] = []
     for channel in CHANNELS:
         if channel not in candidates:
@@ -246,7 +257,7 @@ def plan(
             decision = Decision(
                 channel,
                 Action.MERGE,
-                f"similar notification within {window}",
+                f"same group key within {window}",
                 merge_into=earlier.id,
             )
         elif action is Action.SEND:

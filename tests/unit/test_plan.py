@@ -32,9 +32,10 @@ def run(
     now: datetime = NOW,
     config: Config | None = None,
     type_: str = "comment",
+    group_key: str | None = None,
 ) -> Plan:
     return plan(
-        Facts(type=type_, priority=priority, channels=channels),
+        Facts(type=type_, priority=priority, channels=channels, group_key=group_key),
         prefs,
         online=online,
         earlier=earlier,
@@ -139,15 +140,40 @@ def test_sms_is_off_by_default() -> None:
         (timedelta(minutes=5), timedelta(minutes=10), True),
     ],
 )
-def test_dedup_window(age: timedelta, window: timedelta | None, merged: bool) -> None:
+def test_group_key_window(age: timedelta, window: timedelta | None, merged: bool) -> None:
     config = Config(dedup_window_by_type={"comment": window}) if window else None
-    p = run(earlier=Earlier("n-1", NOW - age), config=config)
+    p = run(earlier=Earlier("n-1", NOW - age), config=config, group_key="post-1")
     inapp = p.decision("inapp")
     if merged:
         assert (inapp.action, inapp.merge_into) == (Action.MERGE, "n-1")
         assert p.action("email") is Action.MERGE
+        assert p.merge_into() == "n-1"
     else:
         assert inapp.action is Action.SEND
+        assert p.merge_into() is None
+
+
+@pytest.mark.parametrize(
+    ("group_key", "channels", "prefs", "merged"),
+    [
+        ("post-1", None, EVERYTHING, True),
+        (None, None, EVERYTHING, False),  # no group key: its own entry, whatever the type
+        ("post-1", ["inapp", "email"], EVERYTHING, True),
+        ("post-1", ["email"], EVERYTHING, False),  # not for the inbox: nothing to merge into
+        ("post-1", None, Preferences(switches={"inapp": False}), False),
+    ],
+)
+def test_only_a_grouped_send_for_the_inbox_merges(
+    group_key: str | None, channels: list[str] | None, prefs: Preferences, merged: bool
+) -> None:
+    p = run(
+        earlier=Earlier("n-1", NOW - timedelta(minutes=1)),
+        group_key=group_key,
+        channels=channels,
+        prefs=prefs,
+    )
+    assert (p.merge_into() == "n-1") is merged
+    assert all(d.action is not Action.MERGE for d in p.decisions) is not merged
 
 
 NIGHT = QuietHours(time(22), time(7), "Europe/Paris")
