@@ -164,7 +164,7 @@ class Ingest:
                 "template": n.template,
                 "locale": n.locale,
                 "created_at": n.created_at,
-                "group_key": n.group_key or n.type,  # stored resolved: dedup looks it up
+                "group_key": n.group_key,  # none: never merged
                 "send_at": n.send_at,
                 "state": "accepted" if n.send_at is None else "scheduled",
             }

@@ -27,7 +27,7 @@ from notify_core.errors import NotifyError
 from notify_core.queue.base import Delivery, Staged, WorkQueue, job_ids
 from preference_svc.store import PreferenceStore
 from realtime_svc.live import publish_changes
-from router_svc.dedup import actor_of, merged_message
+from router_svc.dedup import actor_of, highest, merged_message
 from router_svc.inputs import Routing, decide, delivery_rows
 
 log = logging.getLogger(__name__)
@@ -163,33 +163,33 @@ class Router:
         self, conn: AsyncConnection, rows: list[dict[str, Any]], into: dict[str, str]
     ) -> set[str]:
         """Fold merged notifications into their heads: the count rises, the newest title
-        and a counted message show, and the entry is unread again. Answers the heads."""
+        and a counted message show, the highest priority of the members stays, and the
+        entry is unread again. Answers the heads."""
         if not rows:
             return set()
-        newest: dict[str, dict[str, Any]] = {}
-        added: dict[str, int] = {}
+        members: dict[str, list[dict[str, Any]]] = {}
         for r in sorted(rows, key=lambda r: r["created_at"]):
-            head = into[r["id"]]
-            newest[head] = r
-            added[head] = added.get(head, 0) + 1
-        query = sa.select(notifications.c.id, notifications.c.count.label("n")).where(
-            notifications.c.id.in_(sorted(added))
-        )
+            members.setdefault(into[r["id"]], []).append(r)
+        query = sa.select(
+            notifications.c.id, notifications.c.count.label("n"), notifications.c.priority
+        ).where(notifications.c.id.in_(sorted(members)))
         if not self._db.is_sqlite:
             query = query.with_for_update()
-        counts = {r.id: r.n for r in await conn.execute(query)}
-        for head, count in counts.items():
-            total = count + added[head]
-            latest = newest[head]
+        heads = (await conn.execute(query)).all()
+        for head in heads:
+            added = members[head.id]
+            total = head.n + len(added)
+            latest = added[-1]
             await conn.execute(
                 notifications.update()
-                .where(notifications.c.id == head)
+                .where(notifications.c.id == head.id)
                 .values(
                     count=total,
                     title=latest["title"],
                     message=merged_message(latest["message"], actor_of(latest["data"]), total),
+                    priority=highest([head.priority, *(r["priority"] for r in added)]),
                     read=False,
                     read_at=None,
                 )
             )
-        return set(counts)
+        return {head.id for head in heads}

@@ -98,14 +98,14 @@ notifications = sa.Table(
         server_default=sa.false(),
         comment="true once the router put it in the user's in-app inbox",
     ),
-    sa.Column("group_key", sa.String(255), comment="dedup key; null = the type"),
+    sa.Column("group_key", sa.String(255), comment="the producer's group key; null = never merged"),
     sa.Column("send_at", UtcDateTime, comment="scheduled send; routed once due"),
     sa.Column(
         "count",
         sa.Integer,
         nullable=False,
         server_default="1",
-        comment="similar notifications merged into this one, itself included",
+        comment="sends of the same group key merged into this one, itself included",
     ),
     sa.Index("idx_notifications_user", "user_id", sa.text("created_at DESC")),
     sa.Index(
