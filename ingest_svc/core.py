@@ -130,9 +130,7 @@ class Ingest:
             if not p.done.done():
                 p.done.set_result(ids)
 
-    async def _store(
-        self, groups: list[list[NewNotification]]
-    ) -> tuple[list[list[str]], Staged]:
+    async def _store(self, groups: list[list[NewNotification]]) -> tuple[list[list[str]], Staged]:
         """Insert every notification of every group, and the routing jobs of the new ones,
         in one transaction.
 
