@@ -28,6 +28,7 @@ from notify_core.constants import (
 )
 from notify_core.errors import ConfigError
 from notify_core.ratelimit import DEFAULT_LIMITS, Limit, RateRules
+from notify_core.redact import redact_url
 
 N = TypeVar("N", int, float)
 
@@ -156,7 +157,7 @@ def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str | N
     raw = raw.strip()
     if not raw.startswith(tuple(f"{s}://" for s in schemes)):
         allowed = ", ".join(f"{s}://" for s in schemes)
-        raise ConfigError(f"{name} must start with one of {allowed}; got {raw!r}")
+        raise ConfigError(f"{name} must start with one of {allowed}; got {redact_url(raw)!r}")
     return raw
 
 

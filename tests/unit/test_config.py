@@ -97,3 +97,19 @@ def test_every_name_the_parsers_read_is_declared() -> None:
         env.get("NOTIFY_HTTP_PROT")
     with pytest.raises(LookupError):
         _ = "NOTIFY_HTTP_PROT" in env
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("NOTIFY_DATABASE_URL", "mysql://notify:s3cret-pw@db/notify"),
+        ("NOTIFY_REDIS_URL", "http://:s3cret-pw@cache:6379/0"),
+        ("NOTIFY_AMQP_URL", "redis://guest:s3cret-pw@mq/"),
+        ("NOTIFY_SES_ENDPOINT_URL", "ftp://key:s3cret-pw@ses.local"),
+    ],
+)
+def test_a_malformed_url_is_named_without_its_password(name: str, value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({name: value}, env_file=None)
+    assert name in str(caught.value) and ":***@" in str(caught.value)
+    assert "s3cret-pw" not in str(caught.value)
