@@ -17,6 +17,7 @@ from dotenv import dotenv_values
 
 from notify_core.config_digest import DigestSettings, digest_settings
 from notify_core.config_email import EmailSettings, email_settings
+from notify_core.config_names import DeclaredEnv, check_known
 from notify_core.config_webhook import WebhookSettings, webhook_settings
 from notify_core.constants import CHANNEL_NAMES as CHANNELS
 from notify_core.constants import (
@@ -27,6 +28,7 @@ from notify_core.constants import (
 )
 from notify_core.errors import ConfigError
 from notify_core.ratelimit import DEFAULT_LIMITS, Limit, RateRules
+from notify_core.redact import redact_url
 
 N = TypeVar("N", int, float)
 
@@ -155,7 +157,7 @@ def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str | N
     raw = raw.strip()
     if not raw.startswith(tuple(f"{s}://" for s in schemes)):
         allowed = ", ".join(f"{s}://" for s in schemes)
-        raise ConfigError(f"{name} must start with one of {allowed}; got {raw!r}")
+        raise ConfigError(f"{name} must start with one of {allowed}; got {redact_url(raw)!r}")
     return raw
 
 
@@ -254,11 +256,14 @@ def _concurrency(env: Mapping[str, str]) -> dict[str, int]:
 def load_settings(
     environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
 ) -> Settings:
-    """Read settings from ``environ`` (default ``os.environ``) over an optional ``.env`` file."""
-    env: dict[str, str] = {}
+    """Read settings from ``environ`` (default ``os.environ``) over an optional ``.env`` file;
+    a ``NOTIFY_*`` name in either that is not a setting is refused (a typo)."""
+    values: dict[str, str] = {}
     if env_file is not None and Path(env_file).is_file():
-        env.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
-    env.update(os.environ if environ is None else environ)
+        values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    values.update(os.environ if environ is None else environ)
+    check_known(values)
+    env = DeclaredEnv(values)
 
     database_url = (
         _url(env, "NOTIFY_DATABASE_URL", ("sqlite", "postgresql+psycopg", "postgresql"))

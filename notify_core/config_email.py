@@ -47,6 +47,7 @@ from notify_core.constants import (
     SMTP_STARTTLS_MODES,
 )
 from notify_core.errors import ConfigError
+from notify_core.redact import redact_url
 
 _REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 _TOPIC_ARN_RE = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]{1,256}$")
@@ -99,7 +100,7 @@ def _whole(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) ->
 def _http_url(env: Mapping[str, str], name: str) -> str | None:
     raw = _text(env, name)
     if raw is not None and not raw.startswith(("http://", "https://")):
-        raise ConfigError(f"{name} must start with http:// or https://; got {raw!r}")
+        raise ConfigError(f"{name} must start with http:// or https://; got {redact_url(raw)!r}")
     return raw.rstrip("/") if raw else None
 
 

@@ -10,6 +10,7 @@
     ├── Unavailable          a backend (database, queue, cache) is down → UNAVAILABLE / 503
     │   ├── QueueUnavailable
     │   ├── CacheUnavailable
+    │   ├── BackendUnreachable  a configured backend does not answer at start (names its variable)
     │   └── LeaseLost        a node's lease (the digest scheduler's) went to another
     ├── TooManyConnections   a live-connection limit is reached → RESOURCE_EXHAUSTED / 503;
     │                        a WebSocket is closed with its ``ws_close_code``
@@ -83,6 +84,11 @@ class QueueUnavailable(Unavailable):
 
 class CacheUnavailable(Unavailable):
     """The cache / pub-sub / presence backend cannot be reached."""
+
+
+class BackendUnreachable(Unavailable):
+    """A configured database, Redis or RabbitMQ does not answer at start; the message names
+    the variable and the URL (password hidden)."""
 
 
 class LeaseLost(Unavailable):

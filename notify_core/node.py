@@ -141,7 +141,14 @@ class Node:
             from preference_svc.devices import DeviceStore
             from preference_svc.topics import TopicStore
 
-            specs.append(preference_service.spec(prefs, DeviceStore(db, prefs), TopicStore(db)))
+            specs.append(
+                preference_service.spec(
+                    prefs,
+                    DeviceStore(db, prefs),
+                    TopicStore(db),
+                    allow_http_webhooks=s.webhook.allow_http,
+                )
+            )
         if "template" in self.services:
             from template_svc import service as template_service
 
@@ -187,6 +194,7 @@ class Node:
                 hub=hub,
                 ready=self.ready,
                 preferences=prefs,
+                allow_http_webhooks=s.webhook.allow_http,
                 templates=templates,
                 database=db,
                 ws_send_queue=s.ws_send_queue,

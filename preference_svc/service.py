@@ -27,10 +27,18 @@ def _user(user_id: str) -> str:
 
 
 class PreferenceServicer(preference_pb2_grpc.PreferenceServiceServicer):  # type: ignore[misc]
-    def __init__(self, preferences: PreferenceStore, devices: DeviceStore, topics: TopicStore):
+    def __init__(
+        self,
+        preferences: PreferenceStore,
+        devices: DeviceStore,
+        topics: TopicStore,
+        *,
+        allow_http_webhooks: bool = False,
+    ):
         self._prefs = preferences
         self._devices = devices
         self._topics = topics
+        self._allow_http_webhooks = allow_http_webhooks
 
     @grpc_errors
     async def GetPreferences(
@@ -44,7 +52,9 @@ class PreferenceServicer(preference_pb2_grpc.PreferenceServiceServicer):  # type
         self, request: pb.UpdatePreferencesRequest, context: grpc.aio.ServicerContext
     ) -> pb.UpdatePreferencesResponse:
         user_id = _user(request.user_id)
-        update = parse_preferences(update_to_json(request))
+        update = parse_preferences(
+            update_to_json(request), allow_http_webhooks=self._allow_http_webhooks
+        )
         stored = await self._prefs.update(user_id, update)
         return pb.UpdatePreferencesResponse(preferences=preferences_to_proto(stored))
 
@@ -112,9 +122,16 @@ class PreferenceServicer(preference_pb2_grpc.PreferenceServiceServicer):  # type
         return pb.GetTopicResponse(topic=topic_to_proto(topic))
 
 
-def spec(preferences: PreferenceStore, devices: DeviceStore, topics: TopicStore) -> ServiceSpec:
+def spec(
+    preferences: PreferenceStore,
+    devices: DeviceStore,
+    topics: TopicStore,
+    *,
+    allow_http_webhooks: bool = False,
+) -> ServiceSpec:
+    """``allow_http_webhooks``: ``NOTIFY_WEBHOOK_ALLOW_HTTP``, for saved webhook URLs."""
     return ServiceSpec(
         FULL_NAME,
-        PreferenceServicer(preferences, devices, topics),
+        PreferenceServicer(preferences, devices, topics, allow_http_webhooks=allow_http_webhooks),
         preference_pb2_grpc.add_PreferenceServiceServicer_to_server,
     )

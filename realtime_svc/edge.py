@@ -28,6 +28,7 @@ from notify_core.convert import row_to_json
 from notify_core.db.engine import Database
 from notify_core.errors import InvalidArgument, NotifyError, Unauthenticated
 from notify_core.http import error_response, guarded, json_body
+from notify_core.redact import redact
 from preference_svc.devices import DeviceStore
 from preference_svc.routes import EdgeHelpers, preference_routes
 from preference_svc.store import PreferenceStore
@@ -65,6 +66,7 @@ def create_edge(
     ready: Callable[[], Awaitable[None]],
     preferences: PreferenceStore,
     database: Database,
+    allow_http_webhooks: bool = False,
     ws_send_queue: int = 1_000,
     signing_secret: str | None = None,
     public_url: str | None = None,
@@ -152,7 +154,9 @@ def create_edge(
 
     async def put_my_preferences(request: Request) -> Response:
         user_id = user_of(request)
-        update = parse_preferences(await json_body(request))
+        update = parse_preferences(
+            await json_body(request), allow_http_webhooks=allow_http_webhooks
+        )
         return JSONResponse((await preferences.update(user_id, update)).to_json())
 
     async def get_user_preferences(request: Request) -> Response:
@@ -160,7 +164,9 @@ def create_edge(
 
     async def put_user_preferences(request: Request) -> Response:
         user_id = target_user(request)
-        update = parse_preferences(await json_body(request))
+        update = parse_preferences(
+            await json_body(request), allow_http_webhooks=allow_http_webhooks
+        )
         return JSONResponse((await preferences.update(user_id, update)).to_json())
 
     async def healthz(request: Request) -> Response:
@@ -173,7 +179,7 @@ def create_edge(
             return error_response(exc)
         except Exception as exc:
             return JSONResponse(
-                {"error": {"code": "unavailable", "message": str(exc)}}, status_code=503
+                {"error": {"code": "unavailable", "message": redact(str(exc))}}, status_code=503
             )
         return JSONResponse({"status": "ready"})
 

@@ -22,7 +22,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, cast
-from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.connection import AbstractConnection, BlockingConnectionPool
@@ -47,6 +46,7 @@ from notify_core.constants import (
     subscriber_client_name,
 )
 from notify_core.errors import CacheUnavailable, ConfigError
+from notify_core.redact import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -57,24 +57,6 @@ _BACKOFF_MAX = 5.0
 
 Clock = Callable[[], float]
 _Waiters = dict[str, deque[list["asyncio.Future[None]"]]]
-
-
-def redacted_url(url: str) -> str:
-    """``url`` without its password (and without its query, which may hold one)."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = parts.port
-    except ValueError:
-        return "<malformed Redis URL>"
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = host if port is None else f"{host}:{port}"
-    if parts.password is not None:
-        netloc = f"{parts.username or ''}:***@{netloc}"
-    elif parts.username:
-        netloc = f"{parts.username}@{netloc}"
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 @contextlib.contextmanager
@@ -575,7 +557,7 @@ class RedisBackends:
         subscribe_timeout: float = 10.0,
         ping_interval: float = 15.0,
     ) -> None:
-        self.url = redacted_url(url)
+        self.url = redact_url(url)
         self.namespace = namespace
         try:
             pool = BlockingConnectionPool.from_url(
