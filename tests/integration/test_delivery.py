@@ -31,7 +31,7 @@ from notify_core.config_webhook import WebhookSettings
 from notify_core.constants import amqp_connection_name
 from notify_core.db.schema import notification_deliveries
 from preference_svc.validate import PreferencesUpdate
-from tests.contract.test_queue_contract import _close_rabbitmq_connections
+from tests.cuts import close_rabbitmq_connections
 from tests.integration.conftest import Env, embedded_settings, eventually, running
 from tests.integration.procs import ROOT, free_port
 from tests.integration.test_sendgrid_provider import API_KEY as SENDGRID_KEY
@@ -412,7 +412,7 @@ async def test_a_retry_whose_broker_connection_drops_is_still_retried(
     # The refusal is answered only once the node's broker connection is gone: the retry is
     # recorded, and its job staged, while RabbitMQ cannot take it. The retry waits longer
     # than the redelivery of the first job takes, so only the retry's own job can send it.
-    inbox.before_refusing = lambda: _close_rabbitmq_connections(connection)
+    inbox.before_refusing = lambda: close_rabbitmq_connections(connection)
     async with running(settings, **with_smtp(settings, port, retry_schedule=(3.0,))) as env:
         user = uid()
         address = await set_email(env, user)
