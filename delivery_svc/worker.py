@@ -91,6 +91,7 @@ class DeliveryWorker:
         *,
         concurrency: Mapping[str, int],
         schedule: Sequence[float],
+        lease: float = SEND_LEASE_SECONDS,
         draw: Callable[[], float] = random.random,
     ) -> None:
         self._db = database
@@ -98,6 +99,7 @@ class DeliveryWorker:
         self._channel = channel
         self._concurrency = concurrency
         self._schedule = tuple(schedule)
+        self._lease = lease
         self._draw = draw
         self.counters = Counters()
 
@@ -153,7 +155,7 @@ class DeliveryWorker:
         if not ids:
             return [], []
         now = datetime.now(UTC)
-        lease = now + timedelta(seconds=SEND_LEASE_SECONDS)
+        lease = now + timedelta(seconds=self._lease)
         d = deliveries.c
         claimable = sa.or_(
             d.status == "pending",

@@ -42,8 +42,8 @@ DELIVERY_QUEUES: Final = tuple(
 QUEUES: Final = (QUEUE_ROUTE, QUEUE_FANOUT, *DELIVERY_QUEUES)
 """Every queue a node declares at start (publishers and consumers alike)."""
 SEND_LEASE_SECONDS: Final = 60.0
-"""A delivery being sent is leased this long; a crashed worker's lease runs out and another
-worker may take it."""
+"""A delivery being sent is leased this long (``NOTIFY_SEND_LEASE``); a crashed worker's
+lease runs out and another worker may take it."""
 SCHEDULER_BATCH: Final = 500
 """Due scheduled sends, or due held deliveries, released per transaction."""
 FANOUT_BATCH: Final = 1_000
