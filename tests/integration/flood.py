@@ -12,19 +12,22 @@ either.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import httpx
 import sqlalchemy as sa
+from aiosmtpd.controller import Controller
 
 from notify_core.auth import issue_user_token
 from notify_core.db.engine import Database
-from notify_core.db.schema import notification_deliveries, outbox
+from notify_core.db.schema import notification_deliveries, notifications, outbox
 from tests.integration.conftest import API_KEY, JWT_SECRET, eventually
+from tests.integration.procs import free_port
 from tests.integration.test_delivery_durability import CountingInbox
 
 IN_FLIGHT = 8
@@ -32,6 +35,24 @@ IN_FLIGHT = 8
 priority used): a fault can leave at most this many sent and not recorded."""
 PRODUCER = {"authorization": f"Bearer {API_KEY}"}
 SENDER_DOMAIN = "x.test"
+
+
+SMTP_DELAY = 0.05
+"""Seconds the SMTP server takes over each message after counting it: a worker's batch
+stays a while in flight, where a kill or a cut can catch it."""
+
+
+@contextlib.contextmanager
+def smtp_server() -> Iterator[tuple[CountingInbox, int]]:
+    """A real SMTP server on a free port, counting what arrives by Message-ID."""
+    inbox = CountingInbox(SMTP_DELAY)
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield inbox, port
+    finally:
+        controller.stop()
 
 
 def mail_env(smtp_port: int) -> dict[str, str]:
@@ -45,8 +66,11 @@ def mail_env(smtp_port: int) -> dict[str, str]:
         "NOTIFY_DEDUP_WINDOW": "0",
         "NOTIFY_RATE_LIMITS": "email=100000/1h,inapp=100000/1m,push=100000/1h",
         "NOTIFY_DELIVERY_CONCURRENCY": f"high={IN_FLIGHT},normal={IN_FLIGHT},low={IN_FLIGHT}",
-        # A retry caused by a fault should come back within the test, not in minutes.
+        # A retry caused by a fault should come back within the test, not in minutes, and
+        # so should the sends of a delivery worker that was killed.
         "NOTIFY_RETRY_SCHEDULE": "1s,2s,2s,5s,5s,10s,10s,10s",
+        "NOTIFY_SEND_LEASE": "5",
+        "NOTIFY_SHUTDOWN_GRACE": "1",
     }
 
 
@@ -127,6 +151,28 @@ class Flood:
         return found
 
 
+async def emails_being_sent(database_url: str, users: list[str]) -> int:
+    """How many of the users' email deliveries a worker holds (claimed, not recorded)."""
+    d = notification_deliveries.c
+    db = Database(database_url, pool_size=1)
+    try:
+        async with db.read() as conn:
+            count = await conn.scalar(
+                sa.select(sa.func.count())
+                .select_from(
+                    notification_deliveries.join(
+                        notifications, notifications.c.id == d.notification_id
+                    )
+                )
+                .where(
+                    notifications.c.user_id.in_(users), d.channel == "email", d.status == "sending"
+                )
+            )
+    finally:
+        await db.close()
+    return int(count or 0)
+
+
 async def _email_statuses(db: Database, ids: list[str]) -> Counter[str]:
     d = notification_deliveries.c
     async with db.read() as conn:
@@ -156,11 +202,14 @@ async def check_nothing_lost(
     namespace: str,
     *,
     duplicates_allowed: int,
+    smtp_before: Counter[str] | None = None,
     timeout: float = 90.0,
 ) -> str:
     """Wait until every accepted notification is in its inbox, its email has arrived and
     been recorded as sent, and the outbox is empty; then check that nothing arrived twice
-    beyond ``duplicates_allowed`` extra emails. Answer a summary for the test's output."""
+    beyond ``duplicates_allowed`` extra emails (``smtp_before``: what the SMTP server had
+    received before the flood). Answer a summary for the test's output."""
+    before = smtp_before or Counter()
     expected = {message_id(nid) for nid in flood.accepted}
     assert len(flood.accepted) >= flood.target
 
@@ -169,7 +218,9 @@ async def check_nothing_lost(
 
     await eventually(in_inboxes, lambda missing: not missing, timeout)
     await eventually(
-        lambda: asyncio.sleep(0, expected - set(smtp.counts())), lambda left: not left, timeout
+        lambda: asyncio.sleep(0, expected - set(smtp.counts() - before)),
+        lambda left: not left,
+        timeout,
     )
     listed = await flood.inbox(client)
     ids = [nid for nid, _ in listed]
@@ -189,7 +240,7 @@ async def check_nothing_lost(
     titles = [title for _, title in listed]
     again = [t for t, n in Counter(titles).items() if n > 1]
     assert not again, f"{len(again)} sends stored twice: {again[:5]}"
-    counts = smtp.counts()
+    counts = smtp.counts() - before
     strangers = set(counts) - {message_id(nid) for nid in ids}
     assert not strangers, f"emails for notifications in no inbox: {sorted(strangers)[:5]}"
     extra = sum(n - 1 for n in counts.values())
