@@ -89,7 +89,8 @@ class Cuts:
 
 @dataclass(frozen=True)
 class Cutter:
-    """Cuts one deployment's connections every ``interval`` seconds while it runs.
+    """Cuts one deployment's connections at once, then ``interval`` seconds after each
+    round, while it runs.
 
     ``postgres`` is ``(admin_url, database)``; ``namespace`` names the deployment's RabbitMQ
     and Redis clients.
@@ -117,9 +118,6 @@ class Cutter:
             {cache_client_name(self.namespace), subscriber_client_name(self.namespace)}
         )
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.interval)
-                return
             rabbitmq, postgres, redis_clients = await asyncio.gather(
                 asyncio.to_thread(close_rabbitmq_connections, amqp_connection_name(self.namespace)),
                 asyncio.to_thread(terminate_postgres_backends, *self.postgres),
@@ -129,3 +127,5 @@ class Cutter:
             cuts.rabbitmq += rabbitmq > 0
             cuts.postgres += postgres > 0
             cuts.redis += redis_clients > 0
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.interval)
