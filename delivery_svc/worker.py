@@ -13,7 +13,9 @@ A batch of jobs goes through four steps:
 3. **Record** every outcome in one transaction *before* acknowledging: sent (with the
    provider's message id), retrying (with the time of the next try, its error, and its
    delayed job staged in that same transaction, so a retry is never left without a job),
-   or failed (dead letter: permanent errors, or the retry schedule spent).
+   or failed (dead letter: permanent errors, or the retry schedule spent). If the database
+   connection drops, the record is tried again for up to half the lease: the sends went
+   out, and a lease left to run out would send them all again.
 4. **Acknowledge** the jobs.
 
 A crash between 2 and 3 is the one place a message can go out twice: the provider took it
@@ -25,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -45,7 +48,7 @@ from notify_core.constants import (
 from notify_core.db.engine import Database
 from notify_core.db.schema import notification_deliveries as deliveries
 from notify_core.db.schema import notifications
-from notify_core.errors import DeliveryError, NotifyError
+from notify_core.errors import DeliveryError, NotifyError, Unavailable
 from notify_core.queue.base import Delivery, Message, WorkQueue, job_ids
 
 log = logging.getLogger(__name__)
@@ -91,6 +94,7 @@ class DeliveryWorker:
         *,
         concurrency: Mapping[str, int],
         schedule: Sequence[float],
+        lease: float = SEND_LEASE_SECONDS,
         draw: Callable[[], float] = random.random,
     ) -> None:
         self._db = database
@@ -98,6 +102,7 @@ class DeliveryWorker:
         self._channel = channel
         self._concurrency = concurrency
         self._schedule = tuple(schedule)
+        self._lease = lease
         self._draw = draw
         self.counters = Counters()
 
@@ -128,6 +133,7 @@ class DeliveryWorker:
     async def handle(self, batch: list[Delivery]) -> None:
         ids = job_ids(batch, log)
         try:
+            claimed_at = time.monotonic()
             claimed, later = await self._claim(ids)
             if later:
                 await self._queue.publish(
@@ -137,7 +143,7 @@ class DeliveryWorker:
                 )
             results = await self._channel.send_all(claimed) if claimed else []
             outcomes = [self._outcome(r, res) for r, res in zip(claimed, results, strict=True)]
-            await self._record(outcomes)
+            await self._record_while_leased(outcomes, claimed_at)
         except NotifyError as exc:
             log.warning("delivery batch failed (%s); jobs go back to the queue", exc)
             await self._queue.nack(batch)
@@ -153,7 +159,7 @@ class DeliveryWorker:
         if not ids:
             return [], []
         now = datetime.now(UTC)
-        lease = now + timedelta(seconds=SEND_LEASE_SECONDS)
+        lease = now + timedelta(seconds=self._lease)
         d = deliveries.c
         claimable = sa.or_(
             d.status == "pending",
@@ -202,6 +208,21 @@ class DeliveryWorker:
             row["attempts"], self._schedule, draw=self._draw(), retry_after=result.retry_after
         )
         return _Outcome(row, result, wait)
+
+    async def _record_while_leased(self, outcomes: list[_Outcome], claimed_at: float) -> None:
+        """``_record``, tried again while the database is unavailable, until half the lease
+        of these claims has passed (then the error goes up and the lease decides)."""
+        pause = 0.1
+        while True:
+            try:
+                await self._record(outcomes)
+                return
+            except Unavailable as exc:
+                if time.monotonic() + pause - claimed_at > self._lease / 2:
+                    raise
+                log.warning("recording %d sends failed (%s); trying again", len(outcomes), exc)
+            await asyncio.sleep(pause)
+            pause = min(2 * pause, 2.0)
 
     async def _record(self, outcomes: list[_Outcome]) -> None:
         """Write every outcome, and stage the retry jobs, in one transaction."""

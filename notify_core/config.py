@@ -24,6 +24,7 @@ from notify_core.constants import (
     EDGE_PROCESSES_MAX,
     MAX_CONNECTIONS_PER_USER_DEFAULT,
     PRESENCE_TTL_SECONDS,
+    SEND_LEASE_SECONDS,
     SHUTDOWN_GRACE_SECONDS,
 )
 from notify_core.errors import ConfigError
@@ -83,6 +84,9 @@ class Settings:
         default_factory=lambda: {"high": 50, "normal": 30, "low": 20}
     )
     """NOTIFY_DELIVERY_CONCURRENCY: sends in flight per channel and priority (5:3:2)."""
+    send_lease: float = SEND_LEASE_SECONDS
+    """NOTIFY_SEND_LEASE: seconds a delivery being sent is held by its worker; one held by a
+    worker that died is sent again once it runs out."""
     breaker_threshold: int = 5
     """NOTIFY_BREAKER_THRESHOLD: failures in a row that open a provider's breaker."""
     breaker_reset: float = 30.0
@@ -322,6 +326,7 @@ def load_settings(
         scheduler_interval=_float(env, "NOTIFY_SCHEDULER_INTERVAL", 1.0, 0.01, 3600.0),
         retry_schedule=_retry_schedule(env),
         delivery_concurrency=_concurrency(env),
+        send_lease=_float(env, "NOTIFY_SEND_LEASE", SEND_LEASE_SECONDS, 1.0, 86_400.0),
         breaker_threshold=_int(env, "NOTIFY_BREAKER_THRESHOLD", 5, 1, 1_000),
         breaker_reset=_float(env, "NOTIFY_BREAKER_RESET", 30.0, 0.01, 86_400.0),
         # -- edge processes, connection limits, shutdown --

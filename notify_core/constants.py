@@ -42,8 +42,8 @@ DELIVERY_QUEUES: Final = tuple(
 QUEUES: Final = (QUEUE_ROUTE, QUEUE_FANOUT, *DELIVERY_QUEUES)
 """Every queue a node declares at start (publishers and consumers alike)."""
 SEND_LEASE_SECONDS: Final = 60.0
-"""A delivery being sent is leased this long; a crashed worker's lease runs out and another
-worker may take it."""
+"""A delivery being sent is leased this long (``NOTIFY_SEND_LEASE``); a crashed worker's
+lease runs out and another worker may take it."""
 SCHEDULER_BATCH: Final = 500
 """Due scheduled sends, or due held deliveries, released per transaction."""
 FANOUT_BATCH: Final = 1_000
@@ -134,8 +134,17 @@ def last_seen_key(namespace: str, user_id: str) -> str:
 
 def subscriber_client_name(namespace: str) -> str:
     """``CLIENT SETNAME`` of a node's dedicated pub/sub connection (visible in CLIENT LIST)."""
-    safe = "".join(c if c.isprintable() and not c.isspace() else "_" for c in namespace)
-    return f"{safe}:subscriber"
+    return f"{_redis_safe(namespace)}:subscriber"
+
+
+def cache_client_name(namespace: str) -> str:
+    """``CLIENT SETNAME`` of a node's pooled connections (cache, publishing, presence,
+    rate limits), so that operators can tell a deployment's clients apart in CLIENT LIST."""
+    return f"{_redis_safe(namespace)}:cache"
+
+
+def _redis_safe(namespace: str) -> str:
+    return "".join(c if c.isprintable() and not c.isspace() else "_" for c in namespace)
 
 
 # --- limits on input --------------------------------------------------------------------

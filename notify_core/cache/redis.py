@@ -1,8 +1,9 @@
 """Cache, pub/sub and presence on Redis, shared by every node that uses the same Redis.
 
 One ``redis.asyncio`` client over a bounded, blocking connection pool serves the cache,
-publishing and presence. Each subscriber set owns one more connection of its own (RESP2,
-named ``subscriber_client_name(namespace)`` in ``CLIENT LIST``) and one reader task.
+publishing and presence (its connections named ``cache_client_name(namespace)`` in
+``CLIENT LIST``). Each subscriber set owns one more connection of its own (RESP2, named
+``subscriber_client_name(namespace)``) and one reader task.
 
 Redis errors become :class:`~notify_core.errors.CacheUnavailable` here, naming the URL
 without its password; ``incr`` on a value that is not an integer raises ``ValueError``.
@@ -41,6 +42,7 @@ from notify_core.cache.base import (
 from notify_core.cache.redis_ratelimit import RedisRateLimiter
 from notify_core.constants import (
     LAST_SEEN_TTL_SECONDS,
+    cache_client_name,
     last_seen_key,
     presence_key,
     subscriber_client_name,
@@ -567,6 +569,7 @@ class RedisBackends:
                 socket_timeout=timeout,
                 socket_connect_timeout=timeout,
                 retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
+                client_name=cache_client_name(namespace),
             )
         except ValueError as exc:
             raise ConfigError(f"invalid Redis URL {self.url}: {exc}") from exc

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -36,6 +35,7 @@ from notify_core.errors import QueueUnavailable
 from notify_core.queue.base import Delivery, Message, WorkQueue
 from notify_core.queue.database import DatabaseQueue
 from notify_core.queue.rabbitmq import RabbitMQQueue
+from tests.cuts import close_rabbitmq_connections
 
 QUEUE = QUEUE_ROUTE
 OTHER = "contract-other"
@@ -517,27 +517,6 @@ async def test_rabbitmq_unreachable_raises_queue_unavailable(namespace: str):
     await queue.close()
 
 
-def _close_rabbitmq_connections(connection_name: str) -> int:
-    """Make the broker drop our connections (as a broker restart or network cut would)."""
-    listing = subprocess.run(
-        ["rabbitmqctl", "-q", "list_connections", "pid", "client_properties"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    )
-    marker = f'{{"connection_name","{connection_name}"}}'
-    pids = [line.split("\t", 1)[0] for line in listing.stdout.splitlines() if marker in line]
-    for pid in pids:
-        subprocess.run(
-            ["rabbitmqctl", "-q", "close_connection", pid, "contract test"],
-            check=True,
-            capture_output=True,
-            timeout=30,
-        )
-    return len(pids)
-
-
 @pytest.mark.skipif(shutil.which("rabbitmqctl") is None, reason="needs rabbitmqctl")
 async def test_rabbitmq_consumer_resumes_after_the_connection_is_lost(
     rabbit_backend: Backend, namespace: str
@@ -547,7 +526,7 @@ async def test_rabbitmq_consumer_resumes_after_the_connection_is_lost(
     collector = Collector(queue)
     [before] = await collector.wait_for(1)
 
-    closed = await asyncio.to_thread(_close_rabbitmq_connections, amqp_connection_name(namespace))
+    closed = await asyncio.to_thread(close_rabbitmq_connections, amqp_connection_name(namespace))
     assert closed == 1
 
     _, after = await collector.wait_for(2, within=30)  # same iterator, new connection
@@ -631,7 +610,7 @@ async def test_rabbitmq_staged_while_the_connection_is_down_is_published_after_i
     rabbit_backend: Backend, namespace: str
 ):
     queue = await rabbit_backend.open()
-    closed = await asyncio.to_thread(_close_rabbitmq_connections, amqp_connection_name(namespace))
+    closed = await asyncio.to_thread(close_rabbitmq_connections, amqp_connection_name(namespace))
     assert closed == 1
     # The hand-over finds no connection; the row waits in the outbox for the sweep.
     queue.flush([await _stage(rabbit_backend, queue, Message(b"kept", message_id="k-1"))])

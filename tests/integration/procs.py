@@ -86,6 +86,10 @@ class NotifyProcess:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.http_port}/ws"
 
+    def again(self) -> NotifyProcess:
+        """The same command on the same ports and settings (not started yet)."""
+        return NotifyProcess(self.env, self.args, self.log)
+
     def kill9(self) -> None:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGKILL)

@@ -31,7 +31,8 @@ from notify_core.config_webhook import WebhookSettings
 from notify_core.constants import amqp_connection_name
 from notify_core.db.schema import notification_deliveries
 from preference_svc.validate import PreferencesUpdate
-from tests.contract.test_queue_contract import _close_rabbitmq_connections
+from tests.conftest import POSTGRES_ADMIN_URL
+from tests.cuts import close_rabbitmq_connections, terminate_postgres_backends
 from tests.integration.conftest import Env, embedded_settings, eventually, running
 from tests.integration.procs import ROOT, free_port
 from tests.integration.test_sendgrid_provider import API_KEY as SENDGRID_KEY
@@ -42,13 +43,14 @@ from tests.integration.test_webhook_sender import Receiver, receiver  # noqa: F4
 
 class Inbox:
     """An aiosmtpd handler keeping what it receives; it can refuse the next ``fail`` mails
-    with 451 (try again later)."""
+    with 451 (try again later), and run ``before_accepting`` once before its next 250."""
 
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
         self.fail = 0
         self.refused = 0
         self.before_refusing: Callable[[], object] | None = None
+        self.before_accepting: Callable[[], object] | None = None
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         if self.fail > 0:
@@ -62,6 +64,9 @@ class Inbox:
         message = email.message_from_bytes(raw, policy=email.policy.default)
         assert isinstance(message, EmailMessage)
         self.messages.append(message)
+        if self.before_accepting is not None:
+            once, self.before_accepting = self.before_accepting, None
+            await asyncio.to_thread(once)
         return "250 OK"
 
     def to(self, address: str) -> list[EmailMessage]:
@@ -424,7 +429,7 @@ async def test_a_retry_whose_broker_connection_drops_is_still_retried(
     # The refusal is answered only once the node's broker connection is gone: the retry is
     # recorded, and its job staged, while RabbitMQ cannot take it. The retry waits longer
     # than the redelivery of the first job takes, so only the retry's own job can send it.
-    inbox.before_refusing = lambda: _close_rabbitmq_connections(connection)
+    inbox.before_refusing = lambda: close_rabbitmq_connections(connection)
     async with running(settings, **with_smtp(settings, port, retry_schedule=(3.0,))) as env:
         user = uid()
         address = await set_email(env, user)
@@ -433,4 +438,33 @@ async def test_a_retry_whose_broker_connection_drops_is_still_retried(
             lambda: status(env, nid), lambda d: d.get("status") == "sent", timeout=60
         )
         assert done["attempts"] == 2 and inbox.refused == 1
+        assert len(inbox.to(address)) == 1
+
+
+async def test_a_database_cut_while_recording_sends_nothing_twice(
+    settings: Settings, smtp: tuple[Inbox, int]
+) -> None:
+    if settings.database_url.startswith("sqlite"):
+        pytest.skip("SQLite: there is no database connection to cut")
+    inbox, port = smtp
+    admin = POSTGRES_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
+    database = settings.database_url.rsplit("/", 1)[1]
+    # The server has the message; before it answers, every connection of the node's
+    # database is gone, so the worker's record of the send fails on its first try.
+    inbox.before_accepting = lambda: terminate_postgres_backends(admin, database)
+    async with running(settings, **with_smtp(settings, port, send_lease=5.0)) as env:
+        user = uid()
+        address = await set_email(env, user)
+        nid = await env.send(user)
+
+        async def settled() -> dict[str, Any]:
+            r = await env.http.get(f"/notifications/{nid}/deliveries", headers=env.producer)
+            if r.status_code != 200:  # the edge's own pooled connection was cut too
+                return {}
+            return {d["channel"]: d for d in r.json()["deliveries"]}.get("email", {})
+
+        done = await eventually(settled, lambda d: d.get("status") == "sent", timeout=30)
+        assert inbox.before_accepting is None  # the cut happened
+        # Without a second try at the record, the lease runs out and the email goes again.
+        assert done["attempts"] == 1
         assert len(inbox.to(address)) == 1

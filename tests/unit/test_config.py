@@ -36,6 +36,11 @@ def test_values_are_read() -> None:
     assert s.api_keys == {"key-one-123", "key-two-456"}
 
 
+def test_the_send_lease_is_a_minute_unless_set() -> None:
+    assert load_settings({}, env_file=None).send_lease == 60.0
+    assert load_settings({"NOTIFY_SEND_LEASE": "5"}, env_file=None).send_lease == 5.0
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [
@@ -49,6 +54,7 @@ def test_values_are_read() -> None:
         ("NOTIFY_NAMESPACE", "bad name!"),
         ("NOTIFY_SQLITE_SYNCHRONOUS", "OFF"),
         ("NOTIFY_WS_PING_INTERVAL", "soon"),
+        ("NOTIFY_SEND_LEASE", "0"),
     ],
 )
 def test_malformed_setting_names_the_variable(name: str, value: str) -> None:
