@@ -62,6 +62,13 @@ class Authenticator:
             raise Unauthenticated("token 'sub' must be a non-empty string")
         return sub
 
+    def session(self, token: str) -> tuple[str, float]:
+        """The user id of a valid, unexpired token (:meth:`user`) and when it expires
+        (its ``exp``, seconds since the epoch): a live connection lasts no longer."""
+        user_id = self.user(token)
+        claims = jwt.decode(token, options={"verify_signature": False})
+        return user_id, float(claims["exp"])
+
 
 def issue_user_token(secret: str, user_id: str, ttl: float = 3600.0) -> str:
     """Mint a user token (for tests, the CLI and the README tour)."""

@@ -22,6 +22,8 @@ from notify_core.config_webhook import WebhookSettings, webhook_settings
 from notify_core.constants import CHANNEL_NAMES as CHANNELS
 from notify_core.constants import (
     EDGE_PROCESSES_MAX,
+    HTTP_HEADER_TIMEOUT_SECONDS,
+    HTTP_IDLE_TIMEOUT_SECONDS,
     MAX_CONNECTIONS_PER_USER_DEFAULT,
     PRESENCE_TTL_SECONDS,
     SEND_LEASE_SECONDS,
@@ -107,6 +109,12 @@ class Settings:
     presence_ttl: float = PRESENCE_TTL_SECONDS
     """NOTIFY_PRESENCE_TTL: seconds a presence entry lives unless refreshed (every third of
     it); the users of an edge process that died go offline within it."""
+    http_header_timeout: float = HTTP_HEADER_TIMEOUT_SECONDS
+    """NOTIFY_HTTP_HEADER_TIMEOUT: seconds a client has to send a request's headers (from
+    its connect, or from the first byte of a later request); then the connection is closed."""
+    http_idle_timeout: float = HTTP_IDLE_TIMEOUT_SECONDS
+    """NOTIFY_HTTP_IDLE_TIMEOUT: seconds a keep-alive connection may sit idle between
+    requests before it is closed."""
 
     @property
     def database_kind(self) -> str:
@@ -337,4 +345,10 @@ def load_settings(
         ),
         shutdown_grace=_float(env, "NOTIFY_SHUTDOWN_GRACE", SHUTDOWN_GRACE_SECONDS, 0.0, 3_600.0),
         presence_ttl=_float(env, "NOTIFY_PRESENCE_TTL", PRESENCE_TTL_SECONDS, 0.5, 86_400.0),
+        http_header_timeout=_float(
+            env, "NOTIFY_HTTP_HEADER_TIMEOUT", HTTP_HEADER_TIMEOUT_SECONDS, 0.1, 3_600.0
+        ),
+        http_idle_timeout=_float(
+            env, "NOTIFY_HTTP_IDLE_TIMEOUT", HTTP_IDLE_TIMEOUT_SECONDS, 0.1, 3_600.0
+        ),
     )

@@ -229,7 +229,10 @@ MAX_RESUME_ID: Final = 64
 SSE_KEEPALIVE_SECONDS: Final = 15.0
 """An idle event stream gets a comment line this often, so proxies keep it open."""
 SSE_CLOSE_TIMEOUT_SECONDS: Final = 5.0
-"""A stream dropped for overflow gets this long to take its last frame; then it is cut."""
+"""A stream dropped (overflow, expired token) gets this long to take its last frame; then
+its connection is reset."""
+CLOSE_TOKEN_EXPIRED: Final = 4001
+"""WebSocket close code: the token the connection was opened with expired (its ``exp``)."""
 
 # --- email providers --------------------------------------------------------------------
 EMAIL_PROVIDERS: Final = ("smtp", "ses", "sendgrid")
@@ -343,7 +346,14 @@ EDGE_FD_RESERVE: Final = 1_024
 """Open files an edge process keeps for everything but live connections: the database and
 Redis pools, gRPC, plain HTTP requests, logs."""
 EDGE_HTTP_HEADROOM: Final = 256
-"""Plain HTTP connections served above the live ones before uvicorn answers 503."""
+"""Plain HTTP requests (not WebSocket or SSE) in flight at once in one edge process; the
+next is answered 503 until one finishes. Idle connections do not count."""
+HTTP_HEADER_TIMEOUT_SECONDS: Final = 10.0
+"""Default of ``NOTIFY_HTTP_HEADER_TIMEOUT``: how long a client has to send a request's
+headers (from its connect, or from the first byte of a later request)."""
+HTTP_IDLE_TIMEOUT_SECONDS: Final = 30.0
+"""Default of ``NOTIFY_HTTP_IDLE_TIMEOUT``: how long a keep-alive connection may sit idle
+between requests."""
 EDGE_RESTART_BACKOFF_SECONDS: Final = (0.2, 10.0)
 """First and longest wait before an edge process that died is started again."""
 EDGE_DATABASE_POOL: Final = 3

@@ -188,7 +188,7 @@ def create_edge(
             token = websocket.query_params.get("token")
             if not token:
                 raise Unauthenticated("missing token (connect to /ws?token=<jwt>)")
-            user_id = auth.user(token)
+            user_id, expires_at = auth.session(token)
             since = await resume_cursor(
                 inbox, user_id, "since", websocket.query_params.get("since")
             )
@@ -196,7 +196,15 @@ def create_edge(
             await websocket.send_denial_response(error_response(exc))
             return
         await websocket.accept()
-        await serve_session(websocket, user_id, hub, inbox, queue_limit=ws_send_queue, since=since)
+        await serve_session(
+            websocket,
+            user_id,
+            hub,
+            inbox,
+            expires_at=expires_at,
+            queue_limit=ws_send_queue,
+            since=since,
+        )
 
     routes = [
         Route("/notifications/send", guarded(send), methods=["POST"]),
