@@ -91,6 +91,7 @@ async def build_workers(
             channel,
             concurrency=settings.delivery_concurrency,
             schedule=settings.retry_schedule,
+            lease=settings.send_lease,
         )
         for channel in channels
     ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -123,7 +124,7 @@ class EmailChannel:
                     "email", f"{address} is suppressed ({suppressed[address.lower()]})"
                 )
             message = await self._composer.compose(row, address)
-            return await self.sender.send(message)
+            return replace(await self.sender.send(message), recipient=address)
         except Exception as exc:
             return _as_error("email", exc)
 

@@ -1,35 +1,27 @@
-"""Dead letters, the delivery relay and delivery statistics.
+"""Dead letters and delivery statistics.
 
 A dead letter is a delivery whose last try failed (``status = failed``, ``dead_at`` set):
 permanent errors at once, transient ones when the retry schedule is spent. They are
 listed and requeued from the database — the row keeps the error, the attempts and the
 notification, which is what an operator needs to decide; requeueing makes the row
-``pending`` with its attempts reset and queues its job again.
-
-The relay covers the gap between a commit and a RabbitMQ publish (with the queue in the
-database both are one transaction and nothing needs relaying): a delivery left
-``pending``, ``retrying`` past its time, or ``sending`` past its lease by
-``DELIVERY_RELAY_AFTER_SECONDS`` gets its job published again and is marked so that it is
-not relayed again before as long.
+``pending`` with its attempts reset and stages its job in the same transaction.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
-from delivery_svc.jobs import group_jobs, publish_after_commit, publish_in_txn
-from notify_core.constants import DELIVERY_CHANNELS, DELIVERY_RELAY_AFTER_SECONDS
+from delivery_svc.jobs import group_jobs, stage_jobs
+from notify_core.constants import DELIVERY_CHANNELS
 from notify_core.convert import iso
 from notify_core.db.engine import Database
 from notify_core.db.schema import notification_deliveries as deliveries
 from notify_core.db.schema import notifications
 from notify_core.errors import InvalidArgument
 from notify_core.queue.base import WorkQueue
-from notify_core.queue.database import same_transaction_queue
 
 MAX_LIST = 1_000
 
@@ -96,7 +88,6 @@ async def requeue_dead_letters(
         where.append(d.id.in_(list(ids)))
     if channel:
         where.append(d.channel == channel)
-    same = same_transaction_queue(queue, database)
     async with database.write() as conn:
         rows = (
             await conn.execute(
@@ -113,39 +104,8 @@ async def requeue_dead_letters(
             .values(status="pending", attempts=0, dead_at=None, hold_until=None)
         )
         jobs = group_jobs((r.id, r.channel, r.priority) for r in rows)
-        await publish_in_txn(same, conn, jobs)
-    await publish_after_commit(queue, same, jobs)
-    return len(rows)
-
-
-async def relay_deliveries(
-    database: Database, queue: WorkQueue, *, older_than: float = DELIVERY_RELAY_AFTER_SECONDS
-) -> int:
-    """Publish the jobs of deliveries left without one (see the module docstring)."""
-    if same_transaction_queue(queue, database) is not None:
-        return 0
-    now = datetime.now(UTC)
-    cutoff = now - timedelta(seconds=older_than)
-    d = deliveries.c
-    stranded = sa.or_(
-        sa.and_(d.status == "pending", sa.func.coalesce(d.hold_until, d.created_at) < cutoff),
-        sa.and_(d.status.in_(["retrying", "sending"]), d.hold_until < cutoff),
-    )
-    async with database.write() as conn:
-        rows = (
-            await conn.execute(
-                sa.select(d.id, d.channel, notifications.c.priority)
-                .join(notifications, notifications.c.id == d.notification_id)
-                .where(d.channel.in_(DELIVERY_CHANNELS), stranded)
-                .limit(1_000)
-            )
-        ).all()
-        if not rows:
-            return 0
-        await conn.execute(
-            deliveries.update().where(d.id.in_([r.id for r in rows])).values(hold_until=now)
-        )
-    await publish_after_commit(queue, None, group_jobs((r.id, r.channel, r.priority) for r in rows))
+        staged = await stage_jobs(queue, conn, jobs)
+    queue.flush(staged)
     return len(rows)
 
 

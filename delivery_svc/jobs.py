@@ -13,8 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from notify_core.constants import DELIVERY_CHANNELS, PRIORITY_NAMES, delivery_queue
-from notify_core.queue.base import Message, WorkQueue
-from notify_core.queue.database import DatabaseQueue
+from notify_core.queue.base import Message, Staged, WorkQueue
 
 
 def delivery_message(delivery_id: str, priority: str) -> Message:
@@ -37,21 +36,8 @@ def group_jobs(sends: Iterable[tuple[str, str, str]]) -> dict[str, list[Message]
     return out
 
 
-async def publish_in_txn(
-    same_txn: DatabaseQueue | None, conn: AsyncConnection, jobs: Mapping[str, Sequence[Message]]
-) -> None:
-    """Write the jobs in the caller's transaction when the queue lives in the database."""
-    if same_txn is not None:
-        for queue, messages in jobs.items():
-            await same_txn.publish_in(conn, queue, messages)
-
-
-async def publish_after_commit(
-    queue: WorkQueue, same_txn: DatabaseQueue | None, jobs: Mapping[str, Sequence[Message]]
-) -> None:
-    """After the commit: wake local consumers (database queue) or publish (RabbitMQ)."""
-    for name, messages in jobs.items():
-        if same_txn is not None:
-            same_txn.wake(name)
-        else:
-            await queue.publish(name, messages)
+async def stage_jobs(
+    queue: WorkQueue, conn: AsyncConnection, jobs: Mapping[str, Sequence[Message]]
+) -> list[Staged]:
+    """Stage the jobs in the caller's transaction; ``queue.flush`` them after the commit."""
+    return [await queue.stage(conn, name, messages) for name, messages in jobs.items()]

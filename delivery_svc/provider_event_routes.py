@@ -11,8 +11,9 @@
     ``SubscriptionConfirmation`` is confirmed by GETting its SubscribeURL (an SNS host
     too) and answers 200 (503 when SNS could not be reached: SNS posts it again); an
     ``UnsubscribeConfirmation`` answers 200; a ``Notification`` carrying an SES event
-    is applied and answers 200 with the counts. With ``NOTIFY_SES_SNS_TOPIC_ARNS`` set,
-    messages of other topics are refused (401) and never confirmed.
+    is applied and answers 200 with the counts. Only the topics of
+    ``NOTIFY_SES_SNS_TOPIC_ARNS`` are accepted: messages of other topics are refused (401)
+    and never confirmed, and with the setting unset the endpoint is off (404 naming it).
 ``GET /email-suppressions?limit=100``, ``DELETE /email-suppressions/{address}``
     Producer key. The suppressed addresses, newest first; deleting one lets email go to it
     again (404 when it is not on the list).
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -54,7 +55,7 @@ from notify_core.constants import (
     SUPPRESSIONS_DEFAULT_LIMIT,
 )
 from notify_core.db.engine import Database
-from notify_core.errors import InvalidArgument, Unavailable
+from notify_core.errors import InvalidArgument, NotFound, Unavailable
 from notify_core.http import guarded, read_body
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,8 @@ class ProviderWebhooks:
 
     sendgrid: SendGridWebhookVerifier | None = None
     """None: ``NOTIFY_SENDGRID_WEBHOOK_PUBLIC_KEY`` is not set."""
-    sns: SnsVerifier = field(default_factory=SnsVerifier)
+    sns: SnsVerifier | None = None
+    """None: ``NOTIFY_SES_SNS_TOPIC_ARNS`` is not set."""
     get_subscribe_url: SubscribeGetter = get_subscribe_url
 
     @classmethod
@@ -98,7 +100,7 @@ class ProviderWebhooks:
         topics = settings.email.ses_sns_topic_arns
         return cls(
             sendgrid=create_sendgrid_webhook_verifier(settings),
-            sns=SnsVerifier(http.fetch_certificate, topic_arns=topics or None),
+            sns=SnsVerifier(http.fetch_certificate, topic_arns=topics) if topics else None,
             get_subscribe_url=http.get_subscribe_url,
         )
 
@@ -131,6 +133,11 @@ def provider_event_routes(
         return JSONResponse(counts)
 
     async def ses(request: Request) -> Response:
+        if webhooks.sns is None:
+            raise NotFound(
+                "SES event webhooks are off: set NOTIFY_SES_SNS_TOPIC_ARNS to the SNS topics "
+                "SES publishes its events to"
+            )
         message = await webhooks.sns.verify(await _bounded_body(request))
         answer: dict[str, Any] = {"type": message.type}
         if message.type == "SubscriptionConfirmation":

@@ -11,6 +11,12 @@ from ``custom_args`` and SES from the headers), the email delivery of that notif
 sent by that provider is used. Events matching no delivery are counted as ``unknown`` and
 change nothing, suppressions included: only mail we sent can disable an address.
 
+**Suppressing.** A bounce or complaint suppresses its address only when it is the
+``recipient`` the matched delivery was sent to (compared trimmed and lower-cased); an
+event naming any other address (or a delivery recorded before recipients were) changes
+the delivery as usual, but suppresses nothing and is logged: a message id alone must not
+let anyone put an arbitrary address on the list.
+
 **Status ordering.** Forward only along ``sent < delivered < opened < clicked``;
 ``bounced`` and ``failed`` end it:
 
@@ -47,8 +53,10 @@ click counters from counting a retried post twice.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -58,7 +66,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from delivery_svc.engagement import count_click, count_open
 from delivery_svc.providers.events import ProviderEvent
-from delivery_svc.suppressions import suppress
+from delivery_svc.suppressions import normalise, suppress
 from notify_core.constants import PROVIDER_EVENT_PRUNE_BATCH, PROVIDER_EVENT_RECEIPT_DAYS
 from notify_core.db.engine import Database
 from notify_core.db.schema import UtcDateTime, provider_event_receipts, utcnow
@@ -76,6 +84,15 @@ _OUR_MESSAGE_ID = re.compile(r"^<([0-9a-fA-F-]{36})\.email@[^<>\s]+>$")
 
 Key = tuple[str, str]
 """(provider, provider_message_id)"""
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """The delivery an event matched."""
+
+    id: str
+    recipient: str | None
 
 
 def _empty_counts() -> dict[str, int]:
@@ -93,14 +110,14 @@ async def apply_events(db: Database, events: Sequence[ProviderEvent]) -> dict[st
     async with db.write() as conn:
         targets = await _match(conn, ordered)
         fresh = await _claim_receipts(conn, ordered, targets)
-        for i, (event, delivery_id) in enumerate(zip(ordered, targets, strict=True)):
-            if delivery_id is None:
+        for i, (event, target) in enumerate(zip(ordered, targets, strict=True)):
+            if target is None:
                 counts["unknown"] += 1
             elif i not in fresh:
                 counts["duplicates"] += 1
             else:
                 counts["matched"] += 1
-                counts["suppressed"] += await _apply(conn, event, delivery_id)
+                counts["suppressed"] += await _apply(conn, event, target)
     await _prune(db)
     return counts
 
@@ -118,36 +135,38 @@ def _our_notification(message_id: str | None) -> str | None:
     return found.group(1).lower() if found else None
 
 
-async def _match(conn: AsyncConnection, events: Sequence[ProviderEvent]) -> list[str | None]:
-    """The delivery id of each event (None: unknown)."""
+async def _match(conn: AsyncConnection, events: Sequence[ProviderEvent]) -> list[_Target | None]:
+    """The delivery of each event (None: unknown)."""
     d = deliveries.c
-    by_provider_id: dict[Key, str] = {}
+    by_provider_id: dict[Key, _Target] = {}
     provider_ids = sorted({e.provider_message_id for e in events if e.provider_message_id})
     for chunk in _chunks(provider_ids):
         result = await conn.execute(
-            sa.select(d.id, d.provider, d.provider_message_id).where(
+            sa.select(d.id, d.recipient, d.provider, d.provider_message_id).where(
                 d.provider_message_id.in_(chunk), d.channel == CHANNEL
             )
         )
         for row in result:
-            by_provider_id[(row.provider, row.provider_message_id)] = row.id
+            by_provider_id[(row.provider, row.provider_message_id)] = _Target(row.id, row.recipient)
 
-    def direct(e: ProviderEvent) -> str | None:
+    def direct(e: ProviderEvent) -> _Target | None:
         return by_provider_id.get((e.provider, e.provider_message_id or ""))
 
-    by_notification: dict[Key, str] = {}
+    by_notification: dict[Key, _Target] = {}
     wanted = sorted(
         {n for e in events if direct(e) is None and (n := _our_notification(e.message_id))}
     )
     for chunk in _chunks(wanted):
         result = await conn.execute(
-            sa.select(d.id, d.provider, d.notification_id).where(
+            sa.select(d.id, d.recipient, d.provider, d.notification_id).where(
                 d.notification_id.in_(chunk), d.channel == CHANNEL
             )
         )
         for row in result:
-            by_notification[(row.provider or "", row.notification_id)] = row.id
-    out: list[str | None] = []
+            by_notification[(row.provider or "", row.notification_id)] = _Target(
+                row.id, row.recipient
+            )
+    out: list[_Target | None] = []
     for e in events:
         found = direct(e)
         if found is None:
@@ -170,7 +189,7 @@ def receipt_key(event: ProviderEvent) -> str | None:
 
 
 async def _claim_receipts(
-    conn: AsyncConnection, events: Sequence[ProviderEvent], targets: Sequence[str | None]
+    conn: AsyncConnection, events: Sequence[ProviderEvent], targets: Sequence[_Target | None]
 ) -> set[int]:
     """Record the receipts of the matched events; answer the indexes of the events to
     apply now (no event id, or a receipt not seen before, first of its key in the batch)."""
@@ -242,9 +261,26 @@ def _error_text(event: ProviderEvent) -> str:
     return f"{text}: {event.detail}" if event.detail else text
 
 
-async def _apply(conn: AsyncConnection, event: ProviderEvent, delivery_id: str) -> int:
+async def _suppress(conn: AsyncConnection, event: ProviderEvent, target: _Target) -> bool:
+    """Suppress the event's address if it is the one the delivery went to."""
+    if target.recipient is None or normalise(event.address) != normalise(target.recipient):
+        log.warning(
+            "%s %s event for %r ignored for suppression: delivery %s went to %r",
+            event.provider,
+            event.kind,
+            event.address,
+            target.id,
+            target.recipient,
+        )
+        return False
+    reason = "complaint" if event.kind == "complained" else "bounce"
+    return await suppress(conn, event.address, reason, event.provider, event.detail)
+
+
+async def _apply(conn: AsyncConnection, event: ProviderEvent, target: _Target) -> int:
     """Apply one matched event; answer 1 when it put its address on the suppression list."""
     d = deliveries.c
+    delivery_id = target.id
     values: dict[str, Any] | None = None
     suppressed = False
     if event.kind == "opened":
@@ -256,10 +292,10 @@ async def _apply(conn: AsyncConnection, event: ProviderEvent, delivery_id: str) 
     elif event.kind == "complained":
         values = _delivered_values(event.at)
         del values["error_message"]
-        suppressed = await suppress(conn, event.address, "complaint", event.provider, event.detail)
+        suppressed = await _suppress(conn, event, target)
     elif event.kind == "bounced":
         values = _ended_values("bounced", _error_text(event))
-        suppressed = await suppress(conn, event.address, "bounce", event.provider, event.detail)
+        suppressed = await _suppress(conn, event, target)
     elif event.kind == "dropped":
         values = _ended_values("failed", _error_text(event))
     elif event.kind == "deferred":

@@ -11,8 +11,11 @@ A batch of jobs goes through four steps:
    twice.
 2. **Send** the claimed ones concurrently through the channel.
 3. **Record** every outcome in one transaction *before* acknowledging: sent (with the
-   provider's message id), retrying (with the time of the next try and its delayed job),
-   or failed (dead letter: permanent errors, or the retry schedule spent).
+   provider's message id), retrying (with the time of the next try, its error, and its
+   delayed job staged in that same transaction, so a retry is never left without a job),
+   or failed (dead letter: permanent errors, or the retry schedule spent). If the database
+   connection drops, the record is tried again for up to half the lease: the sends went
+   out, and a lease left to run out would send them all again.
 4. **Acknowledge** the jobs.
 
 A crash between 2 and 3 is the one place a message can go out twice: the provider took it
@@ -24,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -44,9 +48,8 @@ from notify_core.constants import (
 from notify_core.db.engine import Database
 from notify_core.db.schema import notification_deliveries as deliveries
 from notify_core.db.schema import notifications
-from notify_core.errors import DeliveryError, NotifyError
+from notify_core.errors import DeliveryError, NotifyError, Unavailable
 from notify_core.queue.base import Delivery, Message, WorkQueue, job_ids
-from notify_core.queue.database import same_transaction_queue
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +94,7 @@ class DeliveryWorker:
         *,
         concurrency: Mapping[str, int],
         schedule: Sequence[float],
+        lease: float = SEND_LEASE_SECONDS,
         draw: Callable[[], float] = random.random,
     ) -> None:
         self._db = database
@@ -98,8 +102,8 @@ class DeliveryWorker:
         self._channel = channel
         self._concurrency = concurrency
         self._schedule = tuple(schedule)
+        self._lease = lease
         self._draw = draw
-        self._same_txn = same_transaction_queue(queue, database)
         self.counters = Counters()
 
     @property
@@ -129,6 +133,7 @@ class DeliveryWorker:
     async def handle(self, batch: list[Delivery]) -> None:
         ids = job_ids(batch, log)
         try:
+            claimed_at = time.monotonic()
             claimed, later = await self._claim(ids)
             if later:
                 await self._queue.publish(
@@ -138,20 +143,13 @@ class DeliveryWorker:
                 )
             results = await self._channel.send_all(claimed) if claimed else []
             outcomes = [self._outcome(r, res) for r, res in zip(claimed, results, strict=True)]
-            retries = await self._record(outcomes)
-            if retries and self._same_txn is None:
-                for delay, messages in retries.items():
-                    await self._publish_retries(messages, delay)
+            await self._record_while_leased(outcomes, claimed_at)
         except NotifyError as exc:
             log.warning("delivery batch failed (%s); jobs go back to the queue", exc)
             await self._queue.nack(batch)
             await asyncio.sleep(0.5)
             return
         await self._queue.ack(batch)
-
-    async def _publish_retries(self, messages: list[tuple[str, Message]], delay: float) -> None:
-        for queue, batch in _by_queue(messages).items():
-            await self._queue.publish(queue, batch, delay=delay)
 
     async def _claim(
         self, ids: list[str]
@@ -161,7 +159,7 @@ class DeliveryWorker:
         if not ids:
             return [], []
         now = datetime.now(UTC)
-        lease = now + timedelta(seconds=SEND_LEASE_SECONDS)
+        lease = now + timedelta(seconds=self._lease)
         d = deliveries.c
         claimable = sa.or_(
             d.status == "pending",
@@ -211,10 +209,25 @@ class DeliveryWorker:
         )
         return _Outcome(row, result, wait)
 
-    async def _record(self, outcomes: list[_Outcome]) -> dict[float, list[tuple[str, Message]]]:
-        """Write every outcome in one transaction; answer the retry jobs by delay."""
+    async def _record_while_leased(self, outcomes: list[_Outcome], claimed_at: float) -> None:
+        """``_record``, tried again while the database is unavailable, until half the lease
+        of these claims has passed (then the error goes up and the lease decides)."""
+        pause = 0.1
+        while True:
+            try:
+                await self._record(outcomes)
+                return
+            except Unavailable as exc:
+                if time.monotonic() + pause - claimed_at > self._lease / 2:
+                    raise
+                log.warning("recording %d sends failed (%s); trying again", len(outcomes), exc)
+            await asyncio.sleep(pause)
+            pause = min(2 * pause, 2.0)
+
+    async def _record(self, outcomes: list[_Outcome]) -> None:
+        """Write every outcome, and stage the retry jobs, in one transaction."""
         if not outcomes:
-            return {}
+            return
         now = datetime.now(UTC)
         d = deliveries.c
         sent, failed, retrying = [], [], []
@@ -227,6 +240,7 @@ class DeliveryWorker:
                         "b_id": row["delivery_id"],
                         "b_provider": o.result.provider,
                         "b_pmid": o.result.provider_message_id,
+                        "b_rcpt": o.result.recipient,
                     }
                 )
                 continue
@@ -261,6 +275,7 @@ class DeliveryWorker:
                         "status": "sent",
                         "provider": b("b_provider"),
                         "provider_message_id": b("b_pmid"),
+                        "recipient": b("b_rcpt"),
                         "sent_at": now,
                         "error_message": None,
                         "hold_until": None,
@@ -284,14 +299,15 @@ class DeliveryWorker:
                 if params:
                     stmt = deliveries.update().where(d.id == b("b_id")).values(**values)
                     await conn.execute(stmt, params)
-            if self._same_txn is not None:
-                for delay, messages in retries.items():
-                    for queue, batch in _by_queue(messages).items():
-                        await self._same_txn.publish_in(conn, queue, batch, delay=delay)
+            staged = [
+                await self._queue.stage(conn, queue, batch, delay=delay)
+                for delay, messages in retries.items()
+                for queue, batch in _by_queue(messages).items()
+            ]
+        self._queue.flush(staged)
         self.counters.sent += len(sent)
         self.counters.failed += len(failed)
         self.counters.retried += len(retrying)
-        return retries
 
 
 def _by_queue(messages: list[tuple[str, Message]]) -> dict[str, list[Message]]:

@@ -284,7 +284,7 @@ class DigestRunner:
         resolved = templates.get(locale)
         if resolved is not None:
             try:
-                return resolved.render(data, notification)
+                return await resolved.render(data, notification)
             except InvalidArgument as exc:
                 log.warning(
                     "digest template %r (locale %r) failed (%s); the built-in one is used",
@@ -293,7 +293,7 @@ class DigestRunner:
                     exc,
                 )
                 templates[locale] = None
-        return self._renderer.render(BUILT_IN, data, notification, lambda name: None)
+        return await self._renderer.render_async(BUILT_IN, data, notification, lambda name: None)
 
     def _outcomes(self, chunk: list[_Due], run: Run, counts: Counts) -> tuple[Batch, _Delta]:
         """What the batch came to: rows to write, next due times, counts."""

@@ -1,12 +1,11 @@
-"""Accepting notifications: group commit to the database, then the routing jobs.
+"""Accepting notifications: group commit of the rows and their routing jobs.
 
-"Accepted" means durable: ``Ingest.send`` returns only after the notifications are committed
-(and, when the queue answers, their routing jobs confirmed). Concurrent sends are committed
-together in one transaction (group commit): while one group is being written, the next one
-gathers, so throughput grows with load instead of paying one commit per request.
-
-If the queue is down after the commit, the send still succeeds: the rows stay ``accepted``
-and :mod:`ingest_svc.relay` publishes their jobs once the queue is back.
+"Accepted" means durable: ``Ingest.send`` returns only after the notifications and their
+routing jobs are committed, in one transaction (the jobs are staged in the work queue's
+outbox, or are rows of the database queue). Concurrent sends are committed together
+(group commit): while one group is being written, the next one gathers, so throughput
+grows with load instead of paying one commit per request. RabbitMQ being away does not
+fail a send: the outbox relay publishes the jobs once it is back.
 """
 
 from __future__ import annotations
@@ -29,8 +28,7 @@ from notify_core.constants import MAX_BATCH, PRIORITY_NAMES, QUEUE_ROUTE
 from notify_core.db.engine import Database
 from notify_core.db.schema import notifications
 from notify_core.errors import InvalidArgument, NotifyError, QueueUnavailable
-from notify_core.queue.base import Message, WorkQueue
-from notify_core.queue.database import same_transaction_queue
+from notify_core.queue.base import Message, Staged, WorkQueue
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +60,6 @@ class Ingest:
         self._pending: list[_Pending] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._publishes: set[asyncio.Task[None]] = set()
-        self._publish_slots = asyncio.Semaphore(4)
-        # With the queue in the same database, a notification and its routing job are
-        # written in one transaction: one durable step, one commit.
-        self._same_txn = same_transaction_queue(queue, database)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._flusher(), name="ingest-group-commit")
@@ -75,8 +68,6 @@ class Ingest:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        if self._publishes:
-            await asyncio.gather(*self._publishes, return_exceptions=True)
         for p in self._pending:
             if not p.done.done():
                 p.done.set_exception(QueueUnavailable("ingest is shutting down"))
@@ -124,7 +115,7 @@ class Ingest:
 
     async def _commit_group(self, group: list[_Pending]) -> None:
         try:
-            answers, fresh = await self._store([p.items for p in group])
+            answers, staged = await self._store([p.items for p in group])
         except NotifyError as exc:
             for p in group:
                 p.done.set_exception(exc)
@@ -136,11 +127,10 @@ class Ingest:
             log.exception("commit of one send failed")
             group[0].done.set_exception(exc)
             return
-        # The commit is done; publishing the jobs overlaps with the next group's commit.
-        await self._publish_slots.acquire()
-        task = asyncio.create_task(self._publish_then_answer(group, answers, fresh))
-        self._publishes.add(task)
-        task.add_done_callback(self._publishes.discard)
+        self._queue.flush([staged])
+        for p, ids in zip(group, answers, strict=True):
+            if not p.done.done():
+                p.done.set_result(ids)
 
     async def _commit_one_by_one(self, group: list[_Pending], exc: Exception) -> None:
         """After ``group`` failed together for a reason that is not the backend's (one send
@@ -152,31 +142,12 @@ class Ingest:
         for p in group:
             await self._commit_group([p])
 
-    async def _publish_then_answer(
-        self, group: list[_Pending], answers: list[list[str]], fresh: list[NewNotification]
-    ) -> None:
-        try:
-            if fresh:
-                await self._queue.publish(
-                    QUEUE_ROUTE, [route_message(n.id, n.priority) for n in fresh]
-                )
-        except QueueUnavailable as exc:
-            log.warning("routing jobs not published (%s); the relay will publish them", exc)
-        except Exception:
-            log.exception("routing jobs not published; the relay will publish them")
-        finally:
-            self._publish_slots.release()
-        for p, ids in zip(group, answers, strict=True):
-            if not p.done.done():
-                p.done.set_result(ids)
-
-    async def _store(
-        self, groups: list[list[NewNotification]]
-    ) -> tuple[list[list[str]], list[NewNotification]]:
-        """Insert every notification of every group in one transaction.
+    async def _store(self, groups: list[list[NewNotification]]) -> tuple[list[list[str]], Staged]:
+        """Insert every notification of every group, and the routing jobs of the new ones,
+        in one transaction.
 
         Answers the ids per group (earlier ids for repeated idempotency keys) and the
-        notifications that were new.
+        staged routing jobs.
         """
         first: dict[tuple[str, str], str] = {}
         unique: list[NewNotification] = []
@@ -203,7 +174,7 @@ class Ingest:
                 "template": n.template,
                 "locale": n.locale,
                 "created_at": n.created_at,
-                "group_key": n.group_key or n.type,  # stored resolved: dedup looks it up
+                "group_key": n.group_key,  # none: never merged
                 "send_at": n.send_at,
                 "state": "accepted" if n.send_at is None else "scheduled",
             }
@@ -240,10 +211,9 @@ class Ingest:
                     or existing.get((n.user_id, n.idempotency_key)) == n.id
                 )
             ]
-            if self._same_txn is not None:
-                await self._same_txn.publish_in(
-                    conn, QUEUE_ROUTE, [route_message(n.id, n.priority) for n in fresh]
-                )
+            staged = await self._queue.stage(
+                conn, QUEUE_ROUTE, [route_message(n.id, n.priority) for n in fresh]
+            )
         for key, nid in existing.items():
             first[key] = nid
         answers = [
@@ -253,7 +223,7 @@ class Ingest:
             ]
             for items in groups
         ]
-        return answers, fresh
+        return answers, staged
 
     @staticmethod
     async def _existing_keys(

@@ -1,8 +1,7 @@
 """Sending to a topic: accept once, fan out to every subscriber in batches.
 
-``TopicSends.send`` validates the notification, stores one ``topic_sends`` row and its
-fan-out job (in one transaction with the queue in the database, else commit then a
-confirmed publish) and answers: the send is durable from then on.
+``TopicSends.send`` validates the notification, stores one ``topic_sends`` row and stages
+its fan-out job in the same transaction, and answers: the send is durable from then on.
 
 The fan-out consumer walks the topic's subscribers in user-id order, ``FANOUT_BATCH`` at a
 time, never holding more than one batch: each batch is handed to :class:`Ingest` as one
@@ -17,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -27,12 +26,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from ingest_svc.core import Ingest
 from ingest_svc.validate import validate_send
-from notify_core.constants import FANOUT_BATCH, PRIORITY_NAMES, QUEUE_FANOUT, RELAY_AFTER_SECONDS
+from notify_core.constants import FANOUT_BATCH, PRIORITY_NAMES, QUEUE_FANOUT
 from notify_core.db.engine import Database
 from notify_core.db.schema import new_id, topic_sends, topic_subscriptions
-from notify_core.errors import NotFound, NotifyError
+from notify_core.errors import NotFound
 from notify_core.queue.base import Delivery, Message, WorkQueue
-from notify_core.queue.database import same_transaction_queue
 from preference_svc.topics import check_topic
 
 log = logging.getLogger(__name__)
@@ -54,7 +52,6 @@ class TopicSends:
         self._queue = queue
         self._ingest = ingest
         self._batch = batch
-        self._same_txn = same_transaction_queue(queue, database)
 
     async def send(self, topic: str, request: ingest_pb2.SendRequest) -> str:
         """Accept ``request`` for every subscriber of ``topic``; answer the send's id."""
@@ -90,13 +87,8 @@ class TopicSends:
                     return str(first)
             else:
                 await conn.execute(insert, [row])
-            if self._same_txn is not None:
-                await self._same_txn.publish_in(conn, QUEUE_FANOUT, [job])
-        if self._same_txn is None:
-            try:
-                await self._queue.publish(QUEUE_FANOUT, [job])
-            except NotifyError as exc:
-                log.warning("fan-out job of %s not published (%s); the relay will", send_id, exc)
+            staged = await self._queue.stage(conn, QUEUE_FANOUT, [job])
+        self._queue.flush([staged])
         return send_id
 
     async def get(self, send_id: str) -> dict[str, Any]:
@@ -188,27 +180,3 @@ class TopicSends:
                 )
             if finished:
                 return done
-
-
-async def relay_topic_sends(
-    database: Database, queue: WorkQueue, *, older_than: float = 3 * RELAY_AFTER_SECONDS
-) -> int:
-    """Publish the fan-out job of every send pending and untouched for ``older_than``."""
-    cutoff = datetime.now(UTC) - timedelta(seconds=older_than)
-    async with database.read() as conn:
-        rows = (
-            await conn.execute(
-                sa.select(topic_sends.c.id, topic_sends.c.request)
-                .where(topic_sends.c.state == "pending", topic_sends.c.updated_at < cutoff)
-                .limit(1_000)
-            )
-        ).all()
-    if rows:
-        jobs = [fanout_message(r.id, _priority_name(r.request.get("priority"))) for r in rows]
-        await queue.publish(QUEUE_FANOUT, jobs)
-    return len(rows)
-
-
-def _priority_name(value: Any) -> str:
-    """The stored request's priority (proto JSON enum name) as a queue priority name."""
-    return {"PRIORITY_HIGH": "high", "PRIORITY_LOW": "low"}.get(str(value), "normal")

@@ -67,6 +67,13 @@ class Authenticator:
             raise InvalidArgument("token.sub", f"must be at most {MAX_USER_ID} characters")
         return check_text(sub, "token.sub")
 
+    def session(self, token: str) -> tuple[str, float]:
+        """The user id of a valid, unexpired token (:meth:`user`) and when it expires
+        (its ``exp``, seconds since the epoch): a live connection lasts no longer."""
+        user_id = self.user(token)
+        claims = jwt.decode(token, options={"verify_signature": False})
+        return user_id, float(claims["exp"])
+
 
 def issue_user_token(secret: str, user_id: str, ttl: float = 3600.0) -> str:
     """Mint a user token (for tests, the CLI and the README tour)."""

@@ -13,6 +13,8 @@ import sys
 from notify_core.config import Settings, load_settings
 from notify_core.errors import ConfigError, NotifyError
 from notify_core.node import SERVICES, Node
+from notify_core.reach import check_backends
+from notify_core.redact import RedactingFormatter, redact
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -87,16 +89,30 @@ async def _run(settings: Settings, services: tuple[str, ...], migrate: bool) -> 
     await node.stop()
 
 
+def _configure_logging(level: str) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
+
+
+def _fail(message: str, status: int) -> int:
+    print(f"notify: {redact(message)}", file=sys.stderr)
+    return status
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = load_settings()
+        if args.command != "token":
+            # Before logging is set up: an unreachable backend is one line, not the
+            # connection library's log of its attempts.
+            asyncio.run(check_backends(settings))
     except ConfigError as exc:
-        print(f"notify: configuration error: {exc}", file=sys.stderr)
-        return 2
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+        return _fail(f"configuration error: {exc}", 2)
+    except NotifyError as exc:
+        return _fail(str(exc), 1)
+    _configure_logging(settings.log_level)
     try:
         if args.command == "migrate":
             from notify_core.db.migrate import upgrade
@@ -120,14 +136,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             asyncio.run(_run(settings, (args.service,), migrate=False))
     except ConfigError as exc:
-        print(f"notify: configuration error: {exc}", file=sys.stderr)
-        return 2
-    except NotifyError as exc:
-        print(f"notify: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        print(f"notify: {exc}", file=sys.stderr)
-        return 1
+        return _fail(f"configuration error: {exc}", 2)
+    except (NotifyError, OSError) as exc:
+        return _fail(str(exc), 1)
     return 0
 
 

@@ -17,16 +17,21 @@ from dotenv import dotenv_values
 
 from notify_core.config_digest import DigestSettings, digest_settings
 from notify_core.config_email import EmailSettings, email_settings
+from notify_core.config_names import DeclaredEnv, check_known
 from notify_core.config_webhook import WebhookSettings, webhook_settings
 from notify_core.constants import CHANNEL_NAMES as CHANNELS
 from notify_core.constants import (
     EDGE_PROCESSES_MAX,
+    HTTP_HEADER_TIMEOUT_SECONDS,
+    HTTP_IDLE_TIMEOUT_SECONDS,
     MAX_CONNECTIONS_PER_USER_DEFAULT,
     PRESENCE_TTL_SECONDS,
+    SEND_LEASE_SECONDS,
     SHUTDOWN_GRACE_SECONDS,
 )
 from notify_core.errors import ConfigError
 from notify_core.ratelimit import DEFAULT_LIMITS, Limit, RateRules
+from notify_core.redact import redact_url
 
 N = TypeVar("N", int, float)
 
@@ -81,6 +86,9 @@ class Settings:
         default_factory=lambda: {"high": 50, "normal": 30, "low": 20}
     )
     """NOTIFY_DELIVERY_CONCURRENCY: sends in flight per channel and priority (5:3:2)."""
+    send_lease: float = SEND_LEASE_SECONDS
+    """NOTIFY_SEND_LEASE: seconds a delivery being sent is held by its worker; one held by a
+    worker that died is sent again once it runs out."""
     breaker_threshold: int = 5
     """NOTIFY_BREAKER_THRESHOLD: failures in a row that open a provider's breaker."""
     breaker_reset: float = 30.0
@@ -101,6 +109,12 @@ class Settings:
     presence_ttl: float = PRESENCE_TTL_SECONDS
     """NOTIFY_PRESENCE_TTL: seconds a presence entry lives unless refreshed (every third of
     it); the users of an edge process that died go offline within it."""
+    http_header_timeout: float = HTTP_HEADER_TIMEOUT_SECONDS
+    """NOTIFY_HTTP_HEADER_TIMEOUT: seconds a client has to send a request's headers (from
+    its connect, or from the first byte of a later request); then the connection is closed."""
+    http_idle_timeout: float = HTTP_IDLE_TIMEOUT_SECONDS
+    """NOTIFY_HTTP_IDLE_TIMEOUT: seconds a keep-alive connection may sit idle between
+    requests before it is closed."""
 
     @property
     def database_kind(self) -> str:
@@ -155,7 +169,7 @@ def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str | N
     raw = raw.strip()
     if not raw.startswith(tuple(f"{s}://" for s in schemes)):
         allowed = ", ".join(f"{s}://" for s in schemes)
-        raise ConfigError(f"{name} must start with one of {allowed}; got {raw!r}")
+        raise ConfigError(f"{name} must start with one of {allowed}; got {redact_url(raw)!r}")
     return raw
 
 
@@ -254,11 +268,14 @@ def _concurrency(env: Mapping[str, str]) -> dict[str, int]:
 def load_settings(
     environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
 ) -> Settings:
-    """Read settings from ``environ`` (default ``os.environ``) over an optional ``.env`` file."""
-    env: dict[str, str] = {}
+    """Read settings from ``environ`` (default ``os.environ``) over an optional ``.env`` file;
+    a ``NOTIFY_*`` name in either that is not a setting is refused (a typo)."""
+    values: dict[str, str] = {}
     if env_file is not None and Path(env_file).is_file():
-        env.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
-    env.update(os.environ if environ is None else environ)
+        values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    values.update(os.environ if environ is None else environ)
+    check_known(values)
+    env = DeclaredEnv(values)
 
     database_url = (
         _url(env, "NOTIFY_DATABASE_URL", ("sqlite", "postgresql+psycopg", "postgresql"))
@@ -317,6 +334,7 @@ def load_settings(
         scheduler_interval=_float(env, "NOTIFY_SCHEDULER_INTERVAL", 1.0, 0.01, 3600.0),
         retry_schedule=_retry_schedule(env),
         delivery_concurrency=_concurrency(env),
+        send_lease=_float(env, "NOTIFY_SEND_LEASE", SEND_LEASE_SECONDS, 1.0, 86_400.0),
         breaker_threshold=_int(env, "NOTIFY_BREAKER_THRESHOLD", 5, 1, 1_000),
         breaker_reset=_float(env, "NOTIFY_BREAKER_RESET", 30.0, 0.01, 86_400.0),
         # -- edge processes, connection limits, shutdown --
@@ -327,4 +345,10 @@ def load_settings(
         ),
         shutdown_grace=_float(env, "NOTIFY_SHUTDOWN_GRACE", SHUTDOWN_GRACE_SECONDS, 0.0, 3_600.0),
         presence_ttl=_float(env, "NOTIFY_PRESENCE_TTL", PRESENCE_TTL_SECONDS, 0.5, 86_400.0),
+        http_header_timeout=_float(
+            env, "NOTIFY_HTTP_HEADER_TIMEOUT", HTTP_HEADER_TIMEOUT_SECONDS, 0.1, 3_600.0
+        ),
+        http_idle_timeout=_float(
+            env, "NOTIFY_HTTP_IDLE_TIMEOUT", HTTP_IDLE_TIMEOUT_SECONDS, 0.1, 3_600.0
+        ),
     )

@@ -18,8 +18,8 @@
     Credentials come from the usual AWS chain (``AWS_ACCESS_KEY_ID``..., profile, role).
 ``NOTIFY_SES_SNS_TOPIC_ARNS`` (unset)
     Comma-separated ARNs of the SNS topics SES publishes its events to: ``/webhooks/ses``
-    accepts (and confirms subscriptions of) these topics only. Unset accepts any topic,
-    which lets any AWS account subscribe the endpoint: set it in production.
+    accepts (and confirms subscriptions of) these topics only. Unset turns the endpoint
+    off (404).
 ``NOTIFY_SENDGRID_API_KEY`` (required for sendgrid),
 ``NOTIFY_SENDGRID_BASE_URL`` (``https://api.sendgrid.com``)
 ``NOTIFY_SENDGRID_WEBHOOK_PUBLIC_KEY`` (unset)
@@ -47,6 +47,7 @@ from notify_core.constants import (
     SMTP_STARTTLS_MODES,
 )
 from notify_core.errors import ConfigError
+from notify_core.redact import redact_url
 
 _REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 _TOPIC_ARN_RE = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]{1,256}$")
@@ -99,7 +100,7 @@ def _whole(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) ->
 def _http_url(env: Mapping[str, str], name: str) -> str | None:
     raw = _text(env, name)
     if raw is not None and not raw.startswith(("http://", "https://")):
-        raise ConfigError(f"{name} must start with http:// or https://; got {raw!r}")
+        raise ConfigError(f"{name} must start with http:// or https://; got {redact_url(raw)!r}")
     return raw.rstrip("/") if raw else None
 
 

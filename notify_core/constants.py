@@ -42,11 +42,8 @@ DELIVERY_QUEUES: Final = tuple(
 QUEUES: Final = (QUEUE_ROUTE, QUEUE_FANOUT, *DELIVERY_QUEUES)
 """Every queue a node declares at start (publishers and consumers alike)."""
 SEND_LEASE_SECONDS: Final = 60.0
-"""A delivery being sent is leased this long; a crashed worker's lease runs out and another
-worker may take it."""
-DELIVERY_RELAY_AFTER_SECONDS: Final = 60.0
-"""A delivery waiting (pending, retrying, or leased) this long past its time without a
-worker gets its job published again."""
+"""A delivery being sent is leased this long (``NOTIFY_SEND_LEASE``); a crashed worker's
+lease runs out and another worker may take it."""
 SCHEDULER_BATCH: Final = 500
 """Due scheduled sends, or due held deliveries, released per transaction."""
 FANOUT_BATCH: Final = 1_000
@@ -66,6 +63,15 @@ QUEUE_POLL_SECONDS: Final = 0.05
 QUEUE_IDLE_POLL_SECONDS: Final = 0.5
 """Database queue: the idle poll interval backs off up to this."""
 QUEUE_CONFIRM_TIMEOUT_SECONDS: Final = 10.0
+OUTBOX_SWEEP_AFTER_SECONDS: Final = 5.0
+"""An outbox row this old was not handed over by its process (it died, or RabbitMQ did not
+confirm): the relay's sweep publishes it."""
+OUTBOX_SWEEP_INTERVAL_SECONDS: Final = 2.0
+"""How often each process's outbox relay looks for rows left behind."""
+OUTBOX_BATCH: Final = 1_000
+"""Rows published per sweep transaction."""
+OUTBOX_MAX_PENDING: Final = 100_000
+"""Jobs handed over and waiting for the relay in memory; past this they wait for the sweep."""
 """RabbitMQ: a publish not confirmed within this raises ``QueueUnavailable``."""
 QUEUE_RECONNECT_MAX_SECONDS: Final = 30.0
 """RabbitMQ: longest wait between two reconnection attempts."""
@@ -128,8 +134,17 @@ def last_seen_key(namespace: str, user_id: str) -> str:
 
 def subscriber_client_name(namespace: str) -> str:
     """``CLIENT SETNAME`` of a node's dedicated pub/sub connection (visible in CLIENT LIST)."""
-    safe = "".join(c if c.isprintable() and not c.isspace() else "_" for c in namespace)
-    return f"{safe}:subscriber"
+    return f"{_redis_safe(namespace)}:subscriber"
+
+
+def cache_client_name(namespace: str) -> str:
+    """``CLIENT SETNAME`` of a node's pooled connections (cache, publishing, presence,
+    rate limits), so that operators can tell a deployment's clients apart in CLIENT LIST."""
+    return f"{_redis_safe(namespace)}:cache"
+
+
+def _redis_safe(namespace: str) -> str:
+    return "".join(c if c.isprintable() and not c.isspace() else "_" for c in namespace)
 
 
 # --- limits on input --------------------------------------------------------------------
@@ -193,6 +208,12 @@ MAX_RENDERED_CHARS: Final = 1_000_000
 MAX_TEMPLATE_REPEAT: Final = 100_000
 """Longest string or list a template may build with ``*``; ``**`` may build integers of at
 most eight times as many bits."""
+TEMPLATE_MAX_STEPS: Final = 100_000
+"""Loop iterations and calls one render may take (all its parts together)."""
+TEMPLATE_MAX_CPU_SECONDS: Final = 1.0
+"""CPU time one render may use (its thread's, so a busy machine does not count)."""
+TEMPLATE_RENDER_THREADS: Final = 4
+"""Threads rendering templates per process, off the event loop."""
 TEMPLATE_CACHE_SIZE: Final = 1_024
 """Compiled templates kept per process (least recently used dropped first)."""
 
@@ -205,8 +226,6 @@ PRESENCE_REFRESH_STEP_SECONDS: Final = 1.0
 them once per third of the presence TTL."""
 LAST_SEEN_TTL_SECONDS: Final = 30 * 24 * 3600.0
 """How long a user's last-seen time is kept after their last connect, refresh or disconnect."""
-RELAY_AFTER_SECONDS: Final = 10.0
-"""An accepted notification not routed after this long is published to the queue again."""
 
 # --- live clients (WebSocket and SSE) ---------------------------------------------------
 LIVE_SEND_QUEUE: Final = 1_000
@@ -219,7 +238,10 @@ MAX_RESUME_ID: Final = 64
 SSE_KEEPALIVE_SECONDS: Final = 15.0
 """An idle event stream gets a comment line this often, so proxies keep it open."""
 SSE_CLOSE_TIMEOUT_SECONDS: Final = 5.0
-"""A stream dropped for overflow gets this long to take its last frame; then it is cut."""
+"""A stream dropped (overflow, expired token) gets this long to take its last frame; then
+its connection is reset."""
+CLOSE_TOKEN_EXPIRED: Final = 4001
+"""WebSocket close code: the token the connection was opened with expired (its ``exp``)."""
 
 # --- email providers --------------------------------------------------------------------
 EMAIL_PROVIDERS: Final = ("smtp", "ses", "sendgrid")
@@ -242,6 +264,10 @@ SENDGRID_TIMEOUT_SECONDS: Final = 15.0
 SENDGRID_MAX_CONNECTIONS: Final = 20
 SENDGRID_SIGNATURE_HEADER: Final = "X-Twilio-Email-Event-Webhook-Signature"
 SENDGRID_TIMESTAMP_HEADER: Final = "X-Twilio-Email-Event-Webhook-Timestamp"
+SENDGRID_SIGNATURE_MAX_AGE_SECONDS: Final = 600.0
+"""Oldest signed timestamp of a SendGrid event post accepted (a replay window)."""
+SENDGRID_SIGNATURE_MAX_SKEW_SECONDS: Final = 60.0
+"""How far in the future a signed timestamp may be (clock skew)."""
 SNS_CERT_HOST_PATTERN: Final = r"sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?"
 """Hosts SNS signing certificates (and subscribe URLs) are accepted from."""
 SNS_CERT_CACHE_SIZE: Final = 16
@@ -329,7 +355,14 @@ EDGE_FD_RESERVE: Final = 1_024
 """Open files an edge process keeps for everything but live connections: the database and
 Redis pools, gRPC, plain HTTP requests, logs."""
 EDGE_HTTP_HEADROOM: Final = 256
-"""Plain HTTP connections served above the live ones before uvicorn answers 503."""
+"""Plain HTTP requests (not WebSocket or SSE) in flight at once in one edge process; the
+next is answered 503 until one finishes. Idle connections do not count."""
+HTTP_HEADER_TIMEOUT_SECONDS: Final = 10.0
+"""Default of ``NOTIFY_HTTP_HEADER_TIMEOUT``: how long a client has to send a request's
+headers (from its connect, or from the first byte of a later request)."""
+HTTP_IDLE_TIMEOUT_SECONDS: Final = 30.0
+"""Default of ``NOTIFY_HTTP_IDLE_TIMEOUT``: how long a keep-alive connection may sit idle
+between requests."""
 EDGE_RESTART_BACKOFF_SECONDS: Final = (0.2, 10.0)
 """First and longest wait before an edge process that died is started again."""
 EDGE_DATABASE_POOL: Final = 3

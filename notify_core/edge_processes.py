@@ -7,7 +7,7 @@ picks it, when ``NOTIFY_HTTP_PORT`` is 0) for as long as the node lives; then ea
 spreads new connections across the listening children. Each child is a :class:`Node`
 running only ``realtime`` without gRPC: its own hub, database and Redis pools and limits;
 it sends through IngestService over gRPC — this node's own when it runs ingest (one
-ingest, one relay, one topic fan-out per node), else ``NOTIFY_INGEST_TARGET``.
+ingest and one topic fan-out per node), else ``NOTIFY_INGEST_TARGET``.
 
 Live events cross processes (and nodes) through Redis pub/sub, hence Redis is required.
 A child that dies is started again, after a back-off that grows while it keeps dying; the

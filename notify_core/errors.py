@@ -6,10 +6,12 @@
     ├── InvalidArgument      bad input; ``field`` names what is wrong   → INVALID_ARGUMENT / 400
     │   └── TooLarge         a request body over its limit (not read past it)       → 413
     ├── Unauthenticated      missing or bad credentials                → UNAUTHENTICATED / 401
+    ├── PermissionDenied     known caller, not allowed to do this      → PERMISSION_DENIED / 403
     ├── NotFound             no such thing for this caller              → NOT_FOUND / 404
     ├── Unavailable          a backend (database, queue, cache) is down → UNAVAILABLE / 503
     │   ├── QueueUnavailable
     │   ├── CacheUnavailable
+    │   ├── BackendUnreachable  a configured backend does not answer at start (names its variable)
     │   └── LeaseLost        a node's lease (the digest scheduler's) went to another
     ├── TooManyConnections   a live-connection limit is reached → RESOURCE_EXHAUSTED / 503;
     │                        a WebSocket is closed with its ``ws_close_code``
@@ -74,6 +76,12 @@ class Unauthenticated(NotifyError):
     grpc_status = grpc.StatusCode.UNAUTHENTICATED
 
 
+class PermissionDenied(NotifyError):
+    code = "permission_denied"
+    http_status = 403
+    grpc_status = grpc.StatusCode.PERMISSION_DENIED
+
+
 class NotFound(NotifyError):
     code = "not_found"
     http_status = 404
@@ -92,6 +100,11 @@ class QueueUnavailable(Unavailable):
 
 class CacheUnavailable(Unavailable):
     """The cache / pub-sub / presence backend cannot be reached."""
+
+
+class BackendUnreachable(Unavailable):
+    """A configured database, Redis or RabbitMQ does not answer at start; the message names
+    the variable and the URL (password hidden)."""
 
 
 class LeaseLost(Unavailable):

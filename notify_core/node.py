@@ -97,7 +97,6 @@ class Node:
         from ingest_svc import service as ingest_service
         from ingest_svc.client import IngestApi, LocalIngest, RemoteIngest
         from ingest_svc.core import Ingest
-        from ingest_svc.relay import run_relay
         from ingest_svc.topics import TopicSends
 
         ingest_api: IngestApi | None = None
@@ -109,7 +108,6 @@ class Node:
             ingest_api = LocalIngest(ingest, topics)
             specs.append(ingest_service.spec(ingest, topics))
             self._spawn(topics.run(), "fanout")
-            self._spawn(run_relay(db, queue), "relay")
         if "router" in self.services:
             from router_svc import service as router_service
             from router_svc.inputs import Routing
@@ -143,7 +141,14 @@ class Node:
             from preference_svc.devices import DeviceStore
             from preference_svc.topics import TopicStore
 
-            specs.append(preference_service.spec(prefs, DeviceStore(db, prefs), TopicStore(db)))
+            specs.append(
+                preference_service.spec(
+                    prefs,
+                    DeviceStore(db, prefs),
+                    TopicStore(db),
+                    allow_http_webhooks=s.webhook.allow_http,
+                )
+            )
         if "template" in self.services:
             from template_svc import service as template_service
 
@@ -189,6 +194,7 @@ class Node:
                 hub=hub,
                 ready=self.ready,
                 preferences=prefs,
+                allow_http_webhooks=s.webhook.allow_http,
                 templates=templates,
                 database=db,
                 ws_send_queue=s.ws_send_queue,

@@ -16,6 +16,7 @@ from notify_core.constants import CHANNEL_NAMES
 from notify_core.errors import InvalidArgument
 from preference_svc.devices import Device, DeviceInput, make_device
 from preference_svc.store import StoredPreferences
+from preference_svc.topics import Topic
 
 FREQUENCY_TO_PROTO = {"daily": pb.DIGEST_FREQUENCY_DAILY, "weekly": pb.DIGEST_FREQUENCY_WEEKLY}
 FREQUENCY_FROM_PROTO = {v: k for k, v in FREQUENCY_TO_PROTO.items()}
@@ -124,3 +125,7 @@ def device_to_proto(d: Device) -> pb.Device:
     if d.last_used_at is not None:
         msg.last_used_at.FromDatetime(d.last_used_at)
     return msg
+
+
+def topic_to_proto(t: Topic) -> pb.Topic:
+    return pb.Topic(name=t.name, public=t.public)

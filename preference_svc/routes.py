@@ -10,10 +10,13 @@ caller::
     POST   /users/{user_id}/devices               POST   /devices            → 201 (200 if known)
     GET    /users/{user_id}/devices               GET    /devices
     DELETE /users/{user_id}/devices/{device_id}   DELETE /devices/{device_id}
+    PUT    /topics/{topic}                        {"public": bool} → {"topic", "public"}
+    GET    /topics/{topic}                        → {"topic", "public"}
     PUT    /topics/{topic}/subscribers            {"user_ids": [...]} → {"subscribed": N}
     DELETE /topics/{topic}/subscribers/{user_id}  → {"unsubscribed": 0 or 1}
     GET    /topics/{topic}/subscribers?after=&limit=  → {"user_ids": [...], "next": ...}
-    PUT    /topics/{topic}/subscription           (user) → {"topic", "subscribed": true}
+    PUT    /topics/{topic}/subscription           (user) → {"topic", "subscribed": true};
+                                                  403 unless the topic is public
     DELETE /topics/{topic}/subscription           (user) → {"topic", "subscribed": false}
     GET    /topics                                (user) → {"topics": [...]}
 """
@@ -30,7 +33,13 @@ from starlette.routing import Route
 
 from notify_core.auth import Authenticator, bearer
 from preference_svc.devices import DeviceStore, parse_device
-from preference_svc.topics import TopicStore, check_page, check_topic, parse_subscribers
+from preference_svc.topics import (
+    TopicStore,
+    check_page,
+    check_topic,
+    parse_subscribers,
+    parse_topic_settings,
+)
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -86,6 +95,17 @@ def preference_routes(http: EdgeHelpers, devices: DeviceStore, topics: TopicStor
     async def unregister_mine(request: Request) -> Response:
         return await unregister(http.user_of(request), request)
 
+    async def set_topic(request: Request) -> Response:
+        http.producer(request)
+        topic = check_topic(request.path_params["topic"])
+        public = parse_topic_settings(await http.json_body(request))
+        return JSONResponse((await topics.set_public(topic, public)).to_json())
+
+    async def get_topic(request: Request) -> Response:
+        http.producer(request)
+        topic = check_topic(request.path_params["topic"])
+        return JSONResponse((await topics.get(topic)).to_json())
+
     async def subscribe_users(request: Request) -> Response:
         http.producer(request)
         topic = check_topic(request.path_params["topic"])
@@ -109,7 +129,7 @@ def preference_routes(http: EdgeHelpers, devices: DeviceStore, topics: TopicStor
     async def subscribe_me(request: Request) -> Response:
         user_id = http.user_of(request)
         topic = check_topic(request.path_params["topic"])
-        await topics.subscribe(topic, [user_id])
+        await topics.subscribe_self(topic, user_id)
         return JSONResponse({"topic": topic, "subscribed": True})
 
     async def unsubscribe_me(request: Request) -> Response:
@@ -130,6 +150,8 @@ def preference_routes(http: EdgeHelpers, devices: DeviceStore, topics: TopicStor
         Route("/devices", g(list_mine), methods=["GET"]),
         Route("/devices/{device_id}", g(unregister_mine), methods=["DELETE"]),
         Route("/topics", g(my_topics), methods=["GET"]),
+        Route("/topics/{topic}", g(set_topic), methods=["PUT"]),
+        Route("/topics/{topic}", g(get_topic), methods=["GET"]),
         Route("/topics/{topic}/subscribers", g(subscribe_users), methods=["PUT"]),
         Route("/topics/{topic}/subscribers", g(list_subscribers), methods=["GET"]),
         Route("/topics/{topic}/subscribers/{user_id}", g(unsubscribe_user), methods=["DELETE"]),

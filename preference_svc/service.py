@@ -11,6 +11,7 @@ from preference_svc.convert import (
     device_from_proto,
     device_to_proto,
     preferences_to_proto,
+    topic_to_proto,
     update_to_json,
 )
 from preference_svc.devices import DeviceStore
@@ -26,10 +27,18 @@ def _user(user_id: str) -> str:
 
 
 class PreferenceServicer(preference_pb2_grpc.PreferenceServiceServicer):  # type: ignore[misc]
-    def __init__(self, preferences: PreferenceStore, devices: DeviceStore, topics: TopicStore):
+    def __init__(
+        self,
+        preferences: PreferenceStore,
+        devices: DeviceStore,
+        topics: TopicStore,
+        *,
+        allow_http_webhooks: bool = False,
+    ):
         self._prefs = preferences
         self._devices = devices
         self._topics = topics
+        self._allow_http_webhooks = allow_http_webhooks
 
     @grpc_errors
     async def GetPreferences(
@@ -43,7 +52,9 @@ class PreferenceServicer(preference_pb2_grpc.PreferenceServiceServicer):  # type
         self, request: pb.UpdatePreferencesRequest, context: grpc.aio.ServicerContext
     ) -> pb.UpdatePreferencesResponse:
         user_id = _user(request.user_id)
-        update = parse_preferences(update_to_json(request))
+        update = parse_preferences(
+            update_to_json(request), allow_http_webhooks=self._allow_http_webhooks
+        )
         stored = await self._prefs.update(user_id, update)
         return pb.UpdatePreferencesResponse(preferences=preferences_to_proto(stored))
 
@@ -96,10 +107,31 @@ class PreferenceServicer(preference_pb2_grpc.PreferenceServiceServicer):  # type
         page = await self._topics.subscribers(topic, after, limit)
         return pb.ListTopicSubscribersResponse(user_ids=page.user_ids, next=page.next or "")
 
+    @grpc_errors
+    async def SetTopic(
+        self, request: pb.SetTopicRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SetTopicResponse:
+        topic = await self._topics.set_public(check_topic(request.topic), request.public)
+        return pb.SetTopicResponse(topic=topic_to_proto(topic))
 
-def spec(preferences: PreferenceStore, devices: DeviceStore, topics: TopicStore) -> ServiceSpec:
+    @grpc_errors
+    async def GetTopic(
+        self, request: pb.GetTopicRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetTopicResponse:
+        topic = await self._topics.get(check_topic(request.topic))
+        return pb.GetTopicResponse(topic=topic_to_proto(topic))
+
+
+def spec(
+    preferences: PreferenceStore,
+    devices: DeviceStore,
+    topics: TopicStore,
+    *,
+    allow_http_webhooks: bool = False,
+) -> ServiceSpec:
+    """``allow_http_webhooks``: ``NOTIFY_WEBHOOK_ALLOW_HTTP``, for saved webhook URLs."""
     return ServiceSpec(
         FULL_NAME,
-        PreferenceServicer(preferences, devices, topics),
+        PreferenceServicer(preferences, devices, topics, allow_http_webhooks=allow_http_webhooks),
         preference_pb2_grpc.add_PreferenceServiceServicer_to_server,
     )

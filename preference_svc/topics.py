@@ -1,4 +1,9 @@
-"""Topic subscriptions: which users a topic reaches.
+"""Topics: which users a topic reaches, and whether users may subscribe themselves.
+
+A topic is **private** unless a producer made it public (``PUT /topics/{topic}`` with
+``{"public": true}``, the ``topics`` table): producers subscribe anyone to any topic,
+users subscribe themselves only to public ones, and may always unsubscribe. Making a
+topic private again keeps its subscribers.
 
 Subscribing is idempotent and takes up to ``MAX_TOPIC_SUBSCRIBE`` users per call, written in
 one transaction as batched multi-row ``INSERT … ON CONFLICT DO NOTHING`` statements (the
@@ -26,8 +31,9 @@ from notify_core.constants import (
 )
 from notify_core.db.engine import Database
 from notify_core.db.schema import topic_subscriptions as t
+from notify_core.db.schema import topics as topics_table
 from notify_core.db.schema import utcnow
-from notify_core.errors import InvalidArgument
+from notify_core.errors import InvalidArgument, PermissionDenied
 from notify_core.storable import check_text
 
 TOPIC_NAME = re.compile(rf"^[A-Za-z0-9._:-]{{1,{MAX_TOPIC}}}$")
@@ -89,7 +95,28 @@ def parse_subscribers(body: Any) -> list[str]:
     return check_user_ids(body["user_ids"])
 
 
+def parse_topic_settings(body: Any) -> bool:
+    """Whether a ``PUT /topics/{topic}`` body makes the topic public."""
+    if not isinstance(body, dict):
+        raise InvalidArgument("body", "must be an object")
+    unknown = sorted(set(body) - {"public"})
+    if unknown:
+        raise InvalidArgument(unknown[0], "is not a known field")
+    if not isinstance(body.get("public"), bool):
+        raise InvalidArgument("public", "is required: true or false")
+    return bool(body["public"])
+
+
 # --- storage ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    name: str
+    public: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {"topic": self.name, "public": self.public}
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +129,35 @@ class SubscriberPage:
 class TopicStore:
     def __init__(self, database: Database) -> None:
         self._db = database
+
+    async def set_public(self, topic: str, public: bool) -> Topic:
+        """Make a checked topic public or private."""
+        now = utcnow()
+        insert = (sqlite.insert if self._db.is_sqlite else postgresql.insert)(topics_table)
+        stmt = insert.values(name=topic, public=public, created_at=now, updated_at=now)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[topics_table.c.name], set_={"public": public, "updated_at": now}
+        )
+        async with self._db.write() as conn:
+            await conn.execute(stmt)
+        return Topic(topic, public)
+
+    async def get(self, topic: str) -> Topic:
+        """A checked topic as configured; one never configured is private."""
+        query = sa.select(topics_table.c.public).where(topics_table.c.name == topic)
+        async with self._db.read() as conn:
+            public = (await conn.execute(query)).scalar_one_or_none()
+        return Topic(topic, bool(public))
+
+    async def subscribe_self(self, topic: str, user_id: str) -> None:
+        """A user subscribing themselves: only to a public topic (else PermissionDenied,
+        the same for a topic that was never configured, so nothing tells them apart)."""
+        if not (await self.get(topic)).public:
+            raise PermissionDenied(
+                f"topic {topic!r} is not public: users subscribe themselves only to topics "
+                'a producer made public (PUT /topics/{topic} with {"public": true})'
+            )
+        await self.subscribe(topic, [user_id])
 
     async def subscribe(self, topic: str, user_ids: Sequence[str]) -> int:
         """Subscribe checked users to a checked topic; answer how many were not already."""

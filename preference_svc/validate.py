@@ -181,19 +181,22 @@ def _phone(value: Any) -> str | None:
     return value
 
 
-def _webhook_url(value: Any) -> str | None:
+def _webhook_url(value: Any, allow_http: bool) -> str | None:
     if value is None:
         return None
+    schemes = ("https", "http") if allow_http else ("https",)
+    what = "an http(s) URL" if allow_http else "an https URL"
     if not isinstance(value, str) or len(value) > 2048:
-        raise InvalidArgument("webhook_url", "must be an https URL of at most 2048 characters")
+        raise InvalidArgument("webhook_url", f"must be {what} of at most 2048 characters")
     parts = urlsplit(check_text(value, "webhook_url"))
-    if parts.scheme != "https" or not parts.hostname:
-        raise InvalidArgument("webhook_url", f"must be an https URL with a host, got {value!r}")
+    if parts.scheme not in schemes or not parts.hostname:
+        raise InvalidArgument("webhook_url", f"must be {what} with a host, got {value!r}")
     return value
 
 
-def parse_preferences(body: Any) -> PreferencesUpdate:
-    """The update a ``PUT /preferences`` body asks for, checked as a whole."""
+def parse_preferences(body: Any, *, allow_http_webhooks: bool = False) -> PreferencesUpdate:
+    """The update a ``PUT /preferences`` body asks for, checked as a whole.
+    ``allow_http_webhooks`` (``NOTIFY_WEBHOOK_ALLOW_HTTP``) accepts ``http://`` webhook URLs."""
     body = _object(body, "body")
     unknown = sorted(set(body) - FIELDS)
     if unknown:
@@ -221,5 +224,5 @@ def parse_preferences(body: Any) -> PreferencesUpdate:
     if "phone" in body:
         update["phone"] = _phone(body["phone"])
     if "webhook_url" in body:
-        update["webhook_url"] = _webhook_url(body["webhook_url"])
+        update["webhook_url"] = _webhook_url(body["webhook_url"], allow_http_webhooks)
     return PreferencesUpdate(**update)

@@ -26,6 +26,7 @@ from notify_core.convert import row_to_json
 from notify_core.db.engine import Database
 from notify_core.errors import InvalidArgument, NotifyError, Unauthenticated
 from notify_core.http import error_response, guarded, json_body
+from notify_core.redact import redact
 from preference_svc.devices import DeviceStore
 from preference_svc.routes import EdgeHelpers, preference_routes
 from preference_svc.store import PreferenceStore
@@ -63,6 +64,7 @@ def create_edge(
     ready: Callable[[], Awaitable[None]],
     preferences: PreferenceStore,
     database: Database,
+    allow_http_webhooks: bool = False,
     ws_send_queue: int = 1_000,
     signing_secret: str | None = None,
     public_url: str | None = None,
@@ -135,7 +137,9 @@ def create_edge(
 
     async def put_my_preferences(request: Request) -> Response:
         user_id = user_of(request)
-        update = parse_preferences(await json_body(request))
+        update = parse_preferences(
+            await json_body(request), allow_http_webhooks=allow_http_webhooks
+        )
         return JSONResponse((await preferences.update(user_id, update)).to_json())
 
     async def get_user_preferences(request: Request) -> Response:
@@ -143,7 +147,9 @@ def create_edge(
 
     async def put_user_preferences(request: Request) -> Response:
         user_id = target_user(request)
-        update = parse_preferences(await json_body(request))
+        update = parse_preferences(
+            await json_body(request), allow_http_webhooks=allow_http_webhooks
+        )
         return JSONResponse((await preferences.update(user_id, update)).to_json())
 
     async def healthz(request: Request) -> Response:
@@ -156,7 +162,7 @@ def create_edge(
             return error_response(exc)
         except Exception as exc:
             return JSONResponse(
-                {"error": {"code": "unavailable", "message": str(exc)}}, status_code=503
+                {"error": {"code": "unavailable", "message": redact(str(exc))}}, status_code=503
             )
         return JSONResponse({"status": "ready"})
 
@@ -165,7 +171,7 @@ def create_edge(
             token = websocket.query_params.get("token")
             if not token:
                 raise Unauthenticated("missing token (connect to /ws?token=<jwt>)")
-            user_id = auth.user(token)
+            user_id, expires_at = auth.session(token)
             since = await resume_cursor(
                 inbox, user_id, "since", websocket.query_params.get("since")
             )
@@ -173,7 +179,15 @@ def create_edge(
             await websocket.send_denial_response(error_response(exc))
             return
         await websocket.accept()
-        await serve_session(websocket, user_id, hub, inbox, queue_limit=ws_send_queue, since=since)
+        await serve_session(
+            websocket,
+            user_id,
+            hub,
+            inbox,
+            expires_at=expires_at,
+            queue_limit=ws_send_queue,
+            since=since,
+        )
 
     routes = [
         Route("/notifications/send", guarded(send), methods=["POST"]),

@@ -8,6 +8,10 @@
   lets the handshake response go (:class:`_LeanWebSocketProtocol`), and ``/ws`` is dispatched
   straight to its endpoint (:func:`ws_fast_path`), so no router or middleware frames stay
   suspended under each idle connection. The one task per connection is the endpoint's own.
+* Connections are guarded by :mod:`realtime_svc.http_protocol` (header and idle timeouts,
+  resets for abandoned responses). Only live connections (WebSocket, SSE) count against
+  ``NOTIFY_MAX_CONNECTIONS``, in the hub; plain requests have their own bound
+  (:func:`bound_plain_requests`), and idle connections take no slot of either.
 * :meth:`EdgeServer.stop` is the graceful exit: stop listening, close every live
   connection with 1001 (going away), wait for them within the grace period, then let
   uvicorn finish the plain requests still in flight with whatever time is left.
@@ -32,7 +36,11 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 
 from notify_core.config import Settings
 from notify_core.constants import EDGE_HTTP_HEADROOM
+from notify_core.errors import Unavailable
+from notify_core.http import error_response
+from realtime_svc.http_protocol import http_protocol
 from realtime_svc.hub import Hub
+from realtime_svc.sse import STREAM_PATH
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +121,32 @@ def ws_fast_path(app: Starlette, path: str = WS_PATH) -> ASGIApp:
     return dispatch
 
 
+def bound_plain_requests(app: ASGIApp, limit: int, live_paths: frozenset[str]) -> ASGIApp:
+    """``app``, answering 503 to a plain HTTP request (neither a WebSocket nor one of
+    ``live_paths``) while ``limit`` of them are in flight. Live connections are limited by
+    the hub; idle connections by their timeouts."""
+    in_flight = 0
+    busy = error_response(
+        Unavailable(f"this server is answering its most requests at once ({limit}); try again")
+    )
+
+    async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
+        nonlocal in_flight
+        if scope["type"] != "http" or scope["path"] in live_paths:
+            await app(scope, receive, send)
+            return
+        if in_flight >= limit:
+            await busy(scope, receive, send)
+            return
+        in_flight += 1
+        try:
+            await app(scope, receive, send)
+        finally:
+            in_flight -= 1
+
+    return dispatch
+
+
 def bind_sockets(host: str, port: int, *, reuse_port: bool = False) -> list[socket.socket]:
     """TCP sockets bound (not yet listening) to every address of ``host`` on ``port``;
     with ``reuse_port``, other processes may bind the same port the same way and the
@@ -161,11 +195,12 @@ class EdgeServer:
         self._hub = hub
         self._grace = settings.shutdown_grace
         self._sockets = sockets or bind_sockets(settings.host, settings.http_port)
-        cap = hub.limits.max_connections
         config = uvicorn.Config(
-            ws_fast_path(app),
+            bound_plain_requests(ws_fast_path(app), EDGE_HTTP_HEADROOM, frozenset({STREAM_PATH})),
             ws=_LeanWebSocketProtocol,
-            http="httptools",
+            http=http_protocol(settings.http_header_timeout),
+            # uvicorn hands it to call_later, which takes any number of seconds
+            timeout_keep_alive=settings.http_idle_timeout,  # type: ignore[arg-type]
             ws_ping_interval=settings.ws_ping_interval,
             ws_ping_timeout=settings.ws_ping_interval,
             ws_per_message_deflate=False,
@@ -174,7 +209,6 @@ class EdgeServer:
             log_level="warning",
             access_log=False,
             backlog=LISTEN_BACKLOG,
-            limit_concurrency=None if cap is None else cap + EDGE_HTTP_HEADROOM,
             timeout_graceful_shutdown=_whole_seconds(self._grace),
         )
         self._server = _Server(config)

@@ -4,11 +4,14 @@ Frames go through a bounded queue; a connection that lets it overflow is dropped
 slow client cannot slow anyone else down (DESIGN §7). Until the opening frames (``pending``,
 or ``resumed`` and the missed notifications) are out, live frames wait aside; once they are
 out, a ``notification`` frame whose id the opening already carried is dropped, then and
-later, so a notification racing the opening query reaches the client once.
+later, so a notification racing the opening query reaches the client once. A connection
+lasts no longer than the token it was opened with (:func:`end_at_expiry`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections import deque
 from collections.abc import Iterable
@@ -21,7 +24,8 @@ class Outbox:
     """One connection's queue of frames; implements ``hub.LiveConnection``.
 
     Subclasses say how a frame is written (:meth:`write`), how a waiting writer is woken
-    (:meth:`_wake`) and what an overflow does (:meth:`_overflowed`).
+    (:meth:`_wake`), what an overflow does (:meth:`_overflowed`) and how the connection
+    ends when its token expires (:meth:`_expired`).
     """
 
     def __init__(self, user_id: str, *, queue_limit: int = LIVE_SEND_QUEUE) -> None:
@@ -29,6 +33,7 @@ class Outbox:
         self.conn_id = uuid.uuid4().hex
         self.closed = False
         self.overflowed = False
+        self.expired = False
         self._queue: deque[bytes] = deque()
         self._limit = queue_limit
         self._early: list[bytes] | None = []  # frames arriving before the opening is out
@@ -61,6 +66,14 @@ class Outbox:
         for payload in early:
             self.offer(payload)
 
+    def expire(self) -> None:
+        """The connection's token expired: queue nothing more and end the connection."""
+        if self.closed:
+            return
+        self.closed = self.expired = True
+        self._queue.clear()
+        self._expired()
+
     def take(self) -> bytes | None:
         """The next queued frame, if any."""
         return self._queue.popleft() if self._queue else None
@@ -73,3 +86,13 @@ class Outbox:
 
     def _overflowed(self) -> None:
         raise NotImplementedError
+
+    def _expired(self) -> None:
+        raise NotImplementedError
+
+
+def end_at_expiry(conn: Outbox, expires_at: float) -> asyncio.TimerHandle:
+    """Expire ``conn`` when the clock reaches ``expires_at`` (its token's ``exp``, seconds
+    since the epoch); cancel the handle when the connection ends first."""
+    delay = max(0.0, expires_at - time.time())
+    return asyncio.get_running_loop().call_later(delay, conn.expire)

@@ -7,8 +7,10 @@ carry ``id: <notification id>``; a client reconnecting with ``Last-Event-ID`` (o
 (:mod:`realtime_svc.resume`); without it the first event is ``pending``. An idle stream
 gets a ``: keep-alive`` comment every ``SSE_KEEPALIVE_SECONDS``. The queue is bounded as
 on the WebSocket (:class:`Outbox`): a client that lets it overflow gets a last
-``{"type": "error", "error": {"code": "slow_consumer", ...}}`` and the stream ends. A
-draining server ends every stream (``go_away``); ``EventSource`` reconnects by itself.
+``{"type": "error", "error": {"code": "slow_consumer", ...}}`` and the stream ends; so does
+a stream whose token expires (``token_expired``). A dropped client that does not take
+its last event within ``SSE_CLOSE_TIMEOUT_SECONDS`` has its connection reset. A draining
+server ends every stream (``go_away``); ``EventSource`` reconnects by itself.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from notify_core.errors import NotifyError, Unauthenticated
 from notify_core.http import error_response, guarded
 from realtime_svc.hub import Hub
 from realtime_svc.inbox import Cursor, Inbox
-from realtime_svc.outbox import Outbox
+from realtime_svc.outbox import Outbox, end_at_expiry
 from realtime_svc.resume import Opening, encode, opening, resume_cursor
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,7 @@ class EventStream(Outbox):
         self._send = send
         self.ready = asyncio.Event()
         self.dropped = asyncio.Event()
+        """Set when the server ends the stream on the client (overflow, expired token)."""
 
     async def write(self, payload: bytes) -> None:
         await self.chunk(sse_event(payload))
@@ -77,6 +80,9 @@ class EventStream(Outbox):
         self.ready.set()
         self.dropped.set()
 
+    def _expired(self) -> None:
+        self._overflowed()
+
 
 class EventStreamResponse(Response):
     """A response whose body is the connection's events, for as long as it lasts."""
@@ -88,6 +94,7 @@ class EventStreamResponse(Response):
         inbox: Inbox,
         cursor: Cursor | None,
         *,
+        expires_at: float,
         queue_limit: int = LIVE_SEND_QUEUE,
         keepalive: float = SSE_KEEPALIVE_SECONDS,
     ) -> None:
@@ -99,6 +106,7 @@ class EventStreamResponse(Response):
         self._hub = hub
         self._inbox = inbox
         self._cursor = cursor
+        self._expires_at = expires_at
         self._limit = queue_limit
         self._keepalive = keepalive
 
@@ -109,6 +117,7 @@ class EventStreamResponse(Response):
         except NotifyError as exc:
             await error_response(exc)(scope, receive, send)
             return
+        expiry = end_at_expiry(stream, self._expires_at)
         try:
             try:
                 first = await opening(self._inbox, self._user_id, self._cursor)
@@ -118,6 +127,7 @@ class EventStreamResponse(Response):
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             await self._run(stream, first, receive)
         finally:
+            expiry.cancel()
             stream.closed = True
             await self._hub.detach(stream)
 
@@ -129,7 +139,8 @@ class EventStreamResponse(Response):
             await asyncio.wait({pump, gone, dropped}, return_when=asyncio.FIRST_COMPLETED)
             if dropped.done() and not (pump.done() or gone.done()):
                 # The last frame and the end of the stream may wait on a client that does
-                # not read; it gets a while, then the connection is cut.
+                # not read; it gets a while, then the connection is reset (the response
+                # is left unfinished: realtime_svc.http_protocol).
                 await asyncio.wait(
                     {pump, gone},
                     timeout=SSE_CLOSE_TIMEOUT_SECONDS,
@@ -154,13 +165,25 @@ class EventStreamResponse(Response):
                 await asyncio.wait_for(stream.ready.wait(), self._keepalive)
             except TimeoutError:
                 await stream.chunk(KEEPALIVE)
-        if stream.overflowed:
-            problem = {
-                "code": "slow_consumer",
-                "message": "send queue overflow; reconnect with Last-Event-ID to resume",
-            }
+        problem = _ending(stream)
+        if problem is not None:
             await stream.write(encode({"type": "error", "error": problem}))
         await stream.chunk(b"", more=False)
+
+
+def _ending(stream: EventStream) -> dict[str, str] | None:
+    """The last event's error when the server ends the stream on the client, else None."""
+    if stream.overflowed:
+        return {
+            "code": "slow_consumer",
+            "message": "send queue overflow; reconnect with Last-Event-ID to resume",
+        }
+    if stream.expired:
+        return {
+            "code": "token_expired",
+            "message": "the token expired; reconnect with a new one and Last-Event-ID to resume",
+        }
+    return None
 
 
 async def _disconnected(receive: Receive) -> None:
@@ -185,7 +208,7 @@ def sse_routes(
         header = request.headers.get("authorization")
         if not token and not header:
             raise Unauthenticated(f"missing token (connect to {STREAM_PATH}?token=<jwt>)")
-        user_id = auth.user(token or bearer(header))
+        user_id, expires_at = auth.session(token or bearer(header))
         header_id = request.headers.get("last-event-id")
         field, since = (
             ("Last-Event-ID", header_id)
@@ -194,7 +217,13 @@ def sse_routes(
         )
         cursor = await resume_cursor(inbox, user_id, field, since)
         return EventStreamResponse(
-            user_id, hub, inbox, cursor, queue_limit=queue_limit, keepalive=keepalive
+            user_id,
+            hub,
+            inbox,
+            cursor,
+            expires_at=expires_at,
+            queue_limit=queue_limit,
+            keepalive=keepalive,
         )
 
     return [Route(STREAM_PATH, guarded(stream), methods=["GET"])]

@@ -6,6 +6,8 @@ On open: ``pending`` (≤50 unread, newest first, and the unread count), or with
 is ``unread_count``. Frames to the client go through a bounded queue (:class:`Outbox`)
 drained by a task that exists only while there is something to send; a client that lets it
 overflow is closed with :data:`CLOSE_SLOW_CONSUMER`, so it cannot slow anyone else down.
+When the token the connection was opened with expires it is closed with
+``CLOSE_TOKEN_EXPIRED``: the client reconnects with a fresh one (``since`` resumes).
 """
 
 from __future__ import annotations
@@ -18,12 +20,12 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from notify_core.constants import CLOSE_GOING_AWAY, LIVE_SEND_QUEUE
+from notify_core.constants import CLOSE_GOING_AWAY, CLOSE_TOKEN_EXPIRED, LIVE_SEND_QUEUE
 from notify_core.errors import InvalidArgument, NotifyError
 from notify_core.storable import loads
 from realtime_svc.hub import Hub
 from realtime_svc.inbox import Cursor, Inbox
-from realtime_svc.outbox import Outbox
+from realtime_svc.outbox import Outbox, end_at_expiry
 from realtime_svc.resume import opening
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,9 @@ class Session(Outbox):
             self._close(CLOSE_SLOW_CONSUMER, "send queue overflow")
         )
 
+    def _expired(self) -> None:
+        self._sender = asyncio.ensure_future(self._close(CLOSE_TOKEN_EXPIRED, "token expired"))
+
     async def _drain(self) -> None:
         try:
             while not self.closed and (payload := self.take()) is not None:
@@ -83,16 +88,19 @@ async def serve_session(
     hub: Hub,
     inbox: Inbox,
     *,
+    expires_at: float,
     queue_limit: int = LIVE_SEND_QUEUE,
     since: Cursor | None = None,
 ) -> None:
-    """Run one accepted connection until it closes; ``since`` resumes an earlier one."""
+    """Run one accepted connection until it closes or ``expires_at`` (the token's ``exp``)
+    passes; ``since`` resumes an earlier one."""
     session = Session(websocket, user_id, queue_limit=queue_limit)
     try:
         await hub.attach(session)
     except NotifyError as exc:
         await websocket.close(code=exc.ws_close_code, reason=exc.message[:120])
         return
+    expiry = end_at_expiry(session, expires_at)
     try:
         first = await opening(inbox, user_id, since)
         await session.open(first.frames, first.sent)
@@ -105,6 +113,7 @@ async def serve_session(
         log.warning("closing websocket of %s: %s", user_id, exc)
         await session._close(1011, exc.message[:120])
     finally:
+        expiry.cancel()
         session.closed = True
         await hub.detach(session)
 

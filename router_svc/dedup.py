@@ -1,17 +1,20 @@
 """How a merged notification reads: pure text arithmetic.
 
-When similar notifications merge (same user, type and group key within the window), the
-earlier one stays in the inbox and takes the newest one's title and a message that counts
-the others. A producer that names who acted in ``data.actor`` gets the familiar form:
-"Bob commented on your post" merged into an entry of three reads
-"Bob and 2 others commented on your post". Without an actor (or when the message does not
-start with it) the count is appended: "New comment (+2 more)".
+When sends carrying the same group key merge (same user, type and group key within the
+window), the earlier one stays in the inbox, takes the newest one's title and a message
+that counts the others, and keeps the highest priority of them all. A producer that names
+who acted in ``data.actor`` gets the familiar form: "Bob commented on your post" merged
+into an entry of three reads "Bob and 2 others commented on your post". Without an actor
+(or when the message does not start with it) the count is appended: "New comment (+2
+more)".
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
+
+from notify_core.constants import PRIORITY_NAMES
 
 
 def actor_of(data: Mapping[str, Any] | None) -> str | None:
@@ -29,3 +32,8 @@ def merged_message(message: str, actor: str | None, count: int) -> str:
     if actor and message.startswith(actor):
         return f"{actor} and {tail}{message[len(actor) :]}"
     return f"{message} (+{others} more)"
+
+
+def highest(priorities: Iterable[str]) -> str:
+    """The highest of the priority names ``priorities`` (``high`` > ``normal`` > ``low``)."""
+    return max(priorities, key=PRIORITY_NAMES.__getitem__)

@@ -1,9 +1,9 @@
 """Loading what the plan depends on, and turning a plan into delivery records.
 
 The router is a thin shell: for a batch of notifications it loads each user's preferences
-(cached), presence, the earlier similar notifications (dedup) and the rate-limit state,
-calls the pure :func:`router_svc.plan.plan`, and records one row per channel in
-``notification_deliveries``.
+(cached), presence, the earlier inbox entries of the same group key (grouping) and the
+rate-limit state, calls the pure :func:`router_svc.plan.plan`, and records one row per
+channel in ``notification_deliveries``.
 
 Rate limits count every channel a plan sends on, the in-app inbox included; a type with its
 own rule is counted in its own window as well.
@@ -81,25 +81,30 @@ def facts_of(row: Mapping[str, Any]) -> Facts:
         type=row["type"],
         priority=row["priority"],
         channels=row["channels"],
-        group_key=row["group_key"] or row["type"],
+        group_key=row["group_key"],
     )
 
 
 GroupKey = tuple[str, str, str]
 
 
-def group_of(row: Mapping[str, Any]) -> GroupKey:
-    return (row["user_id"], row["type"], row["group_key"] or row["type"])
+def group_of(row: Mapping[str, Any]) -> GroupKey | None:
+    """The row's group, or ``None`` when it carries no group key (it never merges)."""
+    if row["group_key"] is None:
+        return None
+    return (row["user_id"], row["type"], row["group_key"])
 
 
 async def find_heads(
     conn: AsyncConnection, rows: Sequence[Mapping[str, Any]], config: Config, now: datetime
 ) -> dict[GroupKey, Earlier]:
-    """The newest routed notification of each row's group within its dedup window."""
-    widest = max(config.window_for(r["type"]) for r in rows)
+    """The newest inbox entry of each grouped row's group within its window."""
+    wanted = {key: r["type"] for r in rows if (key := group_of(r)) is not None}
+    if not wanted:
+        return {}
+    widest = max(config.window_for(t) for t in wanted.values())
     if widest <= timedelta(0):
         return {}
-    wanted = {group_of(r) for r in rows}
     result = await conn.execute(
         sa.select(
             notifications.c.id,
@@ -113,12 +118,13 @@ async def find_heads(
                 sorted(wanted)
             ),
             notifications.c.state == "routed",
+            notifications.c.inbox.is_(True),
             notifications.c.created_at >= now - widest,
         )
     )
     heads: dict[GroupKey, Earlier] = {}
     for r in result:
-        key = (r.user_id, r.type, r.group_key or r.type)
+        key = (r.user_id, r.type, r.group_key)
         if key in wanted and (key not in heads or heads[key].at < r.created_at):
             heads[key] = Earlier(r.id, r.created_at)
     return heads
@@ -164,8 +170,8 @@ async def decide(
     routing: Routing,
     now: datetime,
 ) -> dict[str, Plan]:
-    """The plan of every notification row, by id. Rows of one group are planned oldest
-    first, so that within a batch the later ones merge into the first."""
+    """The plan of every notification row, by id. Rows are planned oldest first, so that
+    within a batch the later ones of a group merge into the first that reached the inbox."""
     rows = sorted(rows, key=lambda r: r["created_at"])
     users = sorted({r["user_id"] for r in rows})
     stored, presence, heads = await asyncio.gather(
@@ -176,14 +182,6 @@ async def decide(
     prefs = {u: plan_preferences(stored[u]) for u in users}
     online = {p.user_id: p.online for p in presence}
     earlier: dict[str, Earlier | None] = {}
-    for row in rows:
-        key = group_of(row)
-        head = heads.get(key)
-        if head is not None and now - head.at < routing.plan.window_for(row["type"]):
-            earlier[row["id"]] = head
-        else:
-            earlier[row["id"]] = None
-            heads[key] = Earlier(row["id"], row["created_at"])
 
     def run(row: Mapping[str, Any], rates: Mapping[str, Verdict]) -> Plan:
         user = row["user_id"]
@@ -197,7 +195,15 @@ async def decide(
             config=routing.plan,
         )
 
-    first = {row["id"]: run(row, {}) for row in rows}
+    first: dict[str, Plan] = {}
+    for row in rows:
+        key = group_of(row)
+        head = None if key is None else heads.get(key)
+        fresh = head is None or now - head.at >= routing.plan.window_for(row["type"])
+        earlier[row["id"]] = None if fresh else head
+        first[row["id"]] = run(row, {})
+        if key is not None and fresh and first[row["id"]].sends("inapp"):
+            heads[key] = Earlier(row["id"], row["created_at"])  # the group's inbox entry now
     # Every send the plans chose is counted against its limits, concurrently.
     wanted = [
         (row, d.channel)
@@ -260,14 +266,27 @@ async def list_decisions(database: Database, notification_id: str) -> list[dict[
             .order_by(notification_deliveries.c.channel)
         )
         rows = [dict(r._mapping) for r in result]
-    return [
-        {
-            "channel": r["channel"],
-            "status": r["status"],
-            "reason": (r["metadata"] or {}).get("reason"),
-            "until": iso(r["hold_until"]) if r["hold_until"] else None,
-            "merge_into": (r["metadata"] or {}).get("merge_into"),
-            "created_at": iso(r["created_at"]),
-        }
-        for r in rows
-    ]
+    return [_decision(r) for r in rows]
+
+
+_TIMED = frozenset({"held", "retrying"})
+"""Statuses whose ``hold_until`` is a time to show (others use it as a worker's lease)."""
+
+
+def _decision(r: dict[str, Any]) -> dict[str, Any]:
+    """One delivery as shown: the routing decision and reason, and the sending so far."""
+    meta = r["metadata"] or {}
+    timed = r["status"] in _TIMED and r["hold_until"] is not None
+    return {
+        "id": r["id"],
+        "channel": r["channel"],
+        "status": r["status"],
+        "reason": meta.get("reason"),
+        "until": iso(r["hold_until"]) if timed else None,
+        "merge_into": meta.get("merge_into"),
+        "attempts": r["attempts"],
+        "last_error": r["error_message"],
+        "provider": r["provider"],
+        "sent_at": iso(r["sent_at"]) if r["sent_at"] else None,
+        "created_at": iso(r["created_at"]),
+    }

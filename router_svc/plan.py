@@ -6,15 +6,17 @@ notification, put in the digest, or skip — each with a reason. Nothing here do
 
 The steps, in order (the first that decides a channel wins):
 
-1. **Matrix** (the original design): high + offline → push, SMS, email; high + online →
-   push; normal + online → in-app/live only; normal + offline → push + email; low →
-   email digest. In-app (the inbox) is always a candidate; web push follows push; the
-   webhook channel follows the user's webhook URL.
-2. **Request**: a producer's explicit ``channels`` narrows the plan to those channels.
+1. **Matrix** (the original design), when the producer names no ``channels``: high +
+   offline → push, SMS, email; high + online → push; normal + online → in-app/live only;
+   normal + offline → push + email; low → email digest. In-app (the inbox) is always a
+   candidate; web push follows push; the webhook channel follows the user's webhook URL.
+2. **Request**: a producer's explicit ``channels`` replaces the matrix: each named channel
+   is sent, whatever the priority and presence, and no other (in-app only when named).
 3. **Preferences**: a channel switched off (for every type or for this type), or one
    without its contact point, is skipped.
-4. **Dedup**: a similar notification (same user, type and group key) within its window
-   merges into the earlier one.
+4. **Grouping** (opt-in): a send that carries a ``group_key`` and goes to the inbox merges
+   into the earlier inbox entry of the same user, type and group key within its window.
+   Without a group key nothing merges.
 5. **Quiet hours**: interruptive channels (push, web push, SMS, email) are held until the
    window ends, unless the notification is high priority and may break through.
 6. **Rate limits**: over the limit, email goes to the digest; other channels are held
@@ -131,7 +133,7 @@ class Preferences:
 
 @dataclass(frozen=True, slots=True)
 class Earlier:
-    """The earlier similar notification, if any (same user, type and group key)."""
+    """The earlier inbox entry of the same user, type and group key, if any."""
 
     id: str
     at: datetime
@@ -180,6 +182,15 @@ def matrix(priority: str, online: bool, preferences: Preferences) -> dict[str, t
     return chosen
 
 
+def candidates(
+    facts: Facts, online: bool, preferences: Preferences
+) -> dict[str, tuple[Action, str]]:
+    """Steps 1 and 2: the producer's channels when named, else the matrix's."""
+    if facts.channels is None:
+        return matrix(facts.priority, online, preferences)
+    return {c: (Action.SEND, "requested by the producer") for c in facts.channels}
+
+
 def _excluded(channel: str, type_: str, preferences: Preferences) -> str | None:
     """Step 3: why the user cannot be reached on ``channel`` for this type, or ``None``."""
     if not preferences.allows(channel, type_):
@@ -225,19 +236,25 @@ def plan(
     config: Config | None = None,
 ) -> Plan:
     config = config or Config()
-    candidates = matrix(facts.priority, online, preferences)
+    chosen = candidates(facts, online, preferences)
     quiet_end = quiet_until(preferences.quiet_hours, now)
     window = config.window_for(facts.type)
-    merge = earlier is not None and now - earlier.at < window
+    to_inbox = "inapp" in chosen and _excluded("inapp", facts.type, preferences) is None
+    merge = (
+        facts.group_key is not None
+        and to_inbox
+        and earlier is not None
+        and now - earlier.at < window
+    )
+    unchosen = "not chosen for this priority"
+    if facts.channels is not None:
+        unchosen = "not requested by the producer"
     decisions: list[Decision] = []
     for channel in CHANNELS:
-        if channel not in candidates:
-            decisions.append(Decision(channel, Action.SKIP, "not chosen for this priority"))
+        if channel not in chosen:
+            decisions.append(Decision(channel, Action.SKIP, unchosen))
             continue
-        action, reason = candidates[channel]
-        if facts.channels is not None and channel not in facts.channels:
-            decisions.append(Decision(channel, Action.SKIP, "not requested by the producer"))
-            continue
+        action, reason = chosen[channel]
         excluded = _excluded(channel, facts.type, preferences)
         if excluded is not None:
             decision = Decision(channel, Action.SKIP, excluded)
@@ -246,7 +263,7 @@ def plan(
             decision = Decision(
                 channel,
                 Action.MERGE,
-                f"similar notification within {window}",
+                f"same group key within {window}",
                 merge_into=earlier.id,
             )
         elif action is Action.SEND:

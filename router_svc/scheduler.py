@@ -4,8 +4,7 @@ Both live in the database, so they survive restarts; the scheduler looks every
 ``NOTIFY_SCHEDULER_INTERVAL`` seconds:
 
 - a notification ``scheduled`` with ``send_at`` due becomes ``accepted`` and gets its routing
-  job (in the same transaction when the queue is in the database; otherwise published after
-  the commit, and the relay covers a crash in between);
+  job, staged in the same transaction;
 - a delivery ``held`` (quiet hours, rate limit) whose ``hold_until`` is due is decided again
   by :func:`router_svc.plan.release`: sent (in-app: into the inbox and live), held anew,
   sent to the digest, or skipped — the new reason recorded.
@@ -24,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from delivery_svc.jobs import group_jobs, publish_after_commit, publish_in_txn
+from delivery_svc.jobs import group_jobs, stage_jobs
 from ingest_svc.core import route_message
 from notify_core.cache.base import CacheBackends
 from notify_core.constants import QUEUE_ROUTE, SCHEDULER_BATCH
@@ -33,7 +32,6 @@ from notify_core.db.schema import notification_deliveries as deliveries
 from notify_core.db.schema import notifications
 from notify_core.errors import NotifyError
 from notify_core.queue.base import WorkQueue
-from notify_core.queue.database import same_transaction_queue
 from preference_svc.store import PreferenceStore
 from realtime_svc.live import publish_changes
 from router_svc.inputs import STATUS, Routing, count_sends, facts_of, plan_preferences
@@ -61,7 +59,6 @@ class Scheduler:
         self._ns = namespace
         self._routing = routing or Routing()
         self._interval = interval
-        self._same_txn = same_transaction_queue(queue, database)
 
     async def run(self) -> None:
         while True:
@@ -105,14 +102,10 @@ class Scheduler:
                 .where(notifications.c.id.in_([r.id for r in rows]))
                 .values(state="accepted", created_at=notifications.c.send_at)
             )
-            jobs = [route_message(r.id, r.priority) for r in rows]
-            if self._same_txn is not None:
-                await self._same_txn.publish_in(conn, QUEUE_ROUTE, jobs)
-        if self._same_txn is None:
-            try:
-                await self._queue.publish(QUEUE_ROUTE, jobs)
-            except NotifyError as exc:
-                log.warning("routing jobs of due sends not published (%s); the relay will", exc)
+            staged = await self._queue.stage(
+                conn, QUEUE_ROUTE, [route_message(r.id, r.priority) for r in rows]
+            )
+        self._queue.flush([staged])
         return len(rows)
 
     async def release_held(self, now: datetime) -> int:
@@ -139,11 +132,8 @@ class Scheduler:
                 for r, d in zip(rows, decisions, strict=True)
                 if d.action is Action.SEND
             )
-            await publish_in_txn(self._same_txn, conn, jobs)
-        try:
-            await publish_after_commit(self._queue, self._same_txn, jobs)
-        except NotifyError as exc:
-            log.warning("delivery jobs of released work not published (%s); the relay will", exc)
+            staged = await stage_jobs(self._queue, conn, jobs)
+        self._queue.flush(staged)
         if shown:
             try:
                 await publish_changes(self._backends.pubsub, self._ns, shown, [])

@@ -45,6 +45,11 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):  # type: ignore[mis
                     until=_timestamp(d["until"]),
                     merge_into=d["merge_into"] or "",
                     created_at=_timestamp(d["created_at"]),
+                    id=d["id"],
+                    attempts=d["attempts"],
+                    last_error=d["last_error"] or "",
+                    provider=d["provider"] or "",
+                    sent_at=_timestamp(d["sent_at"]),
                 )
                 for d in found
             ],

@@ -17,18 +17,17 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from delivery_svc.jobs import group_jobs, publish_after_commit, publish_in_txn
+from delivery_svc.jobs import group_jobs, stage_jobs
 from notify_core.cache.base import CacheBackends
 from notify_core.constants import QUEUE_ROUTE
 from notify_core.db.bulk import insert_rows
 from notify_core.db.engine import Database
 from notify_core.db.schema import notification_deliveries, notifications
 from notify_core.errors import NotifyError
-from notify_core.queue.base import Delivery, Message, WorkQueue, job_ids
-from notify_core.queue.database import same_transaction_queue
+from notify_core.queue.base import Delivery, Staged, WorkQueue, job_ids
 from preference_svc.store import PreferenceStore
 from realtime_svc.live import publish_changes
-from router_svc.dedup import actor_of, merged_message
+from router_svc.dedup import actor_of, highest, merged_message
 from router_svc.inputs import Routing, decide, delivery_rows
 
 log = logging.getLogger(__name__)
@@ -54,7 +53,6 @@ class Router:
         self._prefs = preferences
         self._ns = namespace
         self._routing = routing or Routing()
-        self._same_txn = same_transaction_queue(queue, database)
         self._prefetch = prefetch
         self._max_batch = max_batch
         self.routed = 0
@@ -76,7 +74,7 @@ class Router:
     async def handle(self, batch: list[Delivery]) -> None:
         ids = job_ids(batch, log)
         try:
-            new, updated, jobs = await self.route(ids)
+            new, updated, staged = await self.route(ids)
         except NotifyError as exc:
             log.warning("routing batch failed (%s); jobs go back to the queue", exc)
             await self._queue.nack(batch)
@@ -87,11 +85,7 @@ class Router:
             await self._queue.nack(batch)
             await asyncio.sleep(0.5)
             return
-        try:
-            await publish_after_commit(self._queue, self._same_txn, jobs)
-        except NotifyError as exc:
-            # The rows are pending; the delivery relay publishes their jobs later.
-            log.warning("delivery jobs not published (%s); the relay will", exc)
+        self._queue.flush(staged)
         try:
             await publish_changes(self._pubsub, self._ns, new, updated)
         except NotifyError as exc:
@@ -102,13 +96,12 @@ class Router:
 
     async def route(
         self, ids: list[str]
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, list[Message]]]:
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[Staged]]:
         """Route the still-accepted notifications among ``ids``. Answers the rows put in
         the inbox now, the earlier inbox rows that similar ones merged into, and the
-        delivery jobs of the external sends (already written when the queue is in the
-        database, to publish otherwise)."""
+        delivery jobs of the external sends, staged in the same transaction."""
         if not ids:
-            return [], [], {}
+            return [], [], []
         now = datetime.now(UTC)
         query = sa.select(notifications).where(
             notifications.c.id.in_(sorted(set(ids))), notifications.c.state == "accepted"
@@ -118,7 +111,7 @@ class Router:
         async with self._db.write() as conn:
             rows = [dict(r._mapping) for r in await conn.execute(query)]
             if not rows:
-                return [], [], {}
+                return [], [], []
             plans = await decide(
                 conn, rows, self._prefs, self._backends, self._ns, self._routing, now
             )
@@ -130,7 +123,7 @@ class Router:
                 for x in records
                 if x["status"] == "pending"
             )
-            await publish_in_txn(self._same_txn, conn, jobs)
+            staged = await stage_jobs(self._queue, conn, jobs)
             merged: dict[str, str] = {}
             for r in rows:
                 head = plans[r["id"]].merge_into()
@@ -163,40 +156,40 @@ class Router:
         return (
             [r for r in changed if r["id"] in fresh],
             [r for r in changed if r["id"] not in fresh],
-            jobs,
+            staged,
         )
 
     async def _merge(
         self, conn: AsyncConnection, rows: list[dict[str, Any]], into: dict[str, str]
     ) -> set[str]:
         """Fold merged notifications into their heads: the count rises, the newest title
-        and a counted message show, and the entry is unread again. Answers the heads."""
+        and a counted message show, the highest priority of the members stays, and the
+        entry is unread again. Answers the heads."""
         if not rows:
             return set()
-        newest: dict[str, dict[str, Any]] = {}
-        added: dict[str, int] = {}
+        members: dict[str, list[dict[str, Any]]] = {}
         for r in sorted(rows, key=lambda r: r["created_at"]):
-            head = into[r["id"]]
-            newest[head] = r
-            added[head] = added.get(head, 0) + 1
-        query = sa.select(notifications.c.id, notifications.c.count.label("n")).where(
-            notifications.c.id.in_(sorted(added))
-        )
+            members.setdefault(into[r["id"]], []).append(r)
+        query = sa.select(
+            notifications.c.id, notifications.c.count.label("n"), notifications.c.priority
+        ).where(notifications.c.id.in_(sorted(members)))
         if not self._db.is_sqlite:
             query = query.with_for_update()
-        counts = {r.id: r.n for r in await conn.execute(query)}
-        for head, count in counts.items():
-            total = count + added[head]
-            latest = newest[head]
+        heads = (await conn.execute(query)).all()
+        for head in heads:
+            added = members[head.id]
+            total = head.n + len(added)
+            latest = added[-1]
             await conn.execute(
                 notifications.update()
-                .where(notifications.c.id == head)
+                .where(notifications.c.id == head.id)
                 .values(
                     count=total,
                     title=latest["title"],
                     message=merged_message(latest["message"], actor_of(latest["data"]), total),
+                    priority=highest([head.priority, *(r["priority"] for r in added)]),
                     read=False,
                     read_at=None,
                 )
             )
-        return set(counts)
+        return {head.id for head in heads}

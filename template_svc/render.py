@@ -12,6 +12,12 @@ Both use strict undefined: a variable missing from the data fails the render wit
 line it is used on; ``None`` renders as an empty string. ``*`` and ``**`` may not build
 huge strings, lists or numbers, and a rendered part is at most ``MAX_RENDERED_CHARS``.
 
+**Budget.** One render (all its parts) may take ``TEMPLATE_MAX_STEPS`` loop iterations
+and calls and ``TEMPLATE_MAX_CPU_SECONDS`` of CPU time (:mod:`template_svc.budget`); past
+either it fails with :class:`InvalidArgument` naming the budget. Services call
+:meth:`Renderer.render_async` and :meth:`Renderer.check_async`, which run in the
+renderer's own threads (``TEMPLATE_RENDER_THREADS``), never on the event loop.
+
 **Layouts** are HTML templates of channel ``layout`` with a ``{% block content %}``. An email
 template that names one is compiled as ``{% extends layout %}{% block content %}<body>
 {% endblock %}``; the layout comes from the :data:`LayoutLoader` the caller gives (the store
@@ -32,11 +38,14 @@ needs no invalidation. Unsaved (preview) templates are compiled each time.
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import css_inline
 from jinja2 import TemplateSyntaxError, nodes
@@ -50,8 +59,12 @@ from notify_core.constants import (
     MAX_TEMPLATE_REPEAT,
     TEMPLATE_CACHE_SIZE,
     TEMPLATE_LAYOUT,
+    TEMPLATE_MAX_CPU_SECONDS,
+    TEMPLATE_MAX_STEPS,
+    TEMPLATE_RENDER_THREADS,
 )
 from notify_core.errors import InvalidArgument
+from template_svc.budget import STEP_FILTER, budget, count_loops, counted, step
 from template_svc.context import (
     MissingVariable,
     StrictData,
@@ -66,6 +79,7 @@ _LAYOUT_VAR = "_notify_layout"
 _PARTS = ("subject", "body", "layout", "text")
 """Template file names; a render error is placed by the last of them in its traceback."""
 _INLINER = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,9 +120,14 @@ LayoutLoader = Callable[[str], Source | None]
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):
-    """The immutable sandbox, refusing ``*`` and ``**`` that would build something huge."""
+    """The immutable sandbox, refusing ``*`` and ``**`` that would build something huge,
+    and counting every call against the render's budget."""
 
     intercepted_binops = frozenset({"*", "**"})
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        step()
+        return super().call(__context, __obj, *args, **kwargs)
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         if operator == "*":
@@ -135,7 +154,9 @@ def _finalize(value: Any) -> Any:
 
 
 def _environment(html: bool) -> _Sandbox:
-    return _Sandbox(undefined=StrictData, autoescape=html, finalize=_finalize)
+    env = _Sandbox(undefined=StrictData, autoescape=html, finalize=_finalize)
+    env.filters[STEP_FILTER] = counted
+    return env
 
 
 # --- errors -----------------------------------------------------------------------------
@@ -171,11 +192,23 @@ def _render_error(exc: Exception, layout: str | None) -> InvalidArgument:
 class Renderer:
     """Checks and renders templates; holds the compiled-template cache of one process."""
 
-    def __init__(self, cache_size: int = TEMPLATE_CACHE_SIZE) -> None:
+    def __init__(
+        self,
+        cache_size: int = TEMPLATE_CACHE_SIZE,
+        *,
+        max_steps: int = TEMPLATE_MAX_STEPS,
+        max_cpu_seconds: float = TEMPLATE_MAX_CPU_SECONDS,
+        threads: int = TEMPLATE_RENDER_THREADS,
+    ) -> None:
         self._html = _environment(html=True)
         self._text = _environment(html=False)
         self._cache: OrderedDict[tuple[CacheKey, str], Any] = OrderedDict()
+        self._cache_lock = threading.Lock()
         self._cache_size = cache_size
+        self._max_steps = max_steps
+        self._max_cpu = max_cpu_seconds
+        self._threads = threads
+        self._pool: ThreadPoolExecutor | None = None
         self.hits = 0
         self.misses = 0
 
@@ -192,22 +225,46 @@ class Renderer:
 
     def _compile(self, env: _Sandbox, text: str, part: str, key: CacheKey | None) -> Any:
         if key is not None:
-            cached = self._cache.get((key, part))
-            if cached is not None:
-                self._cache.move_to_end((key, part))
-                self.hits += 1
-                return cached
-            self.misses += 1
+            with self._cache_lock:
+                cached = self._cache.get((key, part))
+                if cached is not None:
+                    self._cache.move_to_end((key, part))
+                    self.hits += 1
+                    return cached
+                self.misses += 1
+        tree = count_loops(self._parse(env, text, part))
         try:
-            code = env.compile(text, name=part, filename=part)
+            code = env.compile(tree, name=part, filename=part)
         except TemplateSyntaxError as exc:
             raise InvalidArgument(part, f"line {exc.lineno}: {exc.message}") from None
         template = env.template_class.from_code(env, code, env.make_globals(None))
         if key is not None:
-            self._cache[(key, part)] = template
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
+            with self._cache_lock:
+                self._cache[(key, part)] = template
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
         return template
+
+    # -- off the event loop -----------------------------------------------------------
+
+    async def _in_thread(self, work: Callable[[], T]) -> T:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="notify-render")
+        return await asyncio.get_running_loop().run_in_executor(self._pool, work)
+
+    async def render_async(
+        self,
+        source: Source,
+        data: Mapping[str, Any] | None,
+        notification: Mapping[str, Any] | None,
+        layouts: LayoutLoader,
+    ) -> Rendered:
+        """:meth:`render` in one of the renderer's threads."""
+        return await self._in_thread(lambda: self.render(source, data, notification, layouts))
+
+    async def check_async(self, source: Source, layouts: LayoutLoader) -> None:
+        """:meth:`check` in one of the renderer's threads."""
+        await self._in_thread(lambda: self.check(source, layouts))
 
     def _body(self, source: Source) -> Any:
         html = source.channel in ("email", TEMPLATE_LAYOUT)
@@ -256,6 +313,12 @@ class Renderer:
             raise _render_error(exc, source.layout) from None
 
     def _render(self, source: Source, context: dict[str, Any], layouts: LayoutLoader) -> Rendered:
+        with budget(self._max_steps, self._max_cpu):
+            return self._render_parts(source, context, layouts)
+
+    def _render_parts(
+        self, source: Source, context: dict[str, Any], layouts: LayoutLoader
+    ) -> Rendered:
         subject = None
         if source.subject is not None:
             compiled = self._compile(self._text, source.subject, "subject", source.key)

@@ -38,9 +38,13 @@ class Resolved:
     layouts: LayoutLoader
     renderer: Renderer
 
-    def render(self, data: Mapping[str, Any] | None, notification: Mapping[str, Any]) -> Rendered:
+    async def render(
+        self, data: Mapping[str, Any] | None, notification: Mapping[str, Any]
+    ) -> Rendered:
         """As :meth:`Templates.render_for` renders (:class:`InvalidArgument` when it fails)."""
-        return self.renderer.render(self.template.source(), data, notification, self.layouts)
+        return await self.renderer.render_async(
+            self.template.source(), data, notification, self.layouts
+        )
 
 
 class Templates:
@@ -60,7 +64,7 @@ class Templates:
         if template.layout and layouts(template.layout) is None:
             where = f"locale {template.locale!r} or its fallbacks" if template.locale else "default"
             raise InvalidArgument("layout", f"no layout named {template.layout!r} ({where})")
-        self.renderer.check(template.source(), layouts)
+        await self.renderer.check_async(template.source(), layouts)
 
     async def publish(self, template: TemplateInput) -> StoredTemplate:
         """Check ``template`` (syntax, layout, declared variables) and store it as the next
@@ -105,7 +109,7 @@ class Templates:
         resolved = await self.resolve(name, channel, locale)
         if resolved is None:
             raise NotFound(f"no {describe(name, channel, locale or '')} or fallback")
-        return resolved.render(data, notification)
+        return await resolved.render(data, notification)
 
     async def resolve(self, name: str, channel: str, locale: str | None) -> Resolved | None:
         """The template ``name`` for ``channel`` in ``locale`` or its fallbacks, with its
@@ -133,7 +137,7 @@ class Templates:
         else:
             found = await self.store.get(name, channel, locale, version)
         layouts = await self._layouts(found.layout, locale)
-        return self.renderer.render(found.source(), data, notification, layouts), found
+        return await self.renderer.render_async(found.source(), data, notification, layouts), found
 
     async def preview_inline(
         self,
@@ -146,7 +150,7 @@ class Templates:
         try:
             await self._check(template)
             layouts = await self._layouts(template.layout, template.locale)
-            return self.renderer.render(template.source(), data, notification, layouts)
+            return await self.renderer.render_async(template.source(), data, notification, layouts)
         except InvalidArgument as exc:
             if exc.field not in _PARTS:
                 raise

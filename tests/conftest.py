@@ -16,10 +16,12 @@ import shutil
 import socket
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from urllib.parse import urlsplit
 
 import pytest
+
+from notify_core.constants import QUEUE_HOLD_STEPS, QUEUES, hold_queue_name, queue_name
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "NOTIFY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -82,40 +84,129 @@ def amqp_url() -> str:
 _NAMESPACE_PREFIX = f"t{uuid.uuid4().hex[:4]}"
 """Every namespace of this session starts with it, so the session can clean up after itself."""
 
+_ISSUED: list[str] = []
+"""The namespaces handed out in this session."""
+_ON_BROKER: list[str] = []
+"""Those of them whose test used RabbitMQ."""
+
 
 @pytest.fixture
-def namespace() -> str:
-    """A namespace no other test uses: queues and Redis keys of this test only."""
-    return f"{_NAMESPACE_PREFIX}{uuid.uuid4().hex[:8]}"
+def namespace(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A namespace no other test uses: queues and Redis keys of this test only, deleted
+    when the test ends (the session checks at its end that none is left)."""
+    name = f"{_NAMESPACE_PREFIX}{uuid.uuid4().hex[:8]}"
+    _ISSUED.append(name)
+    yield name
+    used = request.fixturenames
+    # A failure here is caught again, loudly, by the session's own check at its end.
+    with contextlib.suppress(Exception):
+        if "redis_url" in used:
+            _delete_redis_keys(f"{name}*")
+    with contextlib.suppress(Exception):
+        if "amqp_url" in used:
+            _ON_BROKER.append(name)
+            _delete_broker_objects(*_broker_objects(name))
+
+
+def _broker_objects(namespace: str) -> tuple[list[str], list[str]]:
+    """The queues and exchanges a WorkQueue of ``namespace`` declares."""
+    holds = [hold_queue_name(namespace, step) for step in QUEUE_HOLD_STEPS]
+    return [queue_name(namespace, q) for q in QUEUES] + holds, holds
+
+
+def _redis_keys(pattern: str) -> list[bytes]:
+    import redis
+
+    with redis.Redis.from_url(REDIS_URL) as client:
+        return list(client.scan_iter(match=pattern, count=1_000))
+
+
+def _delete_redis_keys(pattern: str) -> None:
+    import redis
+
+    keys = _redis_keys(pattern)
+    with redis.Redis.from_url(REDIS_URL) as client:
+        for start in range(0, len(keys), 500):
+            client.unlink(*keys[start : start + 500])
+
+
+def _delete_broker_objects(queues: Iterable[str], exchanges: Iterable[str]) -> None:
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    try:
+        channel = connection.channel()
+        for queue in queues:
+            channel.queue_delete(queue=queue)
+        for exchange in exchanges:
+            channel.exchange_delete(exchange=exchange)
+    finally:
+        connection.close()
+
+
+def _vhost() -> str:
+    import pika
+
+    return str(pika.URLParameters(AMQP_URL).virtual_host)
+
+
+def _listed(kind: str) -> list[str] | None:
+    """This session's queues or exchanges in the vhost of NOTIFY_TEST_AMQP_URL, as
+    ``rabbitmqctl`` lists them; None where rabbitmqctl cannot be used."""
+    if shutil.which("rabbitmqctl") is None:
+        return None
+    command = ["rabbitmqctl", "-q", "--no-table-headers", f"list_{kind}", "-p", _vhost(), "name"]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return [n.strip() for n in done.stdout.splitlines() if n.strip().startswith(_NAMESPACE_PREFIX)]
+
+
+def _declared(queues: Iterable[str]) -> list[str]:
+    """Which of ``queues`` exist (passive declares: no management access needed)."""
+    import pika
+
+    existing = []
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    try:
+        for queue in queues:
+            channel = connection.channel()
+            try:
+                channel.queue_declare(queue=queue, passive=True)
+                existing.append(queue)
+                channel.close()
+            except pika.exceptions.ChannelClosedByBroker:
+                pass  # 404: it does not exist (and the broker closed the channel)
+    finally:
+        connection.close()
+    return existing
+
+
+def _broker_leftovers() -> list[str]:
+    """Delete what this session left in RabbitMQ; return what could not be deleted."""
+    queues, exchanges = _listed("queues"), _listed("exchanges")
+    if queues is None or exchanges is None:  # no rabbitmqctl: look for the tracked names
+        tracked = [_broker_objects(namespace) for namespace in _ON_BROKER]
+        left = _declared(q for queues, _ in tracked for q in queues)
+        _delete_broker_objects(left, [name for name in left if ".hold." in name])
+        return _declared(left)
+    _delete_broker_objects(queues, exchanges)
+    return [*(_listed("queues") or []), *(_listed("exchanges") or [])]
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _drop_broker_objects() -> Iterator[None]:
-    """At the end of the session, delete the RabbitMQ queues and exchanges its namespaces
-    declared (work queues, hold queues), so that repeated runs do not pile them up."""
+def _leave_nothing_behind() -> Iterator[None]:
+    """At the end of the session, delete every Redis key and RabbitMQ queue and exchange
+    of its namespaces (in the vhost of NOTIFY_TEST_AMQP_URL), then fail the run if any
+    is left: repeated runs must not pile them up."""
     yield
-    if not _reachable(AMQP_URL, 5672) or shutil.which("rabbitmqctl") is None:
+    if not _ISSUED:
         return
-    import pika
-
-    def names(kind: str) -> list[str]:
-        out = subprocess.run(
-            ["rabbitmqctl", "-q", "--no-table-headers", f"list_{kind}", "name"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        ).stdout
-        return [n.strip() for n in out.splitlines() if n.strip().startswith(_NAMESPACE_PREFIX)]
-
-    with contextlib.suppress(Exception):
-        queues, exchanges = names("queues"), names("exchanges")
-        connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
-        try:
-            channel = connection.channel()
-            for queue in queues:
-                channel.queue_delete(queue=queue)
-            for exchange in exchanges:
-                channel.exchange_delete(exchange=exchange)
-        finally:
-            connection.close()
+    left: list[str] = []
+    if _reachable(REDIS_URL, 6379):
+        _delete_redis_keys(f"{_NAMESPACE_PREFIX}*")
+        left += [f"Redis key {k.decode()}" for k in _redis_keys(f"{_NAMESPACE_PREFIX}*")]
+    if _reachable(AMQP_URL, 5672):
+        left += [f"RabbitMQ {name}" for name in _broker_leftovers()]
+    assert not left, f"the test session left {len(left)} objects behind: {left[:10]}"

@@ -36,6 +36,8 @@ class SendResult:
     provider: str
     provider_message_id: str | None
     """The provider's id for the message, when it gives one (used to match its events)."""
+    recipient: str | None = None
+    """Email: the address it went to, recorded so that only it can be suppressed."""
 
 
 class EmailProvider(Protocol):

@@ -3,13 +3,15 @@
 **SendGrid** ("Signed Event Webhook"): SendGrid signs ``timestamp + raw body`` with ECDSA
 P-256 / SHA-256 and sends the signature (base64 DER) and the timestamp in
 ``X-Twilio-Email-Event-Webhook-Signature`` / ``-Timestamp``; the public key (base64 DER, as
-SendGrid shows it, or PEM) is configured. :class:`SendGridWebhookVerifier` checks it,
+SendGrid shows it, or PEM) is configured. :class:`SendGridWebhookVerifier` checks it and
+refuses timestamps older than ten minutes (or a minute ahead),
 :func:`parse_sendgrid_events` maps the JSON array.
 
 **SES via SNS**: SNS signs a canonical string of the message's fields (SignatureVersion 1:
 SHA1withRSA, 2: SHA256withRSA) with the key of the certificate at ``SigningCertURL``,
 which is fetched only from ``https://sns.<region>.amazonaws.com/`` and cached.
-:class:`SnsVerifier` checks it and returns the :class:`SnsMessage`; a
+:class:`SnsVerifier` accepts only the topics it is given, checks the signature and
+returns the :class:`SnsMessage`; a
 ``SubscriptionConfirmation`` carries the ``subscribe_url`` the caller must GET to confirm,
 and :func:`parse_ses_events` maps a ``Notification`` whose message is an SES event.
 
@@ -41,6 +43,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from notify_core.constants import (
     SENDGRID_SIGNATURE_HEADER,
+    SENDGRID_SIGNATURE_MAX_AGE_SECONDS,
+    SENDGRID_SIGNATURE_MAX_SKEW_SECONDS,
     SENDGRID_TIMESTAMP_HEADER,
     SNS_CERT_CACHE_SIZE,
     SNS_CERT_FETCH_TIMEOUT_SECONDS,
@@ -112,12 +116,19 @@ def load_sendgrid_public_key(raw: str | bytes) -> ec.EllipticCurvePublicKey:
 class SendGridWebhookVerifier:
     """Checks the signature of SendGrid's event webhook requests."""
 
-    def __init__(self, public_key: str | bytes, *, max_age: float | None = None) -> None:
-        """``max_age``: refuse requests whose signed timestamp is older (seconds); None
-        (the default) accepts any age, as SendGrid does not document how it re-signs
-        retried posts."""
+    def __init__(
+        self,
+        public_key: str | bytes,
+        *,
+        max_age: float = SENDGRID_SIGNATURE_MAX_AGE_SECONDS,
+        max_skew: float = SENDGRID_SIGNATURE_MAX_SKEW_SECONDS,
+    ) -> None:
+        """Requests whose signed timestamp is more than ``max_age`` seconds old, or more
+        than ``max_skew`` seconds ahead, are refused, so a captured post cannot be
+        replayed later."""
         self._key = load_sendgrid_public_key(public_key)
         self._max_age = max_age
+        self._max_skew = max_skew
 
     def verify(
         self, body: bytes, signature: str | None, timestamp: str | None, *, now: float | None = None
@@ -129,13 +140,17 @@ class SendGridWebhookVerifier:
             self._key.verify(der, timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
         except (binascii.Error, InvalidSignature, ValueError):
             raise Unauthenticated("the SendGrid event webhook signature does not verify") from None
-        if self._max_age is not None:
-            try:
-                age = (time.time() if now is None else now) - int(timestamp)
-            except ValueError:
-                raise Unauthenticated("the SendGrid webhook timestamp is not a number") from None
-            if age > self._max_age:
-                raise Unauthenticated("the SendGrid webhook timestamp is too old")
+        try:
+            age = (time.time() if now is None else now) - int(timestamp)
+        except ValueError:
+            raise Unauthenticated("the SendGrid webhook timestamp is not a number") from None
+        if age > self._max_age:
+            raise Unauthenticated(
+                f"the SendGrid webhook timestamp is too old ({int(age)} s, at most "
+                f"{int(self._max_age)} s accepted)"
+            )
+        if -age > self._max_skew:
+            raise Unauthenticated(f"the SendGrid webhook timestamp is {int(-age)} s in the future")
 
     def events(
         self, body: bytes, headers: Mapping[str, str], *, now: float | None = None
@@ -349,12 +364,15 @@ class SnsVerifier:
         self,
         fetch: CertificateFetcher = fetch_certificate,
         *,
-        topic_arns: Collection[str] | None = None,
+        topic_arns: Collection[str],
         cache_size: int = SNS_CERT_CACHE_SIZE,
     ) -> None:
-        """``topic_arns``: accept only these topics (None: any topic)."""
+        """``topic_arns``: the topics accepted, at least one (any AWS account can
+        subscribe an endpoint to its own topic, so "any topic" is never a choice)."""
+        if not topic_arns:
+            raise ValueError("SnsVerifier needs at least one topic ARN")
         self._fetch = fetch
-        self._topics = frozenset(topic_arns) if topic_arns is not None else None
+        self._topics = frozenset(topic_arns)
         self._cache: OrderedDict[str, x509.Certificate] = OrderedDict()
         self._cache_size = cache_size
 
@@ -377,7 +395,7 @@ class SnsVerifier:
         if not isinstance(fields, dict):
             raise InvalidArgument("body", "must be a JSON object")
         topic = str(fields.get("TopicArn", ""))
-        if self._topics is not None and topic not in self._topics:
+        if topic not in self._topics:
             raise Unauthenticated(f"SNS topic {topic!r} is not one we subscribed to")
         cert_url = fields.get("SigningCertURL") or fields.get("SigningCertUrl")
         if not isinstance(cert_url, str):

@@ -1,8 +1,9 @@
 """Cache, pub/sub and presence on Redis, shared by every node that uses the same Redis.
 
 One ``redis.asyncio`` client over a bounded, blocking connection pool serves the cache,
-publishing and presence. Each subscriber set owns one more connection of its own (RESP2,
-named ``subscriber_client_name(namespace)`` in ``CLIENT LIST``) and one reader task.
+publishing and presence (its connections named ``cache_client_name(namespace)`` in
+``CLIENT LIST``). Each subscriber set owns one more connection of its own (RESP2, named
+``subscriber_client_name(namespace)``) and one reader task.
 
 Redis errors become :class:`~notify_core.errors.CacheUnavailable` here, naming the URL
 without its password; ``incr`` on a value that is not an integer raises ``ValueError``.
@@ -22,7 +23,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, cast
-from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.connection import AbstractConnection, BlockingConnectionPool
@@ -42,11 +42,13 @@ from notify_core.cache.base import (
 from notify_core.cache.redis_ratelimit import RedisRateLimiter
 from notify_core.constants import (
     LAST_SEEN_TTL_SECONDS,
+    cache_client_name,
     last_seen_key,
     presence_key,
     subscriber_client_name,
 )
 from notify_core.errors import CacheUnavailable, ConfigError
+from notify_core.redact import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -57,24 +59,6 @@ _BACKOFF_MAX = 5.0
 
 Clock = Callable[[], float]
 _Waiters = dict[str, deque[list["asyncio.Future[None]"]]]
-
-
-def redacted_url(url: str) -> str:
-    """``url`` without its password (and without its query, which may hold one)."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = parts.port
-    except ValueError:
-        return "<malformed Redis URL>"
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = host if port is None else f"{host}:{port}"
-    if parts.password is not None:
-        netloc = f"{parts.username or ''}:***@{netloc}"
-    elif parts.username:
-        netloc = f"{parts.username}@{netloc}"
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 @contextlib.contextmanager
@@ -575,7 +559,7 @@ class RedisBackends:
         subscribe_timeout: float = 10.0,
         ping_interval: float = 15.0,
     ) -> None:
-        self.url = redacted_url(url)
+        self.url = redact_url(url)
         self.namespace = namespace
         try:
             pool = BlockingConnectionPool.from_url(
@@ -585,6 +569,7 @@ class RedisBackends:
                 socket_timeout=timeout,
                 socket_connect_timeout=timeout,
                 retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
+                client_name=cache_client_name(namespace),
             )
         except ValueError as exc:
             raise ConfigError(f"invalid Redis URL {self.url}: {exc}") from exc

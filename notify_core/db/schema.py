@@ -98,14 +98,14 @@ notifications = sa.Table(
         server_default=sa.false(),
         comment="true once the router put it in the user's in-app inbox",
     ),
-    sa.Column("group_key", sa.String(255), comment="dedup key; null = the type"),
+    sa.Column("group_key", sa.String(255), comment="the producer's group key; null = never merged"),
     sa.Column("send_at", UtcDateTime, comment="scheduled send; routed once due"),
     sa.Column(
         "count",
         sa.Integer,
         nullable=False,
         server_default="1",
-        comment="similar notifications merged into this one, itself included",
+        comment="sends of the same group key merged into this one, itself included",
     ),
     sa.Index("idx_notifications_user", "user_id", sa.text("created_at DESC")),
     sa.Index(
@@ -231,6 +231,11 @@ notification_deliveries = sa.Table(
     sa.Column("opens", sa.Integer, nullable=False, server_default="0"),
     sa.Column("clicks", sa.Integer, nullable=False, server_default="0"),
     sa.Column("digest_id", sa.String(36), comment="the digest that carried it (digests.id)"),
+    sa.Column(
+        "recipient",
+        sa.String(254),
+        comment="email: the address it was sent to; provider events suppress only this one",
+    ),
     sa.Index("idx_deliveries_notification", "notification_id"),
     sa.Index(
         "idx_deliveries_digested",
@@ -337,6 +342,23 @@ topic_subscriptions = sa.Table(
     sa.Index("idx_topic_subscriptions_user", "user_id"),
 )
 
+# Topics a producer configured; a topic without a row is private (and topics need no row
+# to be subscribed to or sent to).
+topics = sa.Table(
+    "topics",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column(
+        "public",
+        sa.Boolean,
+        nullable=False,
+        server_default=sa.false(),
+        comment="users may subscribe themselves",
+    ),
+    sa.Column("created_at", UtcDateTime, nullable=False, default=utcnow),
+    sa.Column("updated_at", UtcDateTime, nullable=False, default=utcnow),
+)
+
 topic_sends = sa.Table(
     "topic_sends",
     metadata,
@@ -377,6 +399,21 @@ queue_jobs = sa.Table(
     sa.Column("deliveries", sa.Integer, nullable=False, server_default="0"),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Index("idx_queue_jobs_ready", "queue", sa.text("priority DESC"), "id"),
+)
+
+# The outbox: jobs staged in a service's transaction, published to RabbitMQ after it
+# commits (notify_core/queue/outbox.py). Empty when the queue lives in the database.
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("queue", sa.String(100), nullable=False, comment="the namespaced queue name"),
+    sa.Column("priority", sa.SmallInteger, nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.Column("message_id", sa.String(255)),
+    sa.Column("delay", sa.Float, nullable=False, server_default="0", comment="seconds"),
+    sa.Column("created_at", sa.Float, nullable=False, comment="epoch seconds"),
+    sa.Index("idx_outbox_queue_created", "queue", "created_at"),
 )
 
 # -- digests -----------------------------------------------------------------------------

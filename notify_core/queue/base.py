@@ -12,6 +12,10 @@ Guarantees (checked by ``tests/contract/test_queue_contract.py`` against every b
   best effort.
 * At most ``prefetch`` messages are delivered to one consumer and not yet acked.
 * A message published with a ``delay`` is not delivered before the delay has passed.
+* ``stage`` writes messages inside the caller's database transaction: they are delivered
+  if and only if that transaction commits, even if the process dies right after the
+  commit or the broker is away at that moment (then as soon as it is back). ``flush``
+  after the commit only makes delivery prompt. A staged message may be delivered twice.
 
 Queues are named by their logical name (``constants.QUEUE_*``); an implementation is built
 with the namespace and the list of logical queues, and prefixes the names itself
@@ -22,9 +26,11 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from notify_core.constants import PRIORITY_NORMAL
 
@@ -36,6 +42,17 @@ class Message:
     body: bytes
     priority: int = PRIORITY_NORMAL
     message_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Staged:
+    """Messages written in a transaction by ``WorkQueue.stage``, for ``flush`` after it."""
+
+    queue: str
+    messages: tuple[Message, ...]
+    delay: float = 0.0
+    row_ids: tuple[str, ...] = ()
+    """The outbox rows holding them (RabbitMQ); empty when the queue is the database."""
 
 
 @dataclass(slots=True)
@@ -68,6 +85,24 @@ class WorkQueue(Protocol):
         the smallest ``QUEUE_HOLD_STEPS`` step not shorter than the delay, whose expiry
         dead-letters them back to ``queue``.
         """
+        ...
+
+    async def stage(
+        self,
+        conn: AsyncConnection,
+        queue: str,
+        messages: Sequence[Message],
+        *,
+        delay: float = 0.0,
+    ) -> Staged:
+        """Write ``messages`` for ``queue`` inside the transaction of ``conn`` (a connection
+        of the service database): they commit with the caller's rows or not at all. Hand
+        the answer to ``flush`` once the transaction has committed."""
+        ...
+
+    def flush(self, staged: Iterable[Staged]) -> None:
+        """After the commit of the staged messages: deliver them now rather than at the
+        next sweep (wake local consumers, or publish). Never blocks, never raises."""
         ...
 
     def consume(

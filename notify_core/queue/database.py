@@ -33,7 +33,7 @@ from notify_core.constants import (
 from notify_core.db.engine import Database
 from notify_core.db.schema import queue_jobs as jobs
 from notify_core.errors import QueueUnavailable, Unavailable
-from notify_core.queue.base import Delivery, Message
+from notify_core.queue.base import Delivery, Message, Staged
 
 log = logging.getLogger(__name__)
 
@@ -128,25 +128,32 @@ class DatabaseQueue:
         if not messages:
             return
         async with self._write() as conn:
-            await self.publish_in(conn, queue, messages, delay=delay)
+            await self._insert(conn, queue, messages, delay)
         if delay <= 0:
             self.wake(queue)
 
-    def shares(self, database: Database) -> bool:
-        """Whether jobs can be written inside transactions of ``database``."""
-        return database is self._db
-
-    async def publish_in(
+    async def stage(
         self,
         conn: AsyncConnection,
         queue: str,
         messages: Sequence[Message],
         *,
         delay: float = 0.0,
+    ) -> Staged:
+        """Insert the rows inside the caller's transaction (``conn`` must be a connection of
+        this queue's database): they are jobs once it commits. ``flush`` wakes consumers."""
+        await self._insert(conn, queue, messages, delay)
+        return Staged(queue, tuple(messages), max(delay, 0.0))
+
+    def flush(self, staged: Iterable[Staged]) -> None:
+        """Wake this process's consumers of the staged queues (other processes poll)."""
+        for s in staged:
+            if s.messages and s.delay <= 0:
+                self.wake(s.queue)
+
+    async def _insert(
+        self, conn: AsyncConnection, queue: str, messages: Sequence[Message], delay: float
     ) -> None:
-        """Insert the messages inside the caller's transaction on this queue's database, so
-        that they commit (or not) together with the caller's own rows. Call ``wake(queue)``
-        after the commit."""
         if not messages:
             return
         name = self._name(queue)
@@ -388,9 +395,3 @@ async def _wait(event: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(seconds):
             await event.wait()
-
-
-def same_transaction_queue(queue: object, database: Database) -> DatabaseQueue | None:
-    """``queue`` when its jobs can be written in ``database``'s transactions (the embedded
-    setup: one durable step, one commit), else ``None`` (publish after the commit)."""
-    return queue if isinstance(queue, DatabaseQueue) and queue.shares(database) else None

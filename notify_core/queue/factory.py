@@ -13,7 +13,8 @@ from notify_core.queue.rabbitmq import RabbitMQQueue
 def create_queue(
     amqp_url: str | None, database: Database, namespace: str, queues: Sequence[str]
 ) -> WorkQueue:
-    """A not yet started :class:`WorkQueue`: RabbitMQ at ``amqp_url``, or ``queue_jobs``."""
+    """A not yet started :class:`WorkQueue`: RabbitMQ at ``amqp_url`` (staging through the
+    ``outbox`` of ``database``), or ``queue_jobs`` of ``database``."""
     if amqp_url:
-        return RabbitMQQueue(amqp_url, namespace, queues)
+        return RabbitMQQueue(amqp_url, namespace, queues, database=database)
     return DatabaseQueue(database, namespace, queues)

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,9 +20,11 @@ import pika
 import pika.exceptions
 import pika.spec
 from pika.adapters.asyncio_connection import AsyncioConnection
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from notify_core.constants import (
     MAX_PRIORITY,
+    OUTBOX_SWEEP_AFTER_SECONDS,
     PRIORITY_LOW,
     QUEUE_AMQP_MAX_PRIORITY,
     QUEUE_CONFIRM_TIMEOUT_SECONDS,
@@ -32,8 +34,10 @@ from notify_core.constants import (
     hold_queue_name,
     queue_name,
 )
+from notify_core.db.engine import Database
 from notify_core.errors import QueueUnavailable
-from notify_core.queue.base import Delivery, Message
+from notify_core.queue.base import Delivery, Message, Staged
+from notify_core.queue.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -303,6 +307,8 @@ class RabbitMQQueue:
       dead channel are dropped: RabbitMQ redelivers those messages.
     * A ``consume()`` iterator that is closed keeps its channel until every delivery it
       yielded is acked or nacked; deliveries it had buffered but not yielded are requeued.
+    * ``stage`` writes to the ``outbox`` table of ``database`` (required for it); this
+      object's relay publishes those rows (:mod:`notify_core.queue.outbox`).
     """
 
     def __init__(
@@ -312,6 +318,8 @@ class RabbitMQQueue:
         queues: Sequence[str],
         *,
         confirm_timeout: float = QUEUE_CONFIRM_TIMEOUT_SECONDS,
+        database: Database | None = None,
+        sweep_after: float = OUTBOX_SWEEP_AFTER_SECONDS,
     ) -> None:
         self._url = url
         self._namespace = namespace
@@ -327,6 +335,11 @@ class RabbitMQQueue:
         self._closed_waiter: asyncio.Future[None] | None = None
         self._reconnect_task: asyncio.Task[None] | None = None
         self._active: set[_ConsumerChannel] = set()
+        self.outbox: Outbox | None = None
+        if database is not None:
+            self.outbox = Outbox(
+                database, self._names, self._publish_delayed, sweep_after=sweep_after
+            )
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -337,6 +350,8 @@ class RabbitMQQueue:
         reconnecting = self._reconnect_task is not None and not self._reconnect_task.done()
         if self._conn is None and not reconnecting:
             await self._connect()
+        if self.outbox is not None:
+            self.outbox.start()
 
     async def close(self) -> None:
         """Stop the consumers and close the connection (RabbitMQ requeues unacked messages)."""
@@ -344,6 +359,8 @@ class RabbitMQQueue:
             return
         self._closing = True
         self._stopped.set()
+        if self.outbox is not None:
+            await self.outbox.close()
         if self._reconnect_task is not None:
             self._reconnect_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -404,6 +421,27 @@ class RabbitMQQueue:
         finally:
             for seq in seqs:
                 publisher.forget(seq)
+
+    async def _publish_delayed(self, queue: str, messages: Sequence[Message], delay: float) -> None:
+        await self.publish(queue, messages, delay=delay)
+
+    async def stage(
+        self,
+        conn: AsyncConnection,
+        queue: str,
+        messages: Sequence[Message],
+        *,
+        delay: float = 0.0,
+    ) -> Staged:
+        """Write the messages to the outbox in the caller's transaction."""
+        if self.outbox is None:
+            raise RuntimeError("this RabbitMQQueue has no database to stage jobs in")
+        return await self.outbox.stage(conn, queue, messages, delay)
+
+    def flush(self, staged: Iterable[Staged]) -> None:
+        """Hand committed outbox rows to the relay."""
+        if self.outbox is not None:
+            self.outbox.flush(staged)
 
     # -- consuming ----------------------------------------------------------------------
 

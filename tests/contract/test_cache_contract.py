@@ -19,7 +19,12 @@ from notify_core.cache.base import CacheBackends
 from notify_core.cache.factory import create_cache_backends
 from notify_core.cache.memory import MemoryBackends
 from notify_core.cache.redis import RedisBackends
-from notify_core.constants import rate_key, subscriber_client_name, user_channel
+from notify_core.constants import (
+    cache_client_name,
+    rate_key,
+    subscriber_client_name,
+    user_channel,
+)
 from notify_core.errors import CacheUnavailable
 from notify_core.ratelimit import Limit, check
 
@@ -407,6 +412,21 @@ async def test_get_for_many_users_answers_in_the_order_asked(
 
 
 # --- Redis only -------------------------------------------------------------------------
+
+
+async def test_redis_pooled_clients_are_named_for_their_namespace(
+    redis_url: str, namespace: str
+) -> None:
+    """Operators (and the fault tests) find one deployment's clients in CLIENT LIST."""
+    backends = RedisBackends(redis_url, namespace)
+    admin = aioredis.Redis.from_url(redis_url)
+    try:
+        await backends.ping()
+        names = [client["name"] for client in await admin.client_list()]
+        assert names.count(cache_client_name(namespace)) == 1
+    finally:
+        await admin.aclose()
+        await backends.close()
 
 
 async def test_redis_subscriber_survives_a_dropped_connection(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -19,6 +18,7 @@ from typing import Any
 
 import pika
 import pytest
+import sqlalchemy as sa
 
 from notify_core.constants import (
     PRIORITY_HIGH,
@@ -30,10 +30,12 @@ from notify_core.constants import (
 )
 from notify_core.db.engine import Database
 from notify_core.db.migrate import upgrade
+from notify_core.db.schema import outbox
 from notify_core.errors import QueueUnavailable
 from notify_core.queue.base import Delivery, Message, WorkQueue
 from notify_core.queue.database import DatabaseQueue
 from notify_core.queue.rabbitmq import RabbitMQQueue
+from tests.cuts import close_rabbitmq_connections
 
 QUEUE = QUEUE_ROUTE
 OTHER = "contract-other"
@@ -42,15 +44,21 @@ WAIT = 10.0
 """Longest wait for something that should happen."""
 QUIET = 0.5
 """How long we watch for something that should not happen."""
+SWEEP_AFTER = 0.3
+"""The RabbitMQ outbox sweeps rows this old (short, so lost hand-overs show quickly)."""
 REPO = Path(__file__).resolve().parents[2]
 
 
 class Backend:
     """Builds started queue objects of one backend and closes them at teardown."""
 
-    def __init__(self, kind: str, factory: Callable[..., WorkQueue], url: str) -> None:
+    def __init__(
+        self, kind: str, factory: Callable[..., WorkQueue], url: str, database: Database
+    ) -> None:
         self.kind = kind
         self.url = url
+        self.database = database
+        """The service database: ``stage`` writes in its transactions."""
         self._factory = factory
         self._opened: list[WorkQueue] = []
 
@@ -140,12 +148,21 @@ async def _backend(
 ) -> AsyncIterator[Backend]:
     if kind == "rabbitmq":
         amqp_url: str = request.getfixturevalue("amqp_url")
-        backend = Backend(kind, lambda: RabbitMQQueue(amqp_url, namespace, QUEUES), amqp_url)
+        database = Database(request.getfixturevalue("migrated_postgres_url"))
+
+        def rabbit(**kw: Any) -> WorkQueue:
+            options = {"database": database, "sweep_after": SWEEP_AFTER, **kw}
+            return RabbitMQQueue(amqp_url, namespace, QUEUES, **options)
+
+        backend = Backend(kind, rabbit, amqp_url, database)
         try:
             yield backend
         finally:
             await backend.close_all()
             await asyncio.to_thread(_delete_amqp_queues, amqp_url, namespace)
+            async with database.write() as conn:
+                await conn.execute(outbox.delete().where(outbox.c.queue.like(f"{namespace}%")))
+            await database.close()
         return
     if kind == "sqlite":
         url = f"sqlite:///{tmp_path / 'queue.db'}"
@@ -153,7 +170,9 @@ async def _backend(
     else:
         url = request.getfixturevalue("migrated_postgres_url")
     database = Database(url)
-    backend = Backend(kind, lambda **kw: DatabaseQueue(database, namespace, QUEUES, **kw), url)
+    backend = Backend(
+        kind, lambda **kw: DatabaseQueue(database, namespace, QUEUES, **kw), url, database
+    )
     try:
         yield backend
     finally:
@@ -410,6 +429,82 @@ async def test_purge_drops_every_waiting_message(backend: Backend):
     await collector.stop()
 
 
+# -- staging in the caller's transaction (the outbox) -----------------------------------
+
+
+async def _stage(backend: Backend, queue: WorkQueue, *messages: Message, **kw: Any) -> Any:
+    """Stage ``messages`` in a transaction of the service database and commit it."""
+    async with backend.database.write() as conn:
+        return await queue.stage(conn, QUEUE, list(messages), **kw)
+
+
+async def test_staged_messages_are_delivered_once_the_transaction_commits(backend: Backend):
+    queue = await backend.open()
+    staged = await _stage(backend, queue, Message(b"a", PRIORITY_HIGH, "s-1"), Message(b"b"))
+    queue.flush([staged])
+
+    collector = Collector(queue)
+    received = await collector.wait_for(2)
+    assert sorted(bodies(received)) == [b"a", b"b"]
+    assert {d.message_id for d in received} == {"s-1", None}
+    assert [d.priority for d in received if d.body == b"a"] == [PRIORITY_HIGH]
+    await queue.ack(received)
+    await collector.stop()
+
+
+async def test_messages_staged_in_a_rolled_back_transaction_are_never_delivered(
+    backend: Backend,
+):
+    queue = await backend.open()
+
+    class Abort(Exception):
+        pass
+
+    with pytest.raises(Abort):
+        async with backend.database.write() as conn:
+            await queue.stage(conn, QUEUE, [Message(b"rolled back")])
+            raise Abort
+    queue.flush([])
+    await queue.publish(QUEUE, [Message(b"marker")])
+
+    collector = Collector(queue)
+    await collector.wait_for(1)
+    await asyncio.sleep(QUIET + SWEEP_AFTER)
+    assert bodies(collector.deliveries) == [b"marker"]
+    await queue.ack(collector.deliveries)
+    await collector.stop()
+
+
+async def test_a_message_staged_by_a_process_that_died_before_flushing_is_delivered(
+    backend: Backend,
+):
+    dying = await backend.open()
+    await _stage(backend, dying, Message(b"orphan", message_id="o-1"))
+    # No flush: the process dies between its commit and its hand-over to the relay.
+    await dying.close()
+
+    survivor = await backend.open()
+    collector = Collector(survivor)
+    [delivery] = await collector.wait_for(1, within=WAIT + SWEEP_AFTER)
+    assert (delivery.body, delivery.message_id) == (b"orphan", "o-1")
+    await survivor.ack([delivery])
+    await collector.stop()
+
+
+async def test_a_staged_delay_is_kept(backend: Backend):
+    queue = await backend.open()
+    started = time.monotonic()
+    queue.flush([await _stage(backend, queue, Message(b"later"), delay=0.8)])
+    queue.flush([await _stage(backend, queue, Message(b"now"))])
+    collector = Collector(queue)
+    assert bodies(await collector.wait_for(1)) == [b"now"]
+    both = await collector.wait_for(2)
+    assert bodies(both) == [b"now", b"later"]
+    assert time.monotonic() - started >= 0.8
+    await queue.ack(both)
+    await collector.stop()
+
+
 # -- RabbitMQ only ----------------------------------------------------------------------
 
 
@@ -422,27 +517,6 @@ async def test_rabbitmq_unreachable_raises_queue_unavailable(namespace: str):
     await queue.close()
 
 
-def _close_rabbitmq_connections(connection_name: str) -> int:
-    """Make the broker drop our connections (as a broker restart or network cut would)."""
-    listing = subprocess.run(
-        ["rabbitmqctl", "-q", "list_connections", "pid", "client_properties"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    )
-    marker = f'{{"connection_name","{connection_name}"}}'
-    pids = [line.split("\t", 1)[0] for line in listing.stdout.splitlines() if marker in line]
-    for pid in pids:
-        subprocess.run(
-            ["rabbitmqctl", "-q", "close_connection", pid, "contract test"],
-            check=True,
-            capture_output=True,
-            timeout=30,
-        )
-    return len(pids)
-
-
 @pytest.mark.skipif(shutil.which("rabbitmqctl") is None, reason="needs rabbitmqctl")
 async def test_rabbitmq_consumer_resumes_after_the_connection_is_lost(
     rabbit_backend: Backend, namespace: str
@@ -452,7 +526,7 @@ async def test_rabbitmq_consumer_resumes_after_the_connection_is_lost(
     collector = Collector(queue)
     [before] = await collector.wait_for(1)
 
-    closed = await asyncio.to_thread(_close_rabbitmq_connections, amqp_connection_name(namespace))
+    closed = await asyncio.to_thread(close_rabbitmq_connections, amqp_connection_name(namespace))
     assert closed == 1
 
     _, after = await collector.wait_for(2, within=30)  # same iterator, new connection
@@ -529,3 +603,31 @@ async def test_lease_is_extended_while_held_and_expires_when_the_holder_dies(
     assert delivery.redelivered is True
     await queue.ack([delivery])
     await collector.stop()
+
+
+@pytest.mark.skipif(shutil.which("rabbitmqctl") is None, reason="needs rabbitmqctl")
+async def test_rabbitmq_staged_while_the_connection_is_down_is_published_after_it_returns(
+    rabbit_backend: Backend, namespace: str
+):
+    queue = await rabbit_backend.open()
+    closed = await asyncio.to_thread(close_rabbitmq_connections, amqp_connection_name(namespace))
+    assert closed == 1
+    # The hand-over finds no connection; the row waits in the outbox for the sweep.
+    queue.flush([await _stage(rabbit_backend, queue, Message(b"kept", message_id="k-1"))])
+
+    collector = Collector(queue)
+    [delivery] = await collector.wait_for(1, within=30)
+    assert (delivery.body, delivery.message_id) == (b"kept", "k-1")
+    await queue.ack([delivery])
+    await collector.stop()
+
+    async def left() -> int:
+        async with rabbit_backend.database.read() as conn:
+            count = await conn.scalar(
+                sa.select(sa.func.count())
+                .select_from(outbox)
+                .where(outbox.c.queue == queue_name(namespace, QUEUE))
+            )
+        return int(count or 0)
+
+    await eventually(left, 0)

@@ -4,8 +4,8 @@
 cache and pub/sub) and ``real`` (PostgreSQL, RabbitMQ, Redis; skipped or failed per the
 rules in tests/conftest.py).
 
-Dedup is off in these settings (``dedup_window=0``): most tests send many notifications of
-one type to one user and mean them as distinct. The dedup tests turn it on.
+The grouping window is the default (an hour): sends without a ``group_key`` never merge,
+so tests that send many notifications of one type to one user get as many entries.
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def embedded_settings(tmp_path: Path, **extra: Any) -> Settings:
         api_keys=frozenset({API_KEY}),
         jwt_secret=JWT_SECRET,
         signing_secret=JWT_SECRET,
-        **{"dedup_window": 0.0, **extra},
+        **extra,
     )
 
 
@@ -121,7 +121,6 @@ def real_settings(postgres_url: str, redis_url: str, amqp_url: str, namespace: s
         api_keys=frozenset({API_KEY}),
         jwt_secret=JWT_SECRET,
         signing_secret=JWT_SECRET,
-        dedup_window=0.0,
     )
 
 

@@ -63,12 +63,16 @@ class NotifyProcess:
         raise RuntimeError("notify did not come up")
 
     def _serving(self) -> bool:
-        """The edge answers /healthz; a service without the edge answers gRPC health."""
+        """The edge answers /healthz, and gRPC health answers SERVING (both, for ``up``: a
+        port another process took in between must not pass for ours)."""
         if self.args[0] == "up" or self.args[-1] == "realtime":
             try:
-                return httpx.get(f"{self.base_url}/healthz", timeout=0.5).status_code == 200
+                if httpx.get(f"{self.base_url}/healthz", timeout=0.5).status_code != 200:
+                    return False
             except httpx.HTTPError:
                 return False
+            if self.args[0] != "up":
+                return True
         with grpc.insecure_channel(f"127.0.0.1:{self.grpc_port}") as channel:
             try:
                 reply = health_pb2_grpc.HealthStub(channel).Check(
@@ -85,6 +89,10 @@ class NotifyProcess:
     @property
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.http_port}/ws"
+
+    def again(self) -> NotifyProcess:
+        """The same command on the same ports and settings (not started yet)."""
+        return NotifyProcess(self.env, self.args, self.log)
 
     def kill9(self) -> None:
         assert self.proc is not None

@@ -46,6 +46,37 @@ def test_up_with_a_malformed_setting_fails_naming_it(name: str, value: str) -> N
     assert name in result.stderr
 
 
+def test_an_unknown_setting_stops_start_naming_the_nearest_known_one(tmp_path: Path) -> None:
+    result = _notify("up", env={"NOTIFY_DATABSE_URL": f"sqlite:///{tmp_path / 'x.db'}"})
+    assert result.returncode == 2
+    assert result.stderr == (
+        "notify: configuration error: NOTIFY_DATABSE_URL is not a setting of Notify; "
+        "did you mean NOTIFY_DATABASE_URL?\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "url"),
+    [
+        ("NOTIFY_DATABASE_URL", "postgresql+psycopg://postgres:pw-{secret}@127.0.0.1:{port}/x"),
+        ("NOTIFY_REDIS_URL", "redis://:pw-{secret}@127.0.0.1:{port}/0"),
+        ("NOTIFY_AMQP_URL", "amqp://guest:pw-{secret}@127.0.0.1:{port}/%2F"),
+    ],
+)
+@pytest.mark.parametrize("command", [("up",), ("serve", "router")])
+def test_an_unreachable_backend_is_one_line_naming_its_variable(
+    tmp_path: Path, name: str, url: str, command: tuple[str, ...]
+) -> None:
+    secret = uuid.uuid4().hex
+    bad = url.format(secret=secret, port=free_port())
+    env = {"NOTIFY_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}", name: bad}
+    result = _notify(*command, env={**env, "NOTIFY_HTTP_PORT": "0", "NOTIFY_GRPC_PORT": "0"})
+    assert result.returncode == 1
+    shown = bad.replace(f"pw-{secret}", "***")
+    assert result.stderr == f"notify: {name}: cannot connect to {shown} (connection refused)\n"
+    assert secret not in result.stdout + result.stderr
+
+
 def test_edge_without_ingest_needs_ingest_target(tmp_path: Path) -> None:
     result = _notify(
         "serve",

@@ -1,5 +1,5 @@
-"""Dedup, scheduled sends, held work released (also across a restart), configured rate
-limits, on both backends."""
+"""Grouping (opt-in by group key), scheduled sends, held work released (also across a
+restart), configured rate limits, on both backends."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ async def recv(ws: Any, timeout: float = 5.0) -> dict[str, Any]:
     return result
 
 
-async def test_similar_notifications_merge_into_one_inbox_entry(settings: Settings) -> None:
+async def test_sends_with_a_group_key_merge_into_one_inbox_entry(settings: Settings) -> None:
     async with running(settings, dedup_window=3600.0) as env:
         user = uid()
         async with websockets.connect(f"{env.ws_url}?token={env.token(user)}") as ws:
@@ -53,14 +53,17 @@ async def test_similar_notifications_merge_into_one_inbox_entry(settings: Settin
                 group_key="post-1",
             )
             assert (await recv(ws))["type"] == "notification"
+            await ws.send(json.dumps({"type": "mark_read", "id": first}))
+            assert (await recv(ws)) == {"type": "unread_count", "unread_count": 0}
             later = []
-            for name in ("Bob", "Carol", "Dan"):
+            for name, priority in (("Bob", "high"), ("Carol", "low"), ("Dan", "normal")):
                 later.append(
                     await env.send(
                         user,
-                        title="New comment",
+                        title=f"{name} commented",
                         message=f"{name} commented on your post",
                         data={"actor": name},
+                        priority=priority,
                         group_key="post-1",
                     )
                 )
@@ -68,11 +71,16 @@ async def test_similar_notifications_merge_into_one_inbox_entry(settings: Settin
                 # an update of the first entry, not a new item
                 assert event["type"] == "notification_updated"
                 assert event["notification"]["id"] == first
-            assert event["notification"]["count"] == 4
-            assert event["notification"]["message"] == "Dan and 3 others commented on your post"
+                assert event["notification"]["read"] is False  # unread again
+            shown = event["notification"]
+            assert shown["count"] == 4
+            assert shown["title"] == "Dan commented"  # the newest
+            assert shown["message"] == "Dan and 3 others commented on your post"
+            assert shown["priority"] == "high"  # the highest of its members
         page = await env.inbox(user)
         assert [n["id"] for n in page["notifications"]] == [first]
-        assert page["notifications"][0]["count"] == 4
+        assert page["notifications"][0]["priority"] == "high"
+        assert page["unread_count"] == 1
         merged = await deliveries(env, later[0])
         assert merged["inapp"]["status"] == "merged"
         assert merged["inapp"]["merge_into"] == first
@@ -82,15 +90,28 @@ async def test_similar_notifications_merge_into_one_inbox_entry(settings: Settin
         assert len((await env.wait_inbox(user, 2))["notifications"]) == 2
 
 
-async def test_dedup_window_is_per_type(settings: Settings) -> None:
+async def test_sends_without_a_group_key_are_each_their_own_entry(settings: Settings) -> None:
+    async with running(settings, dedup_window=3600.0) as env:
+        user = uid()
+        ids = [await env.send(user, title=f"m{i}", data={"i": i}) for i in range(60)]
+        page = await env.wait_inbox(user, 60)
+        assert {n["id"] for n in page["notifications"]} == set(ids)
+        assert {n["title"] for n in page["notifications"]} == {f"m{i}" for i in range(60)}
+        assert all(n["count"] == 1 for n in page["notifications"])
+        assert page["unread_count"] == 60
+        for nid in (ids[1], ids[-1]):
+            assert (await deliveries(env, nid))["inapp"]["status"] == "delivered"
+
+
+async def test_grouping_window_is_per_type(settings: Settings) -> None:
     async with running(settings, dedup_window=3600.0, dedup_window_by_type={"chat": 0.0}) as env:
         user = uid()
-        a = await env.send(user, type="chat")
-        b = await env.send(user, type="chat")
+        a = await env.send(user, type="chat", group_key="room-1")
+        b = await env.send(user, type="chat", group_key="room-1")
         assert (await deliveries(env, a))["inapp"]["status"] == "delivered"
         assert (await deliveries(env, b))["inapp"]["status"] == "delivered"
-        c = await env.send(user, type="like")
-        d = await env.send(user, type="like")
+        c = await env.send(user, type="like", group_key="post-1")
+        d = await env.send(user, type="like", group_key="post-1")
         assert (await deliveries(env, c))["inapp"]["status"] == "delivered"
         assert (await deliveries(env, d))["inapp"]["status"] == "merged"
 

@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -21,14 +21,18 @@ import pytest
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from notify.v1 import delivery_pb2, delivery_pb2_grpc
+from notify.v1 import delivery_pb2, delivery_pb2_grpc, router_pb2
+from notify.v1.router_pb2_grpc import RouterServiceStub
 from standardwebhooks.webhooks import Webhook
 
 from notify_core.config import Settings
 from notify_core.config_email import EmailSettings
 from notify_core.config_webhook import WebhookSettings
+from notify_core.constants import amqp_connection_name
 from notify_core.db.schema import notification_deliveries
 from preference_svc.validate import PreferencesUpdate
+from tests.conftest import POSTGRES_ADMIN_URL
+from tests.cuts import close_rabbitmq_connections, terminate_postgres_backends
 from tests.integration.conftest import Env, embedded_settings, eventually, running
 from tests.integration.procs import ROOT, free_port
 from tests.integration.test_sendgrid_provider import API_KEY as SENDGRID_KEY
@@ -39,23 +43,30 @@ from tests.integration.test_webhook_sender import Receiver, receiver  # noqa: F4
 
 class Inbox:
     """An aiosmtpd handler keeping what it receives; it can refuse the next ``fail`` mails
-    with 451 (try again later)."""
+    with 451 (try again later), and run ``before_accepting`` once before its next 250."""
 
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
         self.fail = 0
         self.refused = 0
+        self.before_refusing: Callable[[], object] | None = None
+        self.before_accepting: Callable[[], object] | None = None
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         if self.fail > 0:
             self.fail -= 1
             self.refused += 1
+            if self.before_refusing is not None:
+                await asyncio.to_thread(self.before_refusing)
             return "451 4.3.0 try again later"
         raw = envelope.original_content or envelope.content
         assert isinstance(raw, bytes)
         message = email.message_from_bytes(raw, policy=email.policy.default)
         assert isinstance(message, EmailMessage)
         self.messages.append(message)
+        if self.before_accepting is not None:
+            once, self.before_accepting = self.before_accepting, None
+            await asyncio.to_thread(once)
         return "250 OK"
 
     def to(self, address: str) -> list[EmailMessage]:
@@ -325,6 +336,18 @@ async def test_a_templated_email_is_rendered_inlined_and_escaped(
         failed = await eventually(lambda: delivery_row(env, bad), lambda r: r["status"] == "failed")
         assert "comment" in (failed["error_message"] or "")
         assert len(inbox.to(address)) == 1
+        # data that makes the template run away: past the render budget, failed for good
+        loops = "{% for i in range(n) %}{% for j in range(n) %}{% endfor %}{% endfor %}"
+        busy = {"subject": "S", "body": f"<p>{loops}</p>", "variables": ["n"]}
+        r = await env.http.put(f"/templates/{name}-busy/email", json=busy, headers=env.producer)
+        assert r.status_code == 201, r.text
+        runaway = await env.send(user, template=f"{name}-busy", data={"n": 1500})
+        failed = await eventually(
+            lambda: delivery_row(env, runaway), lambda r: r["status"] == "failed"
+        )
+        assert "100000 steps" in (failed["error_message"] or "")
+        assert failed["dead_at"] is not None  # permanent: not retried
+        assert len(inbox.to(address)) == 1
 
 
 async def test_dead_letters_are_listed_and_requeued_from_the_cli(
@@ -368,4 +391,80 @@ async def test_dead_letters_are_listed_and_requeued_from_the_cli(
         assert "requeued 1" in requeued.stdout
         # the node's worker sees the job the CLI wrote into the same database
         await eventually(lambda: status(env, nid), lambda d: d.get("status") == "sent")
+        assert len(inbox.to(address)) == 1
+
+
+async def test_a_retrying_delivery_shows_its_attempts_and_last_error_beside_its_reason(
+    settings: Settings, smtp: tuple[Inbox, int]
+) -> None:
+    inbox, port = smtp
+    inbox.fail = 1
+    async with running(settings, **with_smtp(settings, port, retry_schedule=(600.0,))) as env:
+        user = uid()
+        await set_email(env, user)
+        nid = await env.send(user)
+        shown = await eventually(lambda: status(env, nid), lambda d: d.get("status") == "retrying")
+        assert shown["attempts"] == 1
+        assert "451" in shown["last_error"]
+        assert shown["reason"] and "451" not in shown["reason"]  # the routing reason, kept
+        assert shown["until"] is not None  # the next try
+        assert shown["id"]
+        reply = await RouterServiceStub(env.grpc_channel).ListDeliveries(
+            router_pb2.ListDeliveriesRequest(notification_id=nid), metadata=env.metadata
+        )
+        (email_row,) = [d for d in reply.deliveries if d.channel == "email"]
+        assert (email_row.status, email_row.attempts) == ("retrying", 1)
+        assert "451" in email_row.last_error and email_row.reason == shown["reason"]
+        assert email_row.id == shown["id"] and email_row.until.seconds > 0
+
+
+async def test_a_retry_whose_broker_connection_drops_is_still_retried(
+    settings: Settings, smtp: tuple[Inbox, int]
+) -> None:
+    if settings.amqp_url is None:
+        pytest.skip("the queue is in the database: there is no broker connection to cut")
+    inbox, port = smtp
+    inbox.fail = 1
+    connection = amqp_connection_name(settings.namespace)
+    # The refusal is answered only once the node's broker connection is gone: the retry is
+    # recorded, and its job staged, while RabbitMQ cannot take it. The retry waits longer
+    # than the redelivery of the first job takes, so only the retry's own job can send it.
+    inbox.before_refusing = lambda: close_rabbitmq_connections(connection)
+    async with running(settings, **with_smtp(settings, port, retry_schedule=(3.0,))) as env:
+        user = uid()
+        address = await set_email(env, user)
+        nid = await env.send(user)
+        done = await eventually(
+            lambda: status(env, nid), lambda d: d.get("status") == "sent", timeout=60
+        )
+        assert done["attempts"] == 2 and inbox.refused == 1
+        assert len(inbox.to(address)) == 1
+
+
+async def test_a_database_cut_while_recording_sends_nothing_twice(
+    settings: Settings, smtp: tuple[Inbox, int]
+) -> None:
+    if settings.database_url.startswith("sqlite"):
+        pytest.skip("SQLite: there is no database connection to cut")
+    inbox, port = smtp
+    admin = POSTGRES_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
+    database = settings.database_url.rsplit("/", 1)[1]
+    # The server has the message; before it answers, every connection of the node's
+    # database is gone, so the worker's record of the send fails on its first try.
+    inbox.before_accepting = lambda: terminate_postgres_backends(admin, database)
+    async with running(settings, **with_smtp(settings, port, send_lease=5.0)) as env:
+        user = uid()
+        address = await set_email(env, user)
+        nid = await env.send(user)
+
+        async def settled() -> dict[str, Any]:
+            r = await env.http.get(f"/notifications/{nid}/deliveries", headers=env.producer)
+            if r.status_code != 200:  # the edge's own pooled connection was cut too
+                return {}
+            return {d["channel"]: d for d in r.json()["deliveries"]}.get("email", {})
+
+        done = await eventually(settled, lambda d: d.get("status") == "sent", timeout=30)
+        assert inbox.before_accepting is None  # the cut happened
+        # Without a second try at the record, the lease runs out and the email goes again.
+        assert done["attempts"] == 1
         assert len(inbox.to(address)) == 1

@@ -385,24 +385,91 @@ async def test_unsubscribe_over_rest_and_grpc(env: Env) -> None:
     assert page == {"user_ids": [c], "next": None}
 
 
-async def test_a_user_subscribes_themselves(env: Env) -> None:
-    user, topic = uid(), f"t.{uuid.uuid4().hex[:8]}"
+async def make_public(env: Env, topic: str, public: bool = True) -> None:
+    r = await env.http.put(f"/topics/{topic}", json={"public": public}, headers=env.producer)
+    assert r.status_code == 200 and r.json() == {"topic": topic, "public": public}, r.text
+
+
+async def test_a_user_subscribes_themselves_to_public_topics(env: Env) -> None:
+    user, topic, other = uid(), f"t.{uuid.uuid4().hex[:8]}", f"t.{uuid.uuid4().hex[:8]}"
+    await make_public(env, topic)
+    await make_public(env, other)
     for _ in range(2):  # idempotent
         r = await env.http.put(f"/topics/{topic}/subscription", headers=env.user(user))
         assert r.status_code == 200 and r.json() == {"topic": topic, "subscribed": True}
-    await env.http.put("/topics/alpha/subscription", headers=env.user(user))
+    await env.http.put(f"/topics/{other}/subscription", headers=env.user(user))
     assert (await env.http.get("/topics", headers=env.user(user))).json() == {
-        "topics": sorted(["alpha", topic])
+        "topics": sorted([other, topic])
     }
     page = (await env.http.get(f"/topics/{topic}/subscribers", headers=env.producer)).json()
     assert page["user_ids"] == [user]
     r = await env.http.delete(f"/topics/{topic}/subscription", headers=env.user(user))
     assert r.json() == {"topic": topic, "subscribed": False}
-    assert (await env.http.get("/topics", headers=env.user(user))).json() == {"topics": ["alpha"]}
+    assert (await env.http.get("/topics", headers=env.user(user))).json() == {"topics": [other]}
     r = await env.http.put(
         f"/topics/{topic}/subscribers", json={"user_ids": [user]}, headers=env.user(user)
     )
     assert r.status_code == 401  # subscribing others takes a producer key
+
+
+async def test_a_user_cannot_subscribe_themselves_to_a_private_topic(env: Env) -> None:
+    user, topic = uid(), f"t.{uuid.uuid4().hex[:8]}"
+    r = await env.http.get(f"/topics/{topic}", headers=env.producer)
+    assert r.status_code == 200 and r.json() == {"topic": topic, "public": False}
+    r = await env.http.put(f"/topics/{topic}/subscription", headers=env.user(user))
+    assert r.status_code == 403, r.text
+    assert r.json()["error"]["code"] == "permission_denied"
+    assert f"topic {topic!r} is not public" in r.json()["error"]["message"]
+
+    await make_public(env, topic)
+    r = await env.http.put(f"/topics/{topic}/subscription", headers=env.user(user))
+    assert r.status_code == 200, r.text
+    await make_public(env, topic, False)  # private again: its subscribers stay
+    assert (await env.http.get(f"/topics/{topic}", headers=env.producer)).json()["public"] is False
+    newcomer = uid()
+    r = await env.http.put(f"/topics/{topic}/subscription", headers=env.user(newcomer))
+    assert r.status_code == 403
+    page = (await env.http.get(f"/topics/{topic}/subscribers", headers=env.producer)).json()
+    assert page["user_ids"] == [user]
+    # a producer still subscribes anyone, and the user may always leave
+    r = await env.http.put(
+        f"/topics/{topic}/subscribers", json={"user_ids": [newcomer]}, headers=env.producer
+    )
+    assert r.json() == {"subscribed": 1}
+    r = await env.http.delete(f"/topics/{topic}/subscription", headers=env.user(newcomer))
+    assert r.status_code == 200 and r.json()["subscribed"] is False
+
+
+async def test_topic_settings_take_a_producer_key_and_a_boolean(env: Env) -> None:
+    topic = f"t.{uuid.uuid4().hex[:8]}"
+    r = await env.http.put(f"/topics/{topic}", json={"public": True}, headers=env.user(uid()))
+    assert r.status_code == 401
+    r = await env.http.get(f"/topics/{topic}", headers=env.user(uid()))
+    assert r.status_code == 401
+    for body, field in (({}, "public"), ({"public": "yes"}, "public"), ({"x": 1}, "x")):
+        r = await env.http.put(f"/topics/{topic}", json=body, headers=env.producer)
+        assert r.status_code == 400 and r.json()["error"]["message"].startswith(f"{field}: ")
+    r = await env.http.put("/topics/bad%20name", json={"public": True}, headers=env.producer)
+    assert r.status_code == 400 and r.json()["error"]["message"].startswith("topic: ")
+    assert (await env.http.get(f"/topics/{topic}", headers=env.producer)).json()["public"] is False
+
+
+async def test_grpc_sets_and_gets_topics(env: Env) -> None:
+    svc, topic = stub(env), f"t.{uuid.uuid4().hex[:8]}"
+    got = await svc.GetTopic(pb.GetTopicRequest(topic=topic), metadata=env.metadata)
+    assert (got.topic.name, got.topic.public) == (topic, False)
+    done = await svc.SetTopic(pb.SetTopicRequest(topic=topic, public=True), metadata=env.metadata)
+    assert done.topic.public is True
+    r = await env.http.get(f"/topics/{topic}", headers=env.producer)
+    assert r.json() == {"topic": topic, "public": True}
+    r = await env.http.put(f"/topics/{topic}/subscription", headers=env.user(uid()))
+    assert r.status_code == 200, r.text
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await svc.SetTopic(pb.SetTopicRequest(topic="bad name", public=True), metadata=env.metadata)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.aio.AioRpcError) as unauthenticated:
+        await svc.GetTopic(pb.GetTopicRequest(topic=topic))
+    assert unauthenticated.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
 async def test_bad_topic_input_is_rejected_and_writes_nothing(env: Env) -> None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 
+import grpc
 import pytest
+from notify.v1 import preference_pb2, preference_pb2_grpc
 
-from tests.integration.conftest import Env
+from notify_core.config import Settings
+from tests.integration.conftest import Env, running
 
 
 def uid() -> str:
@@ -133,3 +137,31 @@ async def test_non_json_preferences_body_is_400(env: Env) -> None:
         headers={**env.user(uid()), "content-type": "application/json"},
     )
     assert r.status_code == 400
+
+
+@pytest.mark.parametrize("allow_http", [False, True])
+async def test_an_http_webhook_url_is_saved_only_with_notify_webhook_allow_http(
+    settings: Settings, allow_http: bool
+) -> None:
+    """NOTIFY_WEBHOOK_ALLOW_HTTP lets a user save an http:// webhook URL, over REST and
+    gRPC alike; without it the URL is refused naming the field."""
+    hooks = dataclasses.replace(settings.webhook, allow_http=allow_http)
+    url = "http://hooks.example.com/notify"
+    async with running(settings, webhook=hooks) as env:
+        user = uid()
+        r = await env.http.put("/preferences", json={"webhook_url": url}, headers=env.user(user))
+        stub = preference_pb2_grpc.PreferenceServiceStub(env.grpc_channel)
+        request = preference_pb2.UpdatePreferencesRequest(user_id=uid(), webhook_url=url)
+        if allow_http:
+            assert r.status_code == 200, r.text
+            assert r.json()["webhook_url"] == url
+            saved = (await env.http.get("/preferences", headers=env.user(user))).json()
+            assert saved["webhook_url"] == url
+            reply = await stub.UpdatePreferences(request, metadata=env.metadata)
+            assert reply.preferences.webhook_url == url
+        else:
+            assert r.status_code == 400
+            assert r.json()["error"]["message"].startswith("webhook_url")
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await stub.UpdatePreferences(request, metadata=env.metadata)
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT

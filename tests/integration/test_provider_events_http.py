@@ -56,8 +56,11 @@ SG_PUBLIC = base64.b64encode(
 ).decode()
 
 
-def sg_headers(body: bytes, key: ec.EllipticCurvePrivateKey = SG_KEY) -> dict[str, str]:
-    timestamp = str(int(time.time()))
+def sg_headers(
+    body: bytes, key: ec.EllipticCurvePrivateKey = SG_KEY, age: int = 0
+) -> dict[str, str]:
+    """Headers of a post signed ``age`` seconds ago."""
+    timestamp = str(int(time.time()) - age)
     signature = key.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
     return {
         "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
@@ -372,6 +375,7 @@ async def test_sendgrid_posts_that_are_not_signed_by_the_key_change_nothing(
             (body, sg_headers(body, key=other)),  # another key
             (tampered, sg_headers(body)),  # the body changed after signing
             (body, {"content-type": "application/json"}),  # not signed at all
+            (body, sg_headers(body, age=11 * 60)),  # signed 11 minutes ago: a replay
         ]
         for content, headers in attempts:
             r = await env.http.post("/webhooks/sendgrid", content=content, headers=headers)
@@ -434,6 +438,39 @@ async def test_a_bounce_stops_smtp_mail_until_the_suppression_is_deleted(
         again = await sent_row(env, user)
         assert again["status"] == "sent"
         assert len(inbox.to(address)) == 2
+
+
+async def test_an_event_naming_another_address_does_not_suppress_it(
+    settings: Settings,
+    smtp: tuple[Inbox, int],  # noqa: F811
+) -> None:
+    _, port = smtp
+    mail = email_settings(
+        smtp_host="127.0.0.1", smtp_port=port, sendgrid_webhook_public_key=SG_PUBLIC
+    )
+    async with running(settings, email=mail) as env:
+        user = uid()
+        address = await set_email(env, user)
+        row = await sent_row(env, user)
+        assert row["recipient"] == address
+        await set_row(env, row["id"], provider="sendgrid", provider_message_id="sg-2")
+        our_id = f"<{row['notification_id']}.email@notify.example.com>"
+        t = int(time.time())
+        victims = [f"victim-{uid()}@example.com", f"victim-{uid()}@example.com"]
+        forged = [
+            sg_event("bounce", victims[0], "sg-2", t, type="bounce", status="5.1.1"),
+            sg_event("spamreport", victims[1], None, t + 1, notify_message_id=our_id),
+        ]
+        r = await post_sendgrid(env, forged)
+        assert r.status_code == 200, r.text
+        assert r.json() == counts(2, 0, 0, 0)
+        listed = await suppressions(env)
+        assert not set(victims) & set(listed)
+
+        # the address the delivery went to is suppressed, whatever its case
+        own = [sg_event("spamreport", address.upper(), "sg-2", t + 2)]
+        assert (await post_sendgrid(env, own)).json() == counts(1, 0, 0, 1)
+        assert (await suppressions(env))[address]["reason"] == "complaint"
 
 
 # --- SES through SNS --------------------------------------------------------------------
@@ -544,7 +581,21 @@ async def test_sns_subscriptions_are_confirmed_on_sns_hosts_only(
             }
         )
 
-    async with serving(sns.node(settings)) as env:
+    async with serving(sns.node(settings)) as env:  # NOTIFY_SES_SNS_TOPIC_ARNS unset: off
+        r = await post_ses(env, confirmation("SubscriptionConfirmation", subscribe))
+        assert r.status_code == 404, r.text
+        assert "NOTIFY_SES_SNS_TOPIC_ARNS" in r.json()["error"]["message"]
+        assert sns.subscribed == [] and sns.certificates == []
+
+    ours = EmailSettings(ses_sns_topic_arns=(TOPIC,))
+    async with serving(sns.node(settings, email=ours)) as env:
+        foreign = confirmation("SubscriptionConfirmation", subscribe)
+        foreign = sns_sign({**foreign, "TopicArn": "arn:aws:sns:eu-west-1:999999999999:other"})
+        r = await post_ses(env, foreign)
+        assert r.status_code == 401, r.text
+        assert "not one we subscribed to" in r.json()["error"]["message"]
+        assert sns.subscribed == []
+
         r = await post_ses(env, confirmation("SubscriptionConfirmation", subscribe))
         assert r.status_code == 200, r.text
         assert r.json() == {"type": "SubscriptionConfirmation", "confirmed": True}

@@ -3,13 +3,16 @@ decision per channel (GET /notifications/{id}/deliveries)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from typing import Any
 
 import websockets
 
-from tests.integration.conftest import Env, eventually
+from notify_core.config import Settings
+from tests.integration.conftest import Env, eventually, running
+from tests.integration.test_delivery import Inbox, set_email, smtp, with_smtp  # noqa: F401
 
 # Chosen for sending; the delivery workers then take it on from pending.
 SENDING = {"pending", "sending", "sent", "retrying", "failed"}
@@ -53,6 +56,47 @@ async def test_online_user_gets_in_app_only(env: Env) -> None:
         got = await decisions(env, nid)
     assert got["inapp"]["status"] == "delivered"
     assert got["email"]["status"] == "skipped"
+
+
+async def test_named_email_reaches_an_online_user_at_normal_priority(
+    settings: Settings,
+    smtp: tuple[Inbox, int],  # noqa: F811
+) -> None:
+    inbox, port = smtp
+    async with running(settings, **with_smtp(settings, port)) as env:
+        user = uid()
+        address = await set_email(env, user)
+        async with websockets.connect(f"{env.ws_url}?token={env.token(user)}") as ws:
+            assert json.loads(await ws.recv())["type"] == "pending"
+            nid = await env.send(user, priority="normal", title="Invoice", channels=["email"])
+            got = await decisions(env, nid)
+        assert got["email"]["status"] in SENDING
+        assert got["email"]["reason"] == "requested by the producer"
+        await eventually(lambda: asyncio.sleep(0, inbox.to(address)), lambda m: len(m) == 1)
+        assert inbox.to(address)[0]["Subject"] == "Invoice"
+        # named without inapp: nothing in the inbox
+        assert got["inapp"]["status"] == "skipped"
+        assert got["inapp"]["reason"] == "not requested by the producer"
+        assert (await env.inbox(user))["notifications"] == []
+
+
+async def test_named_channels_without_inapp_leave_the_inbox_alone(env: Env) -> None:
+    user = uid()
+    r = await env.http.put(
+        "/preferences",
+        json={"webhook_url": "https://hooks.example.com/x"},
+        headers=env.user(user),
+    )
+    assert r.status_code == 200, r.text
+    hook = await env.send(user, channels=["webhook"], group_key="g")
+    both = await env.send(user, channels=["webhook", "inapp"], group_key="g")
+    got = await decisions(env, hook)
+    assert got["webhook"]["status"] in SENDING
+    assert got["inapp"]["status"] == "skipped"
+    # the second is the group's first inbox entry: nothing to merge into before it
+    assert (await decisions(env, both))["inapp"]["status"] == "delivered"
+    page = await env.wait_inbox(user, 1)
+    assert [n["id"] for n in page["notifications"]] == [both]
 
 
 async def test_switching_in_app_off_keeps_it_out_of_the_inbox(env: Env) -> None:

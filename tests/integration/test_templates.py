@@ -3,7 +3,10 @@ bad templates (nothing stored), and ``render_for`` as the delivery workers call 
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -14,7 +17,7 @@ from notify.v1 import template_pb2 as pb
 from notify.v1 import template_pb2_grpc
 
 from notify_core.errors import InvalidArgument, NotFound
-from tests.integration.conftest import Env
+from tests.integration.conftest import Env, eventually
 
 LAYOUT = (
     "<html><head><style>.note { color: #336699 }</style></head><body>"
@@ -319,3 +322,60 @@ async def test_reflection_describes_every_template_rpc(env: Env) -> None:
         "DeleteTemplate",
         "RenderTemplate",
     }
+
+
+HUGE_LOOP = "Hi\n{% for i in range(1500) %}{% for j in range(1500) %}{% endfor %}{% endfor %}"
+"""2.25 M loop iterations and no output: seconds of CPU without a budget."""
+
+
+async def test_a_huge_loop_template_is_refused_naming_the_budget(env: Env) -> None:
+    inline = {"channel": "sms", "template": {"body": HUGE_LOOP}, "data": {}}
+    r = await env.http.post("/templates/render", json=inline, headers=env.producer)
+    assert r.status_code == 400, r.text
+    message = r.json()["error"]["message"]
+    assert message.startswith("template.body: line 2: the template takes more than 100000 steps")
+
+    name = tname()  # declared variables: checked by rendering once, so refused at save
+    r = await env.http.put(
+        f"/templates/{name}/sms", json={"body": HUGE_LOOP, "variables": []}, headers=env.producer
+    )
+    assert r.status_code == 400 and "100000 steps" in r.json()["error"]["message"], r.text
+    await get(env, f"/templates/{name}/sms", status=404)
+
+    await put(env, name, "sms", body=HUGE_LOOP)  # without: only parsed at save
+    render = {"name": name, "channel": "sms", "data": {}}
+    r = await env.http.post("/templates/render", json=render, headers=env.producer)
+    assert r.status_code == 400 and "budget of one render" in r.json()["error"]["message"]
+
+
+class Gate:
+    """Data a template loops over that holds the render until the test lets it go."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.released = threading.Event()
+
+    def __iter__(self) -> Iterator[str]:
+        self.entered.set()
+        yield "released" if self.released.wait(timeout=30) else "the event loop was blocked"
+
+
+async def test_healthz_answers_while_a_template_renders(env: Env) -> None:
+    templates = env.node.templates
+    assert templates is not None
+    name, gate = tname(), Gate()
+    await put(env, name, "sms", body="{% for word in gate %}{{ word }}{% endfor %}")
+    notification = {"id": "n1", "type": "t", "title": "T", "message": "M", "user_id": "u"}
+    rendering = asyncio.create_task(
+        templates.render_for(name, "sms", None, {"gate": gate}, notification)
+    )
+
+    async def entered() -> bool:
+        return gate.entered.is_set()
+
+    await eventually(entered, bool)
+    r = await env.http.get("/healthz")
+    assert r.status_code == 200
+    assert not rendering.done()
+    gate.released.set()
+    assert (await rendering).body == "released"

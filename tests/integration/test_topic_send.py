@@ -161,3 +161,35 @@ async def test_topic_send_over_grpc_and_bad_input(env: Env) -> None:
     assert r.status_code == 400 and "topic" in r.json()["error"]["message"]
     r = await env.http.get(f"/topic-sends/{uuid.uuid4()}", headers=env.producer)
     assert r.status_code == 404
+
+
+async def test_a_topic_send_merges_only_by_group_key(env: Env) -> None:
+    topic = topic_name()
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    await subscribe(env, topic, [user])
+    older = await env.send(user, type="news", title="Earlier news", priority="high")
+
+    async def to_topic(**fields: Any) -> None:
+        body = {"topic": topic, "type": "news", "message": "m", **fields}
+        r = await env.http.post("/notifications/send", json=body, headers=env.producer)
+        assert r.status_code == 202, r.text
+        send_id = r.json()["id"]
+        await eventually(lambda: topic_send(env, send_id), lambda s: s["state"] == "done")
+
+    # no group key: its own entry, not merged into the older item of the same type
+    await to_topic(title="Launch", priority="low")
+    page = await env.wait_inbox(user, 2)
+    launch = next(n for n in page["notifications"] if n["id"] != older)
+    assert launch["title"] == "Launch" and launch["priority"] == "low"
+    assert [n["count"] for n in page["notifications"]] == [1, 1]
+    # with a group key, later sends of that key merge into the first
+    await to_topic(title="Release 1", group_key="release")
+    await env.wait_inbox(user, 3)
+    await to_topic(title="Release 2", group_key="release", priority="high")
+    page = await eventually(
+        lambda: env.inbox(user),
+        lambda p: any(n["count"] == 2 for n in p["notifications"]),
+    )
+    assert len(page["notifications"]) == 3
+    (merged,) = [n for n in page["notifications"] if n["count"] == 2]
+    assert (merged["title"], merged["priority"]) == ("Release 2", "high")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from router_svc.dedup import actor_of, merged_message
+from router_svc.dedup import actor_of, highest, merged_message
 
 
 @pytest.mark.parametrize(
@@ -26,3 +26,16 @@ def test_actor_comes_from_data_and_must_be_text() -> None:
     assert actor_of({"actor": 3}) is None
     assert actor_of({"actor": "  "}) is None
     assert actor_of(None) is None
+
+
+@pytest.mark.parametrize(
+    ("priorities", "expected"),
+    [
+        (["low"], "low"),
+        (["normal", "low"], "normal"),
+        (["low", "high", "normal"], "high"),
+        (["normal", "normal"], "normal"),
+    ],
+)
+def test_a_merged_entry_keeps_the_highest_priority(priorities: list[str], expected: str) -> None:
+    assert highest(priorities) == expected

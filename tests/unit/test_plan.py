@@ -32,9 +32,10 @@ def run(
     now: datetime = NOW,
     config: Config | None = None,
     type_: str = "comment",
+    group_key: str | None = None,
 ) -> Plan:
     return plan(
-        Facts(type=type_, priority=priority, channels=channels),
+        Facts(type=type_, priority=priority, channels=channels, group_key=group_key),
         prefs,
         online=online,
         earlier=earlier,
@@ -68,7 +69,7 @@ def test_every_cell_of_the_matrix(priority: str, online: bool, expected: dict[st
     assert got["webhook"] == S  # the user has a webhook URL
 
 
-def test_explicit_channels_narrow_the_plan() -> None:
+def test_explicit_channels_replace_the_matrix() -> None:
     got = actions(run("high", channels=["email", "inapp"]))
     assert got == {
         "inapp": S,
@@ -79,11 +80,40 @@ def test_explicit_channels_narrow_the_plan() -> None:
         "webhook": K,
     }
     assert run("high", channels=["sms"]).decision("push").reason == "not requested by the producer"
+    assert run(channels=["email"]).decision("email").reason == "requested by the producer"
 
 
-def test_a_requested_channel_outside_the_matrix_stays_skipped() -> None:
-    # normal + online is in-app only; asking for email does not add it (intersection)
-    assert actions(run("normal", online=True, channels=["email"]))["email"] == K
+@pytest.mark.parametrize(
+    ("priority", "online", "channels", "expected"),
+    [
+        # outside the matrix: named channels are sent all the same
+        ("normal", True, ["email"], {"email": S, "inapp": K, "push": K, "webpush": K}),
+        ("normal", True, ["push", "sms"], {"push": S, "sms": S, "webpush": K, "inapp": K}),
+        ("high", True, ["email", "sms"], {"email": S, "sms": S, "push": K, "inapp": K}),
+        ("low", True, ["email"], {"email": S, "inapp": K}),  # named: sent, not digested
+        ("low", False, ["inapp", "webhook"], {"inapp": S, "webhook": S, "email": K}),
+        # inside the matrix: narrowed to what is named (web push does not follow push)
+        ("normal", False, ["push"], {"push": S, "webpush": K, "email": K, "inapp": K}),
+        ("high", False, ["inapp"], {"inapp": S, "push": K, "sms": K, "email": K}),
+    ],
+)
+def test_named_channels_are_sent_whatever_the_priority_and_presence(
+    priority: str, online: bool, channels: list[str], expected: dict[str, str]
+) -> None:
+    got = actions(run(priority, online=online, channels=channels))
+    assert {c: got[c] for c in expected} == expected
+
+
+def test_inapp_is_left_out_only_when_channels_are_named_without_it() -> None:
+    for priority in ("high", "normal", "low"):
+        for online in (True, False):
+            assert run(priority, online=online).sends("inapp")
+            assert run(priority, online=online, channels=["inapp"]).sends("inapp")
+            without = run(priority, online=online, channels=["webhook"]).decision("inapp")
+            assert (without.action, without.reason) == (
+                Action.SKIP,
+                "not requested by the producer",
+            )
 
 
 @pytest.mark.parametrize(
@@ -130,6 +160,22 @@ def test_sms_is_off_by_default() -> None:
 
 
 @pytest.mark.parametrize(
+    ("prefs", "reason"),
+    [
+        (Preferences(switches={"email": False}, email="a@b.c"), "switched off by the user"),
+        (
+            Preferences(per_type={"comment": {"email": False}}, email="a@b.c"),
+            "switched off by the user",
+        ),
+        (Preferences(email=None), "no email address"),
+    ],
+)
+def test_a_named_channel_still_obeys_the_user(prefs: Preferences, reason: str) -> None:
+    decision = run(online=True, prefs=prefs, channels=["email"]).decision("email")
+    assert (decision.action, decision.reason) == (Action.SKIP, reason)
+
+
+@pytest.mark.parametrize(
     ("age", "window", "merged"),
     [
         (timedelta(minutes=5), None, True),
@@ -139,15 +185,40 @@ def test_sms_is_off_by_default() -> None:
         (timedelta(minutes=5), timedelta(minutes=10), True),
     ],
 )
-def test_dedup_window(age: timedelta, window: timedelta | None, merged: bool) -> None:
+def test_group_key_window(age: timedelta, window: timedelta | None, merged: bool) -> None:
     config = Config(dedup_window_by_type={"comment": window}) if window else None
-    p = run(earlier=Earlier("n-1", NOW - age), config=config)
+    p = run(earlier=Earlier("n-1", NOW - age), config=config, group_key="post-1")
     inapp = p.decision("inapp")
     if merged:
         assert (inapp.action, inapp.merge_into) == (Action.MERGE, "n-1")
         assert p.action("email") is Action.MERGE
+        assert p.merge_into() == "n-1"
     else:
         assert inapp.action is Action.SEND
+        assert p.merge_into() is None
+
+
+@pytest.mark.parametrize(
+    ("group_key", "channels", "prefs", "merged"),
+    [
+        ("post-1", None, EVERYTHING, True),
+        (None, None, EVERYTHING, False),  # no group key: its own entry, whatever the type
+        ("post-1", ["inapp", "email"], EVERYTHING, True),
+        ("post-1", ["email"], EVERYTHING, False),  # not for the inbox: nothing to merge into
+        ("post-1", None, Preferences(switches={"inapp": False}), False),
+    ],
+)
+def test_only_a_grouped_send_for_the_inbox_merges(
+    group_key: str | None, channels: list[str] | None, prefs: Preferences, merged: bool
+) -> None:
+    p = run(
+        earlier=Earlier("n-1", NOW - timedelta(minutes=1)),
+        group_key=group_key,
+        channels=channels,
+        prefs=prefs,
+    )
+    assert (p.merge_into() == "n-1") is merged
+    assert all(d.action is not Action.MERGE for d in p.decisions) is not merged
 
 
 NIGHT = QuietHours(time(22), time(7), "Europe/Paris")
@@ -219,3 +290,14 @@ def test_every_channel_has_exactly_one_decision_with_a_reason() -> None:
                 ["inapp", "email", "sms", "push", "webpush", "webhook"]
             )
             assert all(d.reason for d in p.decisions)
+
+
+def test_a_named_channel_still_obeys_quiet_hours_and_rate_limits() -> None:
+    prefs = Preferences(quiet_hours=NIGHT, email="a@b.c", has_push_device=True)
+    quiet = run(online=True, prefs=prefs, channels=["email"], now=AT_NIGHT).decision("email")
+    assert (quiet.action, quiet.until) == (Action.HOLD, MORNING)
+    limited = run(
+        online=True, channels=["email", "push"], rates={"email": LIMITED, "push": LIMITED}
+    )
+    assert limited.action("email") is Action.DIGEST
+    assert limited.decision("push").reason == "rate limited"

@@ -76,3 +76,23 @@ def test_bad_bodies_name_the_field(body: Any, field: str) -> None:
     with pytest.raises(InvalidArgument) as info:
         parse_preferences(body)
     assert info.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("url", "allow_http", "saved"),
+    [
+        ("https://hooks.example.com/n", False, True),
+        ("http://hooks.example.com/n", False, False),
+        ("http://hooks.example.com/n", True, True),
+        ("https://hooks.example.com/n", True, True),
+        ("ftp://hooks.example.com/n", True, False),
+        ("http:///no-host", True, False),
+    ],
+)
+def test_webhook_url_scheme_follows_allow_http(url: str, allow_http: bool, saved: bool) -> None:
+    body = {"webhook_url": url}
+    if saved:
+        assert parse_preferences(body, allow_http_webhooks=allow_http).webhook_url == url
+    else:
+        with pytest.raises(InvalidArgument, match=r"^webhook_url: "):
+            parse_preferences(body, allow_http_webhooks=allow_http)

@@ -39,6 +39,8 @@ SG_PUBLIC_B64 = base64.b64encode(
     )
 ).decode()
 SG_TIMESTAMP = "1700000000"
+SG_NOW = int(SG_TIMESTAMP) + 5
+"""When the tests verify: five seconds after SendGrid signed."""
 
 
 def _sg_sign(body: bytes, timestamp: str = SG_TIMESTAMP, key: Any = SG_KEY) -> str:
@@ -132,7 +134,7 @@ SG_BODY = json.dumps(SG_EVENTS).encode() + b"\r\n"
 
 def test_a_signed_sendgrid_batch_verifies_and_parses() -> None:
     verifier = SendGridWebhookVerifier(SG_PUBLIC_B64)
-    events = verifier.events(SG_BODY, _sg_headers(SG_BODY))
+    events = verifier.events(SG_BODY, _sg_headers(SG_BODY), now=SG_NOW)
     assert [(e.kind, e.address) for e in events] == [
         ("delivered", "alice@example.com"),
         ("bounced", "bob@example.com"),
@@ -162,7 +164,7 @@ def test_a_signed_sendgrid_batch_verifies_and_parses() -> None:
 
 def test_sendgrid_header_names_are_case_insensitive() -> None:
     headers = {k.lower(): v for k, v in _sg_headers(SG_BODY).items()}
-    assert len(SendGridWebhookVerifier(SG_PUBLIC_B64).events(SG_BODY, headers)) == 8
+    assert len(SendGridWebhookVerifier(SG_PUBLIC_B64).events(SG_BODY, headers, now=SG_NOW)) == 8
 
 
 def test_a_flipped_byte_in_the_body_fails() -> None:
@@ -171,7 +173,7 @@ def test_a_flipped_byte_in_the_body_fails() -> None:
     tampered = bytearray(SG_BODY)
     tampered[SG_BODY.index(b"bob")] ^= 0x01
     with pytest.raises(Unauthenticated):
-        verifier.events(bytes(tampered), headers)
+        verifier.events(bytes(tampered), headers, now=SG_NOW)
 
 
 @pytest.mark.parametrize("what", ["signature", "timestamp", "key", "missing"])
@@ -193,7 +195,7 @@ def test_sendgrid_signatures_that_do_not_verify(what: str) -> None:
     else:
         signature = ""
     with pytest.raises(Unauthenticated):
-        SendGridWebhookVerifier(key).verify(SG_BODY, signature, timestamp)
+        SendGridWebhookVerifier(key).verify(SG_BODY, signature, timestamp, now=SG_NOW)
 
 
 def test_sendgrids_published_test_vector_verifies() -> None:
@@ -208,9 +210,9 @@ def test_sendgrids_published_test_vector_verifies() -> None:
     )
     payload = b'{"category":"example_payload","event":"test_event","message_id":"message_id"}'
     verifier = SendGridWebhookVerifier(key)
-    verifier.verify(payload, signature, "1588788367")
-    with pytest.raises(Unauthenticated):
-        verifier.verify(payload, signature, "1388788367")
+    verifier.verify(payload, signature, "1588788367", now=1588788367 + 60)
+    with pytest.raises(Unauthenticated, match="does not verify"):
+        verifier.verify(payload, signature, "1388788367", now=1388788367 + 60)
 
 
 def test_max_age_refuses_old_requests() -> None:
@@ -219,6 +221,18 @@ def test_max_age_refuses_old_requests() -> None:
     verifier.verify(SG_BODY, signature, SG_TIMESTAMP, now=int(SG_TIMESTAMP) + 299)
     with pytest.raises(Unauthenticated, match="too old"):
         verifier.verify(SG_BODY, signature, SG_TIMESTAMP, now=int(SG_TIMESTAMP) + 301)
+
+
+def test_signatures_older_than_ten_minutes_or_from_the_future_are_refused() -> None:
+    verifier = SendGridWebhookVerifier(SG_PUBLIC_B64)
+    signature = _sg_sign(SG_BODY)
+    signed_at = int(SG_TIMESTAMP)
+    verifier.verify(SG_BODY, signature, SG_TIMESTAMP, now=signed_at + 600)
+    verifier.verify(SG_BODY, signature, SG_TIMESTAMP, now=signed_at - 60)
+    with pytest.raises(Unauthenticated, match="too old"):
+        verifier.verify(SG_BODY, signature, SG_TIMESTAMP, now=signed_at + 601)
+    with pytest.raises(Unauthenticated, match="in the future"):
+        verifier.verify(SG_BODY, signature, SG_TIMESTAMP, now=signed_at - 61)
 
 
 def test_a_malformed_public_key_is_refused_at_construction() -> None:
@@ -347,7 +361,7 @@ async def test_a_signed_ses_bounce_verifies_and_maps_to_bounced(version: str) ->
 
 async def test_a_subject_is_part_of_the_signed_string_and_certs_are_cached() -> None:
     fetcher = Fetcher()
-    verifier = SnsVerifier(fetcher)
+    verifier = SnsVerifier(fetcher, topic_arns=[TOPIC])
     signed = _sns_sign(_notification(BOUNCE, Subject="Amazon SES Email Event Notification"))
     await verifier.verify(json.dumps(signed), now=NOW)
     await verifier.verify(json.dumps(_sns_sign(_notification(BOUNCE))), now=NOW)
@@ -362,7 +376,7 @@ async def test_a_flipped_byte_in_the_sns_message_fails() -> None:
     i = message.index("Permanent")
     tampered = {**signed, "Message": message[:i] + "Transient" + message[i + 9 :]}
     with pytest.raises(Unauthenticated, match="does not verify"):
-        await SnsVerifier(Fetcher()).verify(json.dumps(tampered), now=NOW)
+        await SnsVerifier(Fetcher(), topic_arns=[TOPIC]).verify(json.dumps(tampered), now=NOW)
 
 
 async def test_a_subscription_confirmation_returns_its_subscribe_url() -> None:
@@ -379,7 +393,9 @@ async def test_a_subscription_confirmation_returns_its_subscribe_url() -> None:
         "SubscribeURL": url,
         "Timestamp": "2026-01-02T03:04:00.000Z",
     }
-    message = await SnsVerifier(Fetcher()).verify(json.dumps(_sns_sign(confirmation)), now=NOW)
+    message = await SnsVerifier(Fetcher(), topic_arns=[TOPIC]).verify(
+        json.dumps(_sns_sign(confirmation)), now=NOW
+    )
     assert message.type == "SubscriptionConfirmation"
     assert message.subscribe_url == url
     assert parse_ses_events(message) == []
@@ -398,21 +414,21 @@ async def test_a_certificate_off_sns_hosts_is_never_fetched(cert_url: str) -> No
     fetcher = Fetcher()
     signed = {**_sns_sign(_notification(BOUNCE)), "SigningCertURL": cert_url}
     with pytest.raises(Unauthenticated, match="not on an SNS host"):
-        await SnsVerifier(fetcher).verify(json.dumps(signed), now=NOW)
+        await SnsVerifier(fetcher, topic_arns=[TOPIC]).verify(json.dumps(signed), now=NOW)
     assert fetcher.urls == []
 
 
 async def test_a_certificate_from_another_key_fails() -> None:
     other = _certificate(rsa.generate_private_key(public_exponent=65537, key_size=2048))
     with pytest.raises(Unauthenticated, match="does not verify"):
-        await SnsVerifier(Fetcher(other)).verify(
+        await SnsVerifier(Fetcher(other), topic_arns=[TOPIC]).verify(
             json.dumps(_sns_sign(_notification(BOUNCE))), now=NOW
         )
 
 
 async def test_an_expired_certificate_fails() -> None:
     with pytest.raises(Unauthenticated, match="not valid now"):
-        await SnsVerifier(Fetcher()).verify(
+        await SnsVerifier(Fetcher(), topic_arns=[TOPIC]).verify(
             json.dumps(_sns_sign(_notification(BOUNCE))), now=NOW + dt.timedelta(days=31)
         )
 
@@ -420,11 +436,16 @@ async def test_an_expired_certificate_fails() -> None:
 async def test_an_unknown_signature_version_or_topic_fails() -> None:
     signed = {**_sns_sign(_notification(BOUNCE)), "SignatureVersion": "3"}
     with pytest.raises(Unauthenticated, match="SignatureVersion"):
-        await SnsVerifier(Fetcher()).verify(json.dumps(signed), now=NOW)
+        await SnsVerifier(Fetcher(), topic_arns=[TOPIC]).verify(json.dumps(signed), now=NOW)
     with pytest.raises(Unauthenticated, match="topic"):
         await SnsVerifier(Fetcher(), topic_arns=["arn:aws:sns:eu-west-1:1:other"]).verify(
             json.dumps(_sns_sign(_notification(BOUNCE))), now=NOW
         )
+
+
+def test_a_verifier_without_topics_cannot_be_made() -> None:
+    with pytest.raises(ValueError, match="topic"):
+        SnsVerifier(Fetcher(), topic_arns=[])
 
 
 def _kinds(event: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -477,6 +498,6 @@ def test_ses_events_map_to_kinds() -> None:
 
 async def test_a_notification_that_is_not_an_ses_event_is_invalid() -> None:
     signed = _sns_sign({**_notification(BOUNCE), "Message": "hello"})
-    message = await SnsVerifier(Fetcher()).verify(json.dumps(signed), now=NOW)
+    message = await SnsVerifier(Fetcher(), topic_arns=[TOPIC]).verify(json.dumps(signed), now=NOW)
     with pytest.raises(InvalidArgument):
         parse_ses_events(message)

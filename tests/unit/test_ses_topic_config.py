@@ -12,8 +12,10 @@ TOPIC = "arn:aws:sns:eu-west-1:123456789012:ses-events"
 CHINA = "arn:aws-cn:sns:cn-north-1:123456789012:ses.events_2"
 
 
-def test_unset_accepts_any_topic() -> None:
-    assert load_settings({}, env_file=None).email.ses_sns_topic_arns == ()
+def test_unset_turns_the_ses_endpoint_off() -> None:
+    settings = load_settings({}, env_file=None)
+    assert settings.email.ses_sns_topic_arns == ()
+    assert ProviderWebhooks.from_settings(settings).sns is None
 
 
 def test_comma_separated_arns_are_kept_in_order() -> None:
@@ -46,3 +48,4 @@ def test_the_sendgrid_verifier_comes_from_its_key_setting() -> None:
     env = {"NOTIFY_SENDGRID_WEBHOOK_PUBLIC_KEY": key, "NOTIFY_SES_SNS_TOPIC_ARNS": TOPIC}
     configured = ProviderWebhooks.from_settings(load_settings(env, env_file=None))
     assert configured.sendgrid is not None
+    assert configured.sns is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -282,3 +283,60 @@ def _fields(source: Source) -> dict[str, Any]:
         "variables": source.variables,
         "key": source.key,
     }
+
+
+# --- the budget -------------------------------------------------------------------------
+
+HUGE_LOOP = "Hi\n{% for i in range(1500) %}{% for j in range(1500) %}{% endfor %}{% endfor %}"
+"""2.25 M loop iterations and no output."""
+
+
+def test_a_huge_loop_is_refused_by_the_step_budget() -> None:
+    error = failure(lambda: Renderer().render(Source("sms", HUGE_LOOP), {}, None, no_layouts))
+    assert error.field == "body"
+    assert error.message.startswith("body: line 2: the template takes more than 100000 steps")
+    assert "budget of one render" in error.message
+
+
+def test_calls_count_against_the_budget() -> None:
+    doubling = (
+        "{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(20) }}"
+    )
+    error = failure(lambda: Renderer().render(Source("sms", doubling), {}, None, no_layouts))
+    assert "more than 100000 steps" in error.message
+
+
+def test_the_cpu_time_budget_names_itself() -> None:
+    r = Renderer(max_steps=10**9, max_cpu_seconds=0.01)
+    error = failure(lambda: r.render(Source("sms", HUGE_LOOP), {}, None, no_layouts))
+    assert "more than 0.01 s of CPU time" in error.message
+
+
+def test_the_budget_covers_every_part_of_one_render_and_each_render_has_its_own() -> None:
+    r = Renderer(max_steps=10)
+    source = email("{% for i in range(5) %}{{ loop.index }}/{{ loop.length }} {% endfor %}")
+    assert "1/5 2/5" in r.render(source, {"name": "a"}, None, no_layouts).text
+    assert "1/5 2/5" in r.render(source, {"name": "a"}, None, no_layouts).text  # fresh budget
+    both = email(source.body, subject="{% for i in range(6) %}{% endfor %}")
+    assert "more than 10 steps" in failure(lambda: r.render(both, {}, None, no_layouts)).message
+
+
+def test_saving_a_template_whose_check_render_runs_away_is_refused() -> None:
+    source = Source("sms", HUGE_LOOP, variables=())
+    assert "more than 100000 steps" in failure(lambda: Renderer().check(source, no_layouts)).message
+
+
+async def test_renders_run_in_the_renderers_threads() -> None:
+    r = Renderer()
+    name = "{% for x in here %}{{ x }}{% endfor %}"
+    out = await r.render_async(Source("sms", name), {"here": CurrentThread()}, None, no_layouts)
+    assert out.body.startswith("notify-render")
+    with pytest.raises(InvalidArgument, match="100000 steps"):
+        await r.check_async(Source("sms", HUGE_LOOP, variables=()), no_layouts)
+
+
+class CurrentThread:
+    """Iterating it gives the name of the thread that iterates."""
+
+    def __iter__(self) -> Any:
+        yield threading.current_thread().name

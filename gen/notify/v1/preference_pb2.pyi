@@ -269,3 +269,37 @@ class ListTopicSubscribersResponse(_message.Message):
     user_ids: _containers.RepeatedScalarFieldContainer[str]
     next: str
     def __init__(self, user_ids: _Optional[_Iterable[str]] = ..., next: _Optional[str] = ...) -> None: ...
+
+class Topic(_message.Message):
+    __slots__ = ("name", "public")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    public: bool
+    def __init__(self, name: _Optional[str] = ..., public: _Optional[bool] = ...) -> None: ...
+
+class SetTopicRequest(_message.Message):
+    __slots__ = ("topic", "public")
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_FIELD_NUMBER: _ClassVar[int]
+    topic: str
+    public: bool
+    def __init__(self, topic: _Optional[str] = ..., public: _Optional[bool] = ...) -> None: ...
+
+class SetTopicResponse(_message.Message):
+    __slots__ = ("topic",)
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    topic: Topic
+    def __init__(self, topic: _Optional[_Union[Topic, _Mapping]] = ...) -> None: ...
+
+class GetTopicRequest(_message.Message):
+    __slots__ = ("topic",)
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    topic: str
+    def __init__(self, topic: _Optional[str] = ...) -> None: ...
+
+class GetTopicResponse(_message.Message):
+    __slots__ = ("topic",)
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    topic: Topic
+    def __init__(self, topic: _Optional[_Union[Topic, _Mapping]] = ...) -> None: ...

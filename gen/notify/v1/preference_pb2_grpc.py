@@ -77,6 +77,16 @@ class PreferenceServiceStub:
                 request_serializer=notify_dot_v1_dot_preference__pb2.ListTopicSubscribersRequest.SerializeToString,
                 response_deserializer=notify_dot_v1_dot_preference__pb2.ListTopicSubscribersResponse.FromString,
                 _registered_method=True)
+        self.SetTopic = channel.unary_unary(
+                '/notify.v1.PreferenceService/SetTopic',
+                request_serializer=notify_dot_v1_dot_preference__pb2.SetTopicRequest.SerializeToString,
+                response_deserializer=notify_dot_v1_dot_preference__pb2.SetTopicResponse.FromString,
+                _registered_method=True)
+        self.GetTopic = channel.unary_unary(
+                '/notify.v1.PreferenceService/GetTopic',
+                request_serializer=notify_dot_v1_dot_preference__pb2.GetTopicRequest.SerializeToString,
+                response_deserializer=notify_dot_v1_dot_preference__pb2.GetTopicResponse.FromString,
+                _registered_method=True)
 
 
 class PreferenceServiceServicer:
@@ -144,6 +154,21 @@ class PreferenceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetTopic(self, request, context):
+        """SetTopic makes a topic public (users may subscribe themselves over REST) or private
+        again (its subscribers stay subscribed).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTopic(self, request, context):
+        """GetTopic answers a topic's settings; a topic never set is private.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PreferenceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -186,6 +211,16 @@ def add_PreferenceServiceServicer_to_server(servicer, server):
                     servicer.ListTopicSubscribers,
                     request_deserializer=notify_dot_v1_dot_preference__pb2.ListTopicSubscribersRequest.FromString,
                     response_serializer=notify_dot_v1_dot_preference__pb2.ListTopicSubscribersResponse.SerializeToString,
+            ),
+            'SetTopic': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetTopic,
+                    request_deserializer=notify_dot_v1_dot_preference__pb2.SetTopicRequest.FromString,
+                    response_serializer=notify_dot_v1_dot_preference__pb2.SetTopicResponse.SerializeToString,
+            ),
+            'GetTopic': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTopic,
+                    request_deserializer=notify_dot_v1_dot_preference__pb2.GetTopicRequest.FromString,
+                    response_serializer=notify_dot_v1_dot_preference__pb2.GetTopicResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -407,6 +442,60 @@ class PreferenceService:
             '/notify.v1.PreferenceService/ListTopicSubscribers',
             notify_dot_v1_dot_preference__pb2.ListTopicSubscribersRequest.SerializeToString,
             notify_dot_v1_dot_preference__pb2.ListTopicSubscribersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetTopic(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/notify.v1.PreferenceService/SetTopic',
+            notify_dot_v1_dot_preference__pb2.SetTopicRequest.SerializeToString,
+            notify_dot_v1_dot_preference__pb2.SetTopicResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTopic(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/notify.v1.PreferenceService/GetTopic',
+            notify_dot_v1_dot_preference__pb2.GetTopicRequest.SerializeToString,
+            notify_dot_v1_dot_preference__pb2.GetTopicResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16notify/v1/router.proto\x12\tnotify.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"0\n\x15ListDeliveriesRequest\x12\x17\n\x0fnotification_id\x18\x01 \x01(\t\"\xaa\x01\n\x08\x44\x65livery\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12)\n\x05until\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nmerge_into\x18\x05 \x01(\t\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Z\n\x16ListDeliveriesResponse\x12\x17\n\x0fnotification_id\x18\x01 \x01(\t\x12\'\n\ndeliveries\x18\x02 \x03(\x0b\x32\x13.notify.v1.Delivery2f\n\rRouterService\x12U\n\x0eListDeliveries\x12 .notify.v1.ListDeliveriesRequest\x1a!.notify.v1.ListDeliveriesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16notify/v1/router.proto\x12\tnotify.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"0\n\x15ListDeliveriesRequest\x12\x17\n\x0fnotification_id\x18\x01 \x01(\t\"\x9b\x02\n\x08\x44\x65livery\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12)\n\x05until\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nmerge_into\x18\x05 \x01(\t\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\n\n\x02id\x18\x07 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x08 \x01(\x05\x12\x12\n\nlast_error\x18\t \x01(\t\x12\x10\n\x08provider\x18\n \x01(\t\x12+\n\x07sent_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Z\n\x16ListDeliveriesResponse\x12\x17\n\x0fnotification_id\x18\x01 \x01(\t\x12\'\n\ndeliveries\x18\x02 \x03(\x0b\x32\x13.notify.v1.Delivery2f\n\rRouterService\x12U\n\x0eListDeliveries\x12 .notify.v1.ListDeliveriesRequest\x1a!.notify.v1.ListDeliveriesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,9 +35,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTDELIVERIESREQUEST']._serialized_start=70
   _globals['_LISTDELIVERIESREQUEST']._serialized_end=118
   _globals['_DELIVERY']._serialized_start=121
-  _globals['_DELIVERY']._serialized_end=291
-  _globals['_LISTDELIVERIESRESPONSE']._serialized_start=293
-  _globals['_LISTDELIVERIESRESPONSE']._serialized_end=383
-  _globals['_ROUTERSERVICE']._serialized_start=385
-  _globals['_ROUTERSERVICE']._serialized_end=487
+  _globals['_DELIVERY']._serialized_end=404
+  _globals['_LISTDELIVERIESRESPONSE']._serialized_start=406
+  _globals['_LISTDELIVERIESRESPONSE']._serialized_end=496
+  _globals['_ROUTERSERVICE']._serialized_start=498
+  _globals['_ROUTERSERVICE']._serialized_end=600
 # @@protoc_insertion_point(module_scope)

@@ -1,0 +1,139 @@
+"""Every ``NOTIFY_*`` setting Notify reads, declared once.
+
+The parsers (``config.py``, ``config_email.py``, ``config_webhook.py``, ``config_digest.py``)
+read the environment through :class:`DeclaredEnv`, which refuses a name not declared here,
+so the list cannot drift from what the code reads; start-up refuses a ``NOTIFY_*`` name in
+the environment or ``.env`` that is not declared here (a typo), naming the nearest known
+one. The README's configuration table is checked against :data:`KNOWN` by the tests.
+
+A new setting: add its name to the group of the module that parses it (or a new group),
+then to the README's configuration table.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator, Mapping
+
+from notify_core.errors import ConfigError
+
+PREFIX = "NOTIFY_"
+NOT_SETTINGS = ("NOTIFY_TEST_",)
+"""Prefixes of ``NOTIFY_*`` names that are not settings of the service (the test suite's)."""
+
+CORE = (
+    "NOTIFY_DATABASE_URL",
+    "NOTIFY_REDIS_URL",
+    "NOTIFY_AMQP_URL",
+    "NOTIFY_HTTP_PORT",
+    "NOTIFY_GRPC_PORT",
+    "NOTIFY_HOST",
+    "NOTIFY_API_KEYS",
+    "NOTIFY_JWT_SECRET",
+    "NOTIFY_NAMESPACE",
+    "NOTIFY_INGEST_TARGET",
+    "NOTIFY_LOG_LEVEL",
+    "NOTIFY_WS_SEND_QUEUE",
+    "NOTIFY_WS_PING_INTERVAL",
+    "NOTIFY_SQLITE_SYNCHRONOUS",
+    "NOTIFY_RATE_LIMITS",
+    "NOTIFY_OVER_LIMIT",
+    "NOTIFY_DEDUP_WINDOW",
+    "NOTIFY_SCHEDULER_INTERVAL",
+    "NOTIFY_SIGNING_SECRET",
+    "NOTIFY_PUBLIC_URL",
+    "NOTIFY_RETRY_SCHEDULE",
+    "NOTIFY_SEND_LEASE",
+    "NOTIFY_HTTP_HEADER_TIMEOUT",
+    "NOTIFY_HTTP_IDLE_TIMEOUT",
+    "NOTIFY_DELIVERY_CONCURRENCY",
+    "NOTIFY_BREAKER_THRESHOLD",
+    "NOTIFY_BREAKER_RESET",
+    "NOTIFY_EDGE_PROCESSES",
+    "NOTIFY_MAX_CONNECTIONS",
+    "NOTIFY_MAX_CONNECTIONS_PER_USER",
+    "NOTIFY_SHUTDOWN_GRACE",
+    "NOTIFY_PRESENCE_TTL",
+)
+"""Parsed in ``config.py``."""
+
+EMAIL = (
+    "NOTIFY_EMAIL_PROVIDER",
+    "NOTIFY_EMAIL_FALLBACK",
+    "NOTIFY_EMAIL_FROM",
+    "NOTIFY_SMTP_HOST",
+    "NOTIFY_SMTP_PORT",
+    "NOTIFY_SMTP_USERNAME",
+    "NOTIFY_SMTP_PASSWORD",
+    "NOTIFY_SMTP_STARTTLS",
+    "NOTIFY_SMTP_POOL",
+    "NOTIFY_SES_REGION",
+    "NOTIFY_SES_ENDPOINT_URL",
+    "NOTIFY_SES_SNS_TOPIC_ARNS",
+    "NOTIFY_SENDGRID_API_KEY",
+    "NOTIFY_SENDGRID_BASE_URL",
+    "NOTIFY_SENDGRID_WEBHOOK_PUBLIC_KEY",
+)
+"""Parsed in ``config_email.py``."""
+
+WEBHOOK = (
+    "NOTIFY_WEBHOOK_SECRET",
+    "NOTIFY_WEBHOOK_TIMEOUT",
+    "NOTIFY_WEBHOOK_ALLOW_PRIVATE",
+    "NOTIFY_WEBHOOK_ALLOWED_HOSTS",
+    "NOTIFY_WEBHOOK_ALLOW_HTTP",
+)
+"""Parsed in ``config_webhook.py``."""
+
+DIGEST = (
+    "NOTIFY_DIGEST_INTERVAL",
+    "NOTIFY_DIGEST_LEASE",
+    "NOTIFY_DIGEST_PAGE",
+    "NOTIFY_DIGEST_BATCH",
+    "NOTIFY_DIGEST_CONCURRENCY",
+    "NOTIFY_DIGEST_RETRY",
+)
+"""Parsed in ``config_digest.py``."""
+
+KNOWN: frozenset[str] = frozenset((*CORE, *EMAIL, *WEBHOOK, *DIGEST))
+"""Every setting Notify reads."""
+
+
+def is_setting_name(name: str) -> bool:
+    """Whether ``name`` is in the settings' namespace (``NOTIFY_*``, not the test suite's)."""
+    return name.startswith(PREFIX) and not name.startswith(NOT_SETTINGS)
+
+
+def nearest(name: str) -> str:
+    """The known setting whose name is most like ``name``."""
+    return difflib.get_close_matches(name, sorted(KNOWN), n=1, cutoff=0.0)[0]
+
+
+def check_known(env: Mapping[str, str]) -> None:
+    """:class:`ConfigError` naming the first ``NOTIFY_*`` name of ``env`` that is not a
+    setting, and the known one it most resembles."""
+    for name in sorted(env):
+        if is_setting_name(name) and name not in KNOWN:
+            raise ConfigError(f"{name} is not a setting of Notify; did you mean {nearest(name)}?")
+
+
+class DeclaredEnv(Mapping[str, str]):
+    """The environment as the parsers see it: reading a name not in :data:`KNOWN` raises
+    ``LookupError`` (a setting read but not declared is a bug, found by any test)."""
+
+    def __init__(self, values: Mapping[str, str]) -> None:
+        self._values = dict(values)
+
+    def _declared(self, name: str) -> str:
+        if name not in KNOWN:
+            raise LookupError(f"{name} is read but not declared in notify_core/config_names.py")
+        return name
+
+    def __getitem__(self, name: str) -> str:
+        return self._values[self._declared(name)]  # Mapping.get and `in` come through here
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
