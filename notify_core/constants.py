@@ -63,6 +63,7 @@ QUEUE_POLL_SECONDS: Final = 0.05
 QUEUE_IDLE_POLL_SECONDS: Final = 0.5
 """Database queue: the idle poll interval backs off up to this."""
 QUEUE_CONFIRM_TIMEOUT_SECONDS: Final = 10.0
+"""RabbitMQ: a publish not confirmed within this raises ``QueueUnavailable``."""
 OUTBOX_SWEEP_AFTER_SECONDS: Final = 5.0
 """An outbox row this old was not handed over by its process (it died, or RabbitMQ did not
 confirm): the relay's sweep publishes it."""
@@ -72,7 +73,6 @@ OUTBOX_BATCH: Final = 1_000
 """Rows published per sweep transaction."""
 OUTBOX_MAX_PENDING: Final = 100_000
 """Jobs handed over and waiting for the relay in memory; past this they wait for the sweep."""
-"""RabbitMQ: a publish not confirmed within this raises ``QueueUnavailable``."""
 QUEUE_RECONNECT_MAX_SECONDS: Final = 30.0
 """RabbitMQ: longest wait between two reconnection attempts."""
 
