@@ -447,7 +447,7 @@ async def test_redis_subscriber_survives_a_dropped_connection(
                 killed += await admin.client_kill_filter(_id=client["id"])
         assert killed == 1
 
-        with caplog.at_level(logging.WARNING, logger="notify_core.cache.redis"):
+        with caplog.at_level(logging.WARNING, logger="notify_core.cache.redis_subscriber"):
             deadline = time.monotonic() + 5
             while b"after" not in inbox.payloads(channel):
                 assert time.monotonic() < deadline, "not re-subscribed within 5 s"
