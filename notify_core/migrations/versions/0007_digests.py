@@ -19,6 +19,14 @@ depends_on = None
 
 
 def upgrade() -> None:
+    _add_delivery_digest_id()
+    _create_digest_schedules()
+    _create_digests()
+    _create_digest_runs()
+    _create_leases()
+
+
+def _add_delivery_digest_id() -> None:
     with op.batch_alter_table("notification_deliveries") as batch:
         batch.add_column(
             sa.Column("digest_id", sa.String(36), comment="the digest that carried it (digests.id)")
@@ -30,6 +38,9 @@ def upgrade() -> None:
         postgresql_where=sa.text("status = 'digested'"),
         sqlite_where=sa.text("status = 'digested'"),
     )
+
+
+def _create_digest_schedules() -> None:
     op.create_table(
         "digest_schedules",
         sa.Column("user_id", sa.String(255), nullable=False),
@@ -45,6 +56,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("user_id", name="pk_digest_schedules"),
     )
     op.create_index("idx_digest_schedules_next", "digest_schedules", ["next_at"])
+
+
+def _create_digests() -> None:
     op.create_table(
         "digests",
         sa.Column("id", sa.String(36), nullable=False, comment="uuid5 of user and period"),
@@ -64,6 +78,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_digests"),
         sa.UniqueConstraint("user_id", "period_key", name="uq_digests_user_id_period_key"),
     )
+
+
+def _create_digest_runs() -> None:
     op.create_table(
         "digest_runs",
         sa.Column("id", sa.String(36), nullable=False),
@@ -94,6 +111,9 @@ def upgrade() -> None:
     )
     op.create_index("idx_digest_runs_status", "digest_runs", ["status", "created_at"])
     op.create_index("idx_digest_runs_created", "digest_runs", ["created_at"])
+
+
+def _create_leases() -> None:
     op.create_table(
         "leases",
         sa.Column("name", sa.String(100), nullable=False),
