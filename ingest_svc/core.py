@@ -149,37 +149,8 @@ class Ingest:
         Answers the ids per group (earlier ids for repeated idempotency keys) and the
         staged routing jobs.
         """
-        first: dict[tuple[str, str], str] = {}
-        unique: list[NewNotification] = []
-        for items in groups:
-            for n in items:
-                if n.idempotency_key is None:
-                    unique.append(n)
-                    continue
-                key = (n.user_id, n.idempotency_key)
-                if key not in first:
-                    first[key] = n.id
-                    unique.append(n)
-        rows = [
-            {
-                "id": n.id,
-                "user_id": n.user_id,
-                "type": n.type,
-                "title": n.title,
-                "message": n.message,
-                "data": n.data,
-                "priority": n.priority,
-                "channels": n.channels,
-                "idempotency_key": n.idempotency_key,
-                "template": n.template,
-                "locale": n.locale,
-                "created_at": n.created_at,
-                "group_key": n.group_key,  # none: never merged
-                "send_at": n.send_at,
-                "state": "accepted" if n.send_at is None else "scheduled",
-            }
-            for n in unique
-        ]
+        first, unique = _unique_by_key(groups)
+        rows = [_row(n) for n in unique]
         dialect_insert = sqlite.insert if self._db.is_sqlite else postgresql.insert
         stmt = dialect_insert(notifications).on_conflict_do_nothing(
             index_elements=["user_id", "idempotency_key"],
@@ -243,3 +214,43 @@ class Ingest:
             for nid, uid, key in result:
                 found[(uid, key)] = nid
         return found
+
+
+def _unique_by_key(
+    groups: list[list[NewNotification]],
+) -> tuple[dict[tuple[str, str], str], list[NewNotification]]:
+    """The first id of each (user, idempotency key) among ``groups``, and the sends to
+    insert: every send without a key and the first of each key."""
+    first: dict[tuple[str, str], str] = {}
+    unique: list[NewNotification] = []
+    for items in groups:
+        for n in items:
+            if n.idempotency_key is None:
+                unique.append(n)
+                continue
+            key = (n.user_id, n.idempotency_key)
+            if key not in first:
+                first[key] = n.id
+                unique.append(n)
+    return first, unique
+
+
+def _row(n: NewNotification) -> dict[str, object]:
+    """The ``notifications`` row of a send."""
+    return {
+        "id": n.id,
+        "user_id": n.user_id,
+        "type": n.type,
+        "title": n.title,
+        "message": n.message,
+        "data": n.data,
+        "priority": n.priority,
+        "channels": n.channels,
+        "idempotency_key": n.idempotency_key,
+        "template": n.template,
+        "locale": n.locale,
+        "created_at": n.created_at,
+        "group_key": n.group_key,  # none: never merged
+        "send_at": n.send_at,
+        "state": "accepted" if n.send_at is None else "scheduled",
+    }
