@@ -448,9 +448,9 @@ async def test_redis_subscriber_survives_a_dropped_connection(
         assert killed == 1
 
         with caplog.at_level(logging.WARNING, logger="notify_core.cache.redis_subscriber"):
-            deadline = time.monotonic() + 5
+            deadline = time.monotonic() + 30
             while b"after" not in inbox.payloads(channel):
-                assert time.monotonic() < deadline, "not re-subscribed within 5 s"
+                assert time.monotonic() < deadline, "not re-subscribed within 30 s"
                 await backends.pubsub.publish(channel, b"after")
                 await asyncio.sleep(0.05)
         assert "re-subscribed" in caplog.text
