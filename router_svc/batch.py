@@ -14,7 +14,7 @@ A slot is asked for a send only, so one is counted only for a send that goes out
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -155,7 +155,7 @@ class Pending:
     """By notification (:func:`route`) or held delivery (:func:`release`) id, in order."""
     questions: tuple[Question, ...]
     now: datetime
-    config: Config = field(default_factory=Config)
+    config: Config
 
 
 def route(batch: Batch, config: Config) -> Pending:

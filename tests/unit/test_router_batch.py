@@ -3,8 +3,10 @@ applied under each over-limit policy, and the delivery status of each decision."
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Sequence
 from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -296,3 +298,15 @@ def test_a_release_without_a_recorded_reason_reads_held() -> None:
 )
 def test_status_of_each_decision(decision: Decision, status: str) -> None:
     assert status_of(decision) == status
+
+
+@pytest.mark.parametrize("module", ["batch.py", "plan.py", "quiet_hours.py"])
+def test_the_core_does_no_io(module: str) -> None:
+    source = (Path(__file__).parents[2] / "router_svc" / module).read_text()
+    imported: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            imported.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module.split(".")[0])
+    assert not imported & {"asyncio", "sqlalchemy", "grpc", "redis", "aio_pika", "psycopg"}
