@@ -58,7 +58,8 @@ from notify_core.db.lease import Lease
 from notify_core.db.schema import utcnow
 from notify_core.errors import DeliveryError, InvalidArgument, LeaseLost
 from notify_core.ratelimit import RateRules
-from router_svc.inputs import count_sends
+from router_svc.batch import Question
+from router_svc.inputs import ask_rate_limits
 from router_svc.plan import Preferences
 from template_svc.render import Rendered, Renderer
 from template_svc.templates import Resolved, Templates
@@ -222,11 +223,11 @@ class DigestRunner:
         """Rate-check, render and send one batch; answer what to record, and count it."""
         senders = [d for d in chunk if isinstance(d.outcome, Send)]
         if senders:
-            verdicts = await count_sends(
+            verdicts = await ask_rate_limits(
                 self._backends,
                 self._ns,
                 self._rates,
-                [(d.user.user_id, DIGEST_TYPE, "email") for d in senders],
+                [Question(d.user.user_id, d.user.user_id, DIGEST_TYPE, "email") for d in senders],
             )
             for d, verdict in zip(senders, verdicts, strict=True):
                 if not verdict.allowed:

@@ -1,9 +1,12 @@
-"""Loading what the plan depends on, and turning a plan into delivery records.
+"""Loading what the routing core depends on, asking the rate limiter, and turning plans into
+delivery records.
 
-The router is a thin shell: for a batch of notifications it loads each user's preferences
-(cached), presence, the earlier inbox entries of the same group key (grouping) and the
-rate-limit state, calls the pure :func:`router_svc.plan.plan`, and records one row per
-channel in ``notification_deliveries``.
+The router is a thin shell around :mod:`router_svc.batch`: for a batch of notifications it
+loads each user's preferences (cached), presence and the earlier inbox entries of the same
+group key (grouping), calls :func:`router_svc.batch.route`, asks the rate limiter the
+questions the plans raise in one round (:func:`ask_rate_limits`), applies the answers
+(:func:`router_svc.batch.settle`), and records one row per channel in
+``notification_deliveries``.
 
 Rate limits count every channel a plan sends on, the in-app inbox included; a type with its
 own rule is counted in its own window as well.
@@ -12,7 +15,7 @@ own rule is counted in its own window as well.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,15 +32,9 @@ from notify_core.db.schema import new_id, notification_deliveries, notifications
 from notify_core.errors import NotFound
 from notify_core.ratelimit import RateRules, Verdict
 from preference_svc.store import PreferenceStore, StoredPreferences
-from router_svc.plan import Action, Config, Earlier, Facts, Plan, Preferences, plan
+from router_svc.batch import Batch, GroupKey, Notification, Question, route, settle, status_of
+from router_svc.plan import Config, Earlier, Plan, Preferences
 from router_svc.quiet_hours import QuietHours
-
-STATUS = {
-    Action.HOLD: "held",
-    Action.MERGE: "merged",
-    Action.DIGEST: "digested",
-    Action.SKIP: "skipped",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,30 +73,11 @@ def plan_preferences(stored: StoredPreferences) -> Preferences:
     )
 
 
-def facts_of(row: Mapping[str, Any]) -> Facts:
-    return Facts(
-        type=row["type"],
-        priority=row["priority"],
-        channels=row["channels"],
-        group_key=row["group_key"],
-    )
-
-
-GroupKey = tuple[str, str, str]
-
-
-def group_of(row: Mapping[str, Any]) -> GroupKey | None:
-    """The row's group, or ``None`` when it carries no group key (it never merges)."""
-    if row["group_key"] is None:
-        return None
-    return (row["user_id"], row["type"], row["group_key"])
-
-
 async def find_heads(
-    conn: AsyncConnection, rows: Sequence[Mapping[str, Any]], config: Config, now: datetime
+    conn: AsyncConnection, rows: Sequence[Notification], config: Config, now: datetime
 ) -> dict[GroupKey, Earlier]:
     """The newest inbox entry of each grouped row's group within its window."""
-    wanted = {key: r["type"] for r in rows if (key := group_of(r)) is not None}
+    wanted = {key: n.type for n in rows if (key := n.group) is not None}
     if not wanted:
         return {}
     widest = max(config.window_for(t) for t in wanted.values())
@@ -130,29 +108,32 @@ async def find_heads(
     return heads
 
 
-async def count_sends(
-    backends: CacheBackends, namespace: str, rules: RateRules, wanted: list[tuple[str, str, str]]
+async def ask_rate_limits(
+    backends: CacheBackends, namespace: str, rules: RateRules, questions: Sequence[Question]
 ) -> list[Verdict]:
-    """Count one send per (user, type, channel): a type's own rule first, then the
-    channel's; a send refused by its type's rule is not counted against the channel. Each
-    step is one round trip for the whole batch."""
+    """Count one send per question, answering in their order: a type's own rule first,
+    then the channel's; a send refused by its type's rule is not counted against the
+    channel. Each step is one round trip for the whole batch."""
     limiter = backends.limiter
-    verdicts: list[Verdict | None] = [None] * len(wanted)
-    typed = [i for i, (_, t, c) in enumerate(wanted) if rules.of_type(t, c) is not None]
+    verdicts: list[Verdict | None] = [None] * len(questions)
+    typed = [i for i, q in enumerate(questions) if rules.of_type(q.type, q.channel) is not None]
     if typed:
         items = []
         for i in typed:
-            user, type_, channel = wanted[i]
-            own = rules.of_type(type_, channel)
+            q = questions[i]
+            own = rules.of_type(q.type, q.channel)
             assert own is not None
-            items.append((rate_key(namespace, user, channel, type_), own))
+            items.append((rate_key(namespace, q.user_id, q.channel, q.type), own))
         for i, verdict in zip(typed, await limiter.hit_many(items), strict=True):
             if not verdict.allowed:
                 verdicts[i] = verdict
     rest = [i for i, v in enumerate(verdicts) if v is None]
     answers = await limiter.hit_many(
         [
-            (rate_key(namespace, wanted[i][0], wanted[i][2]), rules.channel(wanted[i][2]))
+            (
+                rate_key(namespace, questions[i].user_id, questions[i].channel),
+                rules.channel(questions[i].channel),
+            )
             for i in rest
         ]
     )
@@ -163,75 +144,38 @@ async def count_sends(
 
 async def decide(
     conn: AsyncConnection,
-    rows: Sequence[Mapping[str, Any]],
+    rows: Sequence[Notification],
     store: PreferenceStore,
     backends: CacheBackends,
     namespace: str,
     routing: Routing,
     now: datetime,
 ) -> dict[str, Plan]:
-    """The plan of every notification row, by id. Rows are planned oldest first, so that
-    within a batch the later ones of a group merge into the first that reached the inbox."""
-    rows = sorted(rows, key=lambda r: r["created_at"])
-    users = sorted({r["user_id"] for r in rows})
+    """The final plan of every notification, by id: the facts loaded, the batch routed,
+    its rate-limit questions asked in one round and the answers applied."""
+    users = sorted({n.user_id for n in rows})
     stored, presence, heads = await asyncio.gather(
         store.get_many(users),
         backends.presence.get(users),
         find_heads(conn, rows, routing.plan, now),
     )
-    prefs = {u: plan_preferences(stored[u]) for u in users}
-    online = {p.user_id: p.online for p in presence}
-    earlier: dict[str, Earlier | None] = {}
-
-    def run(row: Mapping[str, Any], rates: Mapping[str, Verdict]) -> Plan:
-        user = row["user_id"]
-        return plan(
-            facts_of(row),
-            prefs[user],
-            online=online[user],
-            earlier=earlier[row["id"]],
-            rates=rates,
-            now=now,
-            config=routing.plan,
-        )
-
-    first: dict[str, Plan] = {}
-    for row in rows:
-        key = group_of(row)
-        head = None if key is None else heads.get(key)
-        fresh = head is None or now - head.at >= routing.plan.window_for(row["type"])
-        earlier[row["id"]] = None if fresh else head
-        first[row["id"]] = run(row, {})
-        if key is not None and fresh and first[row["id"]].sends("inapp"):
-            heads[key] = Earlier(row["id"], row["created_at"])  # the group's inbox entry now
-    # Every send the plans chose is counted against its limits, concurrently.
-    wanted = [
-        (row, d.channel)
-        for row in rows
-        for d in first[row["id"]].decisions
-        if d.action is Action.SEND
-    ]
-    verdicts = await count_sends(
-        backends, namespace, routing.rates, [(r["user_id"], r["type"], ch) for r, ch in wanted]
+    batch = Batch(
+        notifications=rows,
+        preferences={u: plan_preferences(stored[u]) for u in users},
+        online={p.user_id: p.online for p in presence},
+        heads=heads,
+        now=now,
     )
-    limited: dict[str, dict[str, Verdict]] = {}
-    for (row, channel), verdict in zip(wanted, verdicts, strict=True):
-        if not verdict.allowed:
-            limited.setdefault(row["id"], {})[channel] = verdict
-    return {
-        row["id"]: run(row, limited[row["id"]]) if row["id"] in limited else first[row["id"]]
-        for row in rows
-    }
+    pending = route(batch, routing.plan)
+    answers = await ask_rate_limits(backends, namespace, routing.rates, pending.questions)
+    return settle(pending, answers)
 
 
 def delivery_rows(notification_id: str, p: Plan, now: datetime) -> list[dict[str, Any]]:
     """One ``notification_deliveries`` row per channel: what was decided and why."""
     rows = []
     for d in p.decisions:
-        if d.action is Action.SEND:
-            status = "delivered" if d.channel == "inapp" else "pending"
-        else:
-            status = STATUS[d.action]
+        status = status_of(d)
         meta: dict[str, Any] = {"reason": d.reason}
         if d.merge_into is not None:
             meta["merge_into"] = d.merge_into

@@ -216,13 +216,19 @@ def _timing(
     ):
         return Decision(channel, Action.HOLD, "quiet hours", until=quiet_end)
     if verdict is not None and not verdict.allowed:
-        if channel == "email":
-            return Decision(channel, Action.DIGEST, "rate limited: to the digest")
-        if config.drops_over_limit(channel):
-            return Decision(channel, Action.SKIP, "rate limited: dropped")
-        until = now + timedelta(seconds=verdict.retry_after)
-        return Decision(channel, Action.HOLD, "rate limited", until=until)
+        return over_limit(channel, verdict, now, config)
     return Decision(channel, Action.SEND, reason)
+
+
+def over_limit(channel: str, verdict: Verdict, now: datetime, config: Config) -> Decision:
+    """Step 6 for a send its rate limit refused: email goes to the digest; other channels
+    are skipped or held until the window frees a slot, as ``config.over_limit`` says."""
+    if channel == "email":
+        return Decision(channel, Action.DIGEST, "rate limited: to the digest")
+    if config.drops_over_limit(channel):
+        return Decision(channel, Action.SKIP, "rate limited: dropped")
+    until = now + timedelta(seconds=verdict.retry_after)
+    return Decision(channel, Action.HOLD, "rate limited", until=until)
 
 
 def plan(

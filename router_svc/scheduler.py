@@ -6,7 +6,7 @@ Both live in the database, so they survive restarts; the scheduler looks every
 - a notification ``scheduled`` with ``send_at`` due becomes ``accepted`` and gets its routing
   job, staged in the same transaction;
 - a delivery ``held`` (quiet hours, rate limit) whose ``hold_until`` is due is decided again
-  by :func:`router_svc.plan.release`: sent (in-app: into the inbox and live), held anew,
+  by :func:`router_svc.batch.release`: sent (in-app: into the inbox and live), held anew,
   sent to the digest, or skipped — the new reason recorded.
 
 Rows are claimed with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several routers share the
@@ -34,8 +34,9 @@ from notify_core.errors import NotifyError
 from notify_core.queue.base import WorkQueue
 from preference_svc.store import PreferenceStore
 from realtime_svc.live import publish_changes
-from router_svc.inputs import STATUS, Routing, count_sends, facts_of, plan_preferences
-from router_svc.plan import Action, Decision, Held, release
+from router_svc.batch import HeldDelivery, release, settle, status_of
+from router_svc.inputs import Routing, ask_rate_limits, plan_preferences
+from router_svc.plan import Action, Decision
 
 log = logging.getLogger(__name__)
 
@@ -122,13 +123,13 @@ class Scheduler:
             .limit(SCHEDULER_BATCH)
         )
         async with self._db.write() as conn:
-            rows = [dict(r._mapping) for r in await conn.execute(query)]
+            rows = [HeldDelivery.from_row(r._mapping) for r in await conn.execute(query)]
             if not rows:
                 return 0
             decisions = await self._decide(rows, now)
             shown = await self._apply(conn, rows, decisions, now)
             jobs = group_jobs(
-                (r["delivery_id"], r["channel"], r["priority"])
+                (r.delivery_id, r.channel, r.notification.priority)
                 for r, d in zip(rows, decisions, strict=True)
                 if d.action is Action.SEND
             )
@@ -141,57 +142,41 @@ class Scheduler:
                 log.warning("live publish of released notifications failed: %s", exc)
         return len(rows)
 
-    async def _decide(self, rows: list[dict[str, Any]], now: datetime) -> list[Decision]:
-        users = sorted({r["user_id"] for r in rows})
+    async def _decide(self, rows: list[HeldDelivery], now: datetime) -> list[Decision]:
+        """Each held delivery decided again, its rate-limit questions asked in one round."""
+        users = sorted({r.notification.user_id for r in rows})
         stored = await self._prefs.get_many(users)
         prefs = {u: plan_preferences(stored[u]) for u in users}
-        config = self._routing.plan
-
-        def run(row: dict[str, Any], verdict: Any = None) -> Decision:
-            held = Held(row["channel"], (row["metadata"] or {}).get("reason", "held"))
-            return release(
-                held, facts_of(row), prefs[row["user_id"]], verdict=verdict, now=now, config=config
-            )
-
-        first = [run(r) for r in rows]
-        sending = [i for i, d in enumerate(first) if d.action is Action.SEND]
-        verdicts = await count_sends(
-            self._backends,
-            self._ns,
-            self._routing.rates,
-            [(rows[i]["user_id"], rows[i]["type"], rows[i]["channel"]) for i in sending],
+        pending = release(rows, prefs, now, self._routing.plan)
+        answers = await ask_rate_limits(
+            self._backends, self._ns, self._routing.rates, pending.questions
         )
-        for i, verdict in zip(sending, verdicts, strict=True):
-            if not verdict.allowed:
-                first[i] = run(rows[i], verdict)
-        return first
+        plans = settle(pending, answers)
+        return [plans[r.delivery_id].decision(r.channel) for r in rows]
 
     async def _apply(
         self,
         conn: AsyncConnection,
-        rows: list[dict[str, Any]],
+        rows: list[HeldDelivery],
         decisions: list[Decision],
         now: datetime,
     ) -> list[dict[str, Any]]:
         """Record each new decision; put released in-app rows in the inbox and answer them."""
         to_inbox: list[str] = []
         for row, d in zip(rows, decisions, strict=True):
-            if d.action is Action.SEND:
-                status = "delivered" if d.channel == "inapp" else "pending"
-            else:
-                status = STATUS[d.action]
+            status = status_of(d)
             await conn.execute(
                 deliveries.update()
-                .where(deliveries.c.id == row["delivery_id"])
+                .where(deliveries.c.id == row.delivery_id)
                 .values(
                     status=status,
                     hold_until=d.until,
-                    metadata={**(row["metadata"] or {}), "reason": d.reason},
+                    metadata={**row.metadata, "reason": d.reason},
                     delivered_at=now if status == "delivered" else None,
                 )
             )
             if status == "delivered":
-                to_inbox.append(row["id"])
+                to_inbox.append(row.notification.id)
         if not to_inbox:
             return []
         # routed_at moves to now: resumes replay in the order rows entered the inbox.

@@ -27,8 +27,10 @@ from notify_core.errors import NotifyError
 from notify_core.queue.base import Delivery, Staged, WorkQueue, job_ids
 from preference_svc.store import PreferenceStore
 from realtime_svc.live import publish_changes
+from router_svc.batch import Notification
 from router_svc.dedup import actor_of, highest, merged_message
 from router_svc.inputs import Routing, decide, delivery_rows
+from router_svc.plan import Plan
 
 log = logging.getLogger(__name__)
 
@@ -109,42 +111,17 @@ class Router:
         if not self._db.is_sqlite:
             query = query.with_for_update(skip_locked=True)
         async with self._db.write() as conn:
-            rows = [dict(r._mapping) for r in await conn.execute(query)]
+            rows = [Notification.from_row(r._mapping) for r in await conn.execute(query)]
             if not rows:
                 return [], [], []
             plans = await decide(
                 conn, rows, self._prefs, self._backends, self._ns, self._routing, now
             )
-            records = [x for r in rows for x in delivery_rows(r["id"], plans[r["id"]], now)]
-            await insert_rows(conn, notification_deliveries, records)
-            priority = {r["id"]: r["priority"] for r in rows}
-            jobs = group_jobs(
-                (x["id"], x["channel"], priority[x["notification_id"]])
-                for x in records
-                if x["status"] == "pending"
-            )
-            staged = await stage_jobs(self._queue, conn, jobs)
-            merged: dict[str, str] = {}
-            for r in rows:
-                head = plans[r["id"]].merge_into()
-                if head is not None:
-                    merged[r["id"]] = head
-            inbox_ids = [r["id"] for r in rows if plans[r["id"]].sends("inapp")]
-            for state, chosen in (
-                ("routed", [r["id"] for r in rows if r["id"] not in merged]),
-                ("merged", list(merged)),
-            ):
-                if chosen:
-                    await conn.execute(
-                        notifications.update()
-                        .where(notifications.c.id.in_(chosen))
-                        .values(
-                            state=state,
-                            routed_at=now,
-                            inbox=notifications.c.id.in_(inbox_ids) if inbox_ids else sa.false(),
-                        )
-                    )
-            heads = await self._merge(conn, [r for r in rows if r["id"] in merged], merged)
+            staged = await self._record(conn, rows, plans, now)
+            merged = {r.id: head for r in rows if (head := plans[r.id].merge_into()) is not None}
+            inbox_ids = [r.id for r in rows if plans[r.id].sends("inapp")]
+            await self._mark(conn, [r.id for r in rows], merged, inbox_ids, now)
+            heads = await self._merge(conn, [r for r in rows if r.id in merged], merged)
             shown = await conn.execute(
                 sa.select(notifications).where(
                     notifications.c.id.in_(sorted(set(inbox_ids) | heads)),
@@ -159,17 +136,59 @@ class Router:
             staged,
         )
 
+    async def _record(
+        self,
+        conn: AsyncConnection,
+        rows: list[Notification],
+        plans: dict[str, Plan],
+        now: datetime,
+    ) -> list[Staged]:
+        """Insert each channel's decision; stage the delivery jobs of the pending sends."""
+        records = [x for r in rows for x in delivery_rows(r.id, plans[r.id], now)]
+        await insert_rows(conn, notification_deliveries, records)
+        priority = {r.id: r.priority for r in rows}
+        jobs = group_jobs(
+            (x["id"], x["channel"], priority[x["notification_id"]])
+            for x in records
+            if x["status"] == "pending"
+        )
+        return await stage_jobs(self._queue, conn, jobs)
+
+    async def _mark(
+        self,
+        conn: AsyncConnection,
+        ids: list[str],
+        merged: dict[str, str],
+        inbox_ids: list[str],
+        now: datetime,
+    ) -> None:
+        """Mark the notifications ``routed`` (or ``merged``), with their inbox flag."""
+        for state, chosen in (
+            ("routed", [i for i in ids if i not in merged]),
+            ("merged", list(merged)),
+        ):
+            if chosen:
+                await conn.execute(
+                    notifications.update()
+                    .where(notifications.c.id.in_(chosen))
+                    .values(
+                        state=state,
+                        routed_at=now,
+                        inbox=notifications.c.id.in_(inbox_ids) if inbox_ids else sa.false(),
+                    )
+                )
+
     async def _merge(
-        self, conn: AsyncConnection, rows: list[dict[str, Any]], into: dict[str, str]
+        self, conn: AsyncConnection, rows: list[Notification], into: dict[str, str]
     ) -> set[str]:
         """Fold merged notifications into their heads: the count rises, the newest title
         and a counted message show, the highest priority of the members stays, and the
         entry is unread again. Answers the heads."""
         if not rows:
             return set()
-        members: dict[str, list[dict[str, Any]]] = {}
-        for r in sorted(rows, key=lambda r: r["created_at"]):
-            members.setdefault(into[r["id"]], []).append(r)
+        members: dict[str, list[Notification]] = {}
+        for r in sorted(rows, key=lambda r: r.created_at):
+            members.setdefault(into[r.id], []).append(r)
         query = sa.select(
             notifications.c.id, notifications.c.count.label("n"), notifications.c.priority
         ).where(notifications.c.id.in_(sorted(members)))
@@ -185,9 +204,9 @@ class Router:
                 .where(notifications.c.id == head.id)
                 .values(
                     count=total,
-                    title=latest["title"],
-                    message=merged_message(latest["message"], actor_of(latest["data"]), total),
-                    priority=highest([head.priority, *(r["priority"] for r in added)]),
+                    title=latest.title,
+                    message=merged_message(latest.message, actor_of(latest.data), total),
+                    priority=highest([head.priority, *(r.priority for r in added)]),
                     read=False,
                     read_at=None,
                 )
