@@ -18,7 +18,7 @@ from notify_core.auth import Authenticator
 from notify_core.cache.base import CacheBackends
 from notify_core.cache.factory import create_cache_backends
 from notify_core.config import Settings
-from notify_core.constants import QUEUES
+from notify_core.constants import EDGE_DATABASE_POOL, QUEUES
 from notify_core.db.engine import Database
 from notify_core.db.migrate import upgrade
 from notify_core.errors import ConfigError
@@ -30,8 +30,8 @@ if TYPE_CHECKING:
     from delivery_svc.provider_event_routes import SnsHttp
     from delivery_svc.worker import DeliveryWorker
     from digest_svc.scheduler import DigestService
-    from notify_core.edge_processes import EdgeProcesses
     from preference_svc.store import PreferenceStore
+    from realtime_svc.edge_processes import EdgeProcesses
     from realtime_svc.edge_server import EdgeServer
     from router_svc.scheduler import Scheduler
     from template_svc.templates import Templates
@@ -155,11 +155,11 @@ class Node:
             specs.append(template_service.spec(templates))
         if "realtime" in self.services and s.edge_processes > 1 and self.edge_sockets is None:
             # The edge runs in child processes, started once gRPC is up; RPCs stay here.
-            from notify_core.edge_processes import EdgeProcesses
             from realtime_svc import service as realtime_service
+            from realtime_svc.edge_processes import EdgeProcesses
             from realtime_svc.inbox import Inbox
 
-            self._edges = EdgeProcesses(s, local_ingest=ingest_api is not None)
+            self._edges = EdgeProcesses(s, edge_node, local_ingest=ingest_api is not None)
             self.http_port = self._edges.port
             specs.append(realtime_service.spec(Inbox(db), backends, s.namespace))
         elif "realtime" in self.services:
@@ -294,6 +294,18 @@ class Node:
             await self.backends.close()
         if self.database is not None:
             await self.database.close()
+
+
+def edge_node(settings: Settings, sockets: list[socket.socket]) -> Node:
+    """The node of one edge process: only ``realtime``, on ``sockets``, without gRPC."""
+    return Node(
+        settings,
+        services=("realtime",),
+        migrate=False,
+        serve_grpc=False,
+        edge_sockets=sockets,
+        database_pool=EDGE_DATABASE_POOL,
+    )
 
 
 async def _cancel_all(tasks: list[asyncio.Task[None]]) -> None:
