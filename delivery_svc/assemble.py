@@ -8,6 +8,8 @@ from typing import Any
 
 from delivery_svc.channels import EmailChannel, FailoverEmail, WebhookChannel
 from delivery_svc.compose import EmailComposer, Rendered, default_email
+from delivery_svc.config_email import EmailSettings
+from delivery_svc.config_webhook import WebhookSettings
 from delivery_svc.tracking import track_html
 from delivery_svc.worker import Channel, DeliveryWorker
 from notify_core.config import Settings
@@ -52,6 +54,8 @@ class TemplateRenderer:
 
 async def build_workers(
     settings: Settings,
+    email_settings: EmailSettings,
+    webhook_settings: WebhookSettings,
     database: Database,
     queue: WorkQueue,
     preferences: PreferenceStore,
@@ -62,19 +66,19 @@ async def build_workers(
     from delivery_svc.providers.email_factory import create_email_providers
     from delivery_svc.providers.webhook import HttpWebhookSender
 
-    primary, fallback = create_email_providers(settings)
+    primary, fallback = create_email_providers(email_settings)
     email = FailoverEmail(
         primary, fallback, threshold=settings.breaker_threshold, reset=settings.breaker_reset
     )
     secret = settings.signing_secret
     composer = EmailComposer(
-        settings.email_from,
+        email_settings.sender,
         renderer=TemplateRenderer(templates) if templates is not None else None,
         links=TrackingLinks(secret, public_url) if secret and public_url else None,
         public_url=public_url,
         signing_secret=secret,
     )
-    webhook_sender = HttpWebhookSender.from_settings(settings)
+    webhook_sender = HttpWebhookSender.from_settings(webhook_settings)
     channels: list[Channel] = [
         EmailChannel(database, preferences, composer, email),
         WebhookChannel(

@@ -14,10 +14,10 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from notify_app.settings import NodeSettings
 from notify_core.auth import Authenticator
 from notify_core.cache.base import CacheBackends
 from notify_core.cache.factory import create_cache_backends
-from notify_core.config import Settings
 from notify_core.constants import EDGE_DATABASE_POOL, QUEUES
 from notify_core.db.engine import Database
 from notify_core.db.migrate import upgrade
@@ -43,7 +43,7 @@ SERVICES = ("ingest", "router", "preference", "template", "delivery", "realtime"
 
 @dataclass
 class Node:
-    settings: Settings
+    settings: NodeSettings
     services: tuple[str, ...] = SERVICES
     migrate: bool = True
     http_port: int = 0
@@ -66,7 +66,7 @@ class Node:
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _closers: list[object] = field(default_factory=list)
     _edge: EdgeServer | None = None
-    _edges: EdgeProcesses | None = None
+    _edges: EdgeProcesses[NodeSettings] | None = None
 
     async def start(self) -> None:
         s = self.settings
@@ -200,7 +200,7 @@ class Node:
                 ws_send_queue=s.ws_send_queue,
                 signing_secret=s.signing_secret,
                 public_url=s.public_url,
-                provider_webhooks=ProviderWebhooks.from_settings(s, self.sns_http),
+                provider_webhooks=ProviderWebhooks.from_settings(s.email, self.sns_http),
             )
             self._edge = EdgeServer(app, hub, s, self.edge_sockets)
             self.http_port = await self._edge.start()
@@ -212,11 +212,11 @@ class Node:
             specs.append(delivery_service.spec(db, queue, workers))
         if "digest" in self.services:
             from digest_svc import service as digest_service
-            from digest_svc.assemble import build_digest_service
+            from digest_svc.assemble import DigestConfig, build_digest_service
 
             # After the edge: digest emails link to it (unsubscribe) when no public URL is set.
             self.digest, digest_email = build_digest_service(
-                s, db, backends, templates, self.public_url
+                DigestConfig(s, s.email, s.digest), db, backends, templates, self.public_url
             )
             self._closers.append(digest_email)
             self._spawn(self.digest.run(), "digest")
@@ -253,7 +253,14 @@ class Node:
 
         assert self.database is not None and self.queue is not None
         workers, closers = await build_workers(
-            self.settings, self.database, self.queue, prefs, self.public_url, self.templates
+            self.settings,
+            self.settings.email,
+            self.settings.webhook,
+            self.database,
+            self.queue,
+            prefs,
+            self.public_url,
+            self.templates,
         )
         self._closers.extend(closers)
         for worker in workers:
@@ -296,7 +303,7 @@ class Node:
             await self.database.close()
 
 
-def edge_node(settings: Settings, sockets: list[socket.socket]) -> Node:
+def edge_node(settings: NodeSettings, sockets: list[socket.socket]) -> Node:
     """The node of one edge process: only ``realtime``, on ``sockets``, without gRPC."""
     return Node(
         settings,

@@ -32,7 +32,7 @@ import socket
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from notify_core.config import Settings
 from notify_core.constants import (
@@ -59,7 +59,10 @@ class EdgeNode(Protocol):
     async def stop(self) -> None: ...
 
 
-EdgeNodeFactory = Callable[[Settings, list[socket.socket]], EdgeNode]
+S = TypeVar("S", bound=Settings)
+"""The node's settings: the core's, or a richer kind the factory reads."""
+
+EdgeNodeFactory = Callable[[S, list[socket.socket]], EdgeNode]
 """Builds an edge process's node on its settings and its listening sockets. It crosses
 into the child process (spawn): a module-level function, so that it pickles."""
 
@@ -81,12 +84,10 @@ class _Child:
     """The node's end: the child sends its pid once it listens; EOF means it is gone."""
 
 
-class EdgeProcesses:
+class EdgeProcesses(Generic[S]):
     """Starts, watches, restarts and stops the edge processes of one node."""
 
-    def __init__(
-        self, settings: Settings, edge_node: EdgeNodeFactory, *, local_ingest: bool
-    ) -> None:
+    def __init__(self, settings: S, edge_node: EdgeNodeFactory[S], *, local_ingest: bool) -> None:
         if settings.redis_url is None:
             raise ConfigError(
                 f"NOTIFY_EDGE_PROCESSES={settings.edge_processes} needs NOTIFY_REDIS_URL: "
@@ -241,7 +242,7 @@ async def _exited(process: BaseProcess) -> None:
 # --- the child side ------------------------------------------------------------------------
 
 
-def run_edge_process(settings: Settings, edge_node: EdgeNodeFactory, pipe: Connection) -> None:
+def run_edge_process(settings: S, edge_node: EdgeNodeFactory[S], pipe: Connection) -> None:
     """Entry point of one edge process: the edge on ``settings.http_port`` (SO_REUSEPORT)
     until SIGTERM, SIGINT or the node process going away."""
     logging.basicConfig(
@@ -258,7 +259,7 @@ def run_edge_process(settings: Settings, edge_node: EdgeNodeFactory, pipe: Conne
         raise SystemExit(1) from None
 
 
-async def _serve_edge(settings: Settings, edge_node: EdgeNodeFactory, pipe: Connection) -> None:
+async def _serve_edge(settings: S, edge_node: EdgeNodeFactory[S], pipe: Connection) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
