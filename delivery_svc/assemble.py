@@ -1,4 +1,4 @@
-"""Building a node's delivery workers from its settings: providers, channels, workers."""
+"""DeliveryService from a node's backends and its settings: providers, channels, workers."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from delivery_svc import service
 from delivery_svc.channels import EmailChannel, FailoverEmail, WebhookChannel
 from delivery_svc.compose import EmailComposer, Rendered, default_email
 from delivery_svc.config_email import EmailSettings
@@ -14,6 +15,7 @@ from delivery_svc.tracking import track_html
 from delivery_svc.worker import Channel, DeliveryWorker
 from notify_core.config import Settings
 from notify_core.db.engine import Database
+from notify_core.parts import Closer, Parts
 from notify_core.queue.base import WorkQueue
 from preference_svc.store import PreferenceStore
 from template_svc.templates import Templates
@@ -61,7 +63,7 @@ async def build_workers(
     preferences: PreferenceStore,
     public_url: str | None,
     templates: Templates | None = None,
-) -> tuple[list[DeliveryWorker], list[object]]:
+) -> tuple[list[DeliveryWorker], list[Closer]]:
     """The email and webhook workers, and what to close when the node stops."""
     from delivery_svc.providers.email_factory import create_email_providers
     from delivery_svc.providers.webhook import HttpWebhookSender
@@ -100,3 +102,31 @@ async def build_workers(
         for channel in channels
     ]
     return workers, [email, webhook_sender]
+
+
+async def assemble(
+    settings: Settings,
+    email_settings: EmailSettings,
+    webhook_settings: WebhookSettings,
+    database: Database,
+    queue: WorkQueue,
+    preferences: PreferenceStore,
+    public_url: str | None,
+    templates: Templates,
+) -> Parts:
+    """The service's parts: its RPCs, one worker task per channel, the providers to close."""
+    workers, closers = await build_workers(
+        settings,
+        email_settings,
+        webhook_settings,
+        database,
+        queue,
+        preferences,
+        public_url,
+        templates,
+    )
+    return Parts(
+        specs=[service.spec(database, queue, workers)],
+        tasks={f"deliver-{worker.channel}": worker.run for worker in workers},
+        closers=closers,
+    )

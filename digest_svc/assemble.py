@@ -1,4 +1,4 @@
-"""Building a node's DigestService from its settings: providers, runner, scheduler."""
+"""DigestService from a node's backends and its settings: providers, runner, scheduler."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ from dataclasses import dataclass
 from delivery_svc.channels import FailoverEmail
 from delivery_svc.config_email import EmailSettings
 from delivery_svc.providers.email_factory import create_email_providers
+from digest_svc import service
 from digest_svc.config_digest import DigestSettings
 from digest_svc.runner import DigestRunner
 from digest_svc.scheduler import DigestService
 from notify_core.cache.base import CacheBackends
 from notify_core.config import Settings
 from notify_core.db.engine import Database
+from notify_core.parts import Parts
 from template_svc.templates import Templates
 
 
@@ -56,3 +58,18 @@ def build_digest_service(
         public_url=public_url,
     )
     return DigestService(database, runner, config.digest), email
+
+
+def assemble(
+    config: DigestConfig,
+    database: Database,
+    backends: CacheBackends,
+    templates: Templates,
+    public_url: str | None,
+) -> tuple[Parts, DigestService]:
+    """The service's parts, and the DigestService (which tests drive)."""
+    digest, email = build_digest_service(config, database, backends, templates, public_url)
+    parts = Parts(
+        specs=[service.spec(database, digest)], tasks={"digest": digest.run}, closers=[email]
+    )
+    return parts, digest

@@ -23,9 +23,9 @@ import grpc
 import httpx
 import pytest
 
+from notify_app.node import Node
 from notify_app.settings import NodeSettings
 from notify_core.auth import issue_user_token
-from notify_core.node import Node
 
 API_KEY = "test-producer-key-1"
 JWT_SECRET = "test-jwt-secret-0123456789-abcdefgh"

@@ -365,7 +365,7 @@ async def test_dead_letters_are_listed_and_requeued_from_the_cli(
         cli_env = {**os.environ, "NOTIFY_DATABASE_URL": settings.database_url}
         listed = await asyncio.to_thread(
             subprocess.run,
-            [sys.executable, "-m", "notify_core.cli", "dead-letters", "--json"],
+            [sys.executable, "-m", "notify_app.cli", "dead-letters", "--json"],
             env=cli_env,
             cwd=ROOT,
             capture_output=True,
@@ -379,7 +379,7 @@ async def test_dead_letters_are_listed_and_requeued_from_the_cli(
         inbox.fail = 0
         requeued = await asyncio.to_thread(
             subprocess.run,
-            [sys.executable, "-m", "notify_core.cli", "requeue", letter["id"]],
+            [sys.executable, "-m", "notify_app.cli", "requeue", letter["id"]],
             env=cli_env,
             cwd=ROOT,
             capture_output=True,

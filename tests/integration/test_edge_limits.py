@@ -14,12 +14,12 @@ from typing import Any
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from notify_app.node import Node
 from notify_app.settings import NodeSettings
 from notify_core.auth import issue_user_token
 from notify_core.cache.base import PresenceInfo
 from notify_core.cache.factory import create_cache_backends
 from notify_core.constants import CLOSE_GOING_AWAY, CLOSE_TOO_MANY_FOR_USER, CLOSE_TRY_AGAIN_LATER
-from notify_core.node import Node
 from tests.integration.conftest import JWT_SECRET, eventually, running
 
 

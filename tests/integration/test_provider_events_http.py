@@ -32,6 +32,7 @@ from delivery_svc.config_email import EmailSettings
 from delivery_svc.provider_event_routes import SnsHttp, get_subscribe_url
 from delivery_svc.provider_events import apply_events
 from delivery_svc.providers.events import ProviderEvent
+from notify_app.node import Node
 from notify_app.settings import NodeSettings
 from notify_core.db.schema import (
     notification_deliveries,
@@ -39,7 +40,6 @@ from notify_core.db.schema import (
     provider_event_receipts,
 )
 from notify_core.errors import Unauthenticated, Unavailable
-from notify_core.node import Node
 from tests.integration.conftest import Env, eventually, running, serving
 from tests.integration.test_delivery import Inbox, delivery_row, set_email, smtp, uid  # noqa: F401
 from tests.integration.test_sendgrid_provider import API_KEY as SENDGRID_KEY

@@ -15,10 +15,10 @@ import httpx
 import pytest
 import websockets
 
+from notify_app.node import Node
 from notify_app.settings import NodeSettings
 from notify_core.auth import issue_user_token
 from notify_core.constants import RESUME_MAX_MISSED
-from notify_core.node import Node
 from notify_core.ratelimit import DEFAULT_LIMITS, Limit, RateRules
 from tests.integration.conftest import JWT_SECRET, Env, eventually, running
 

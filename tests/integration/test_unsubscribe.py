@@ -14,8 +14,8 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
+from notify_app.node import Node
 from notify_app.settings import NodeSettings
-from notify_core.node import Node
 from preference_svc.unsubscribe import make_token
 from tests.integration.conftest import Env
 

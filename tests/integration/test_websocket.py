@@ -13,8 +13,8 @@ import httpx
 import pytest
 import websockets
 
+from notify_app.node import Node
 from notify_app.settings import NodeSettings
-from notify_core.node import Node
 from notify_core.ratelimit import DEFAULT_LIMITS, Limit, RateRules
 from tests.integration.conftest import Env
 

@@ -10,10 +10,11 @@ import logging
 import signal
 import sys
 
+from notify_app.node import Node
+from notify_app.services import SERVICES
 from notify_app.settings import NodeSettings, load_settings
 from notify_core.config import Settings
 from notify_core.errors import ConfigError, NotifyError
-from notify_core.node import SERVICES, Node
 from notify_core.reach import check_backends
 from notify_core.redact import RedactingFormatter, redact
 
