@@ -247,17 +247,17 @@ def notify_server(
         log = BENCH_DIR / "results" / f"server-{backend}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text("")
-        argv = [sys.executable, "-m", "notify_core.cli", "up"]
+        argv = [sys.executable, "-m", "notify_app.cli", "up"]
         if node != "up":
             subprocess.run(
-                [sys.executable, "-m", "notify_core.cli", "migrate"],
+                [sys.executable, "-m", "notify_app.cli", "migrate"],
                 env=env,
                 cwd=tmp,
                 check=True,
                 capture_output=True,
                 timeout=timeout,
             )
-            argv = [sys.executable, "-m", "notify_core.cli", "serve", node]
+            argv = [sys.executable, "-m", "notify_app.cli", "serve", node]
         server = ServerProcess(
             backend,
             _spawn(argv, env, log, cpus, cwd=tmp),  # cwd: no stray .env is read
@@ -272,7 +272,7 @@ def notify_server(
             own = env | {"NOTIFY_HTTP_PORT": str(free_port()), "NOTIFY_GRPC_PORT": str(free_port())}
             helper_log = log.with_name(f"server-{backend}-{service}-{i}.log")
             helper_log.write_text("")
-            argv = [sys.executable, "-m", "notify_core.cli", "serve", service]
+            argv = [sys.executable, "-m", "notify_app.cli", "serve", service]
             helper = ServerProcess(
                 f"{backend} {service}",
                 _spawn(argv, own, helper_log, cpus, cwd=tmp),

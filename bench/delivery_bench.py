@@ -351,7 +351,7 @@ def summarize_profile(path: Path, seconds: float, rate: int, top: int = 10) -> d
             continue
         total += count
         own[frames[-1]] += count
-        joined = ";".join(f for f in frames if "(notify_core/cli.py" not in f)
+        joined = ";".join(f for f in frames if "(notify_app/cli.py" not in f)
         area = next(
             (name for name, needles in AREAS if any(n in joined for n in needles)),
             "event loop, no frame of the above",

@@ -347,10 +347,10 @@ async def seed_sqlite(db: Any, users: int, items: int) -> None:
 async def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
     from delivery_svc.channels import FailoverEmail
     from delivery_svc.providers.smtp import SmtpProvider
+    from digest_svc.config_digest import DigestSettings
     from digest_svc.runner import DigestRunner
     from digest_svc.scheduler import DigestService
     from notify_core.cache.factory import create_cache_backends
-    from notify_core.config_digest import DigestSettings
     from notify_core.db.engine import Database
     from notify_core.db.migrate import upgrade
     from template_svc.templates import Templates

@@ -1,4 +1,4 @@
-"""Building a node's delivery workers from its settings: providers, channels, workers."""
+"""DeliveryService from a node's backends and its settings: providers, channels, workers."""
 
 from __future__ import annotations
 
@@ -6,12 +6,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from delivery_svc import service
 from delivery_svc.channels import EmailChannel, FailoverEmail, WebhookChannel
 from delivery_svc.compose import EmailComposer, Rendered, default_email
+from delivery_svc.config_email import EmailSettings
+from delivery_svc.config_webhook import WebhookSettings
 from delivery_svc.tracking import track_html
 from delivery_svc.worker import Channel, DeliveryWorker
 from notify_core.config import Settings
 from notify_core.db.engine import Database
+from notify_core.parts import Closer, Parts
 from notify_core.queue.base import WorkQueue
 from preference_svc.store import PreferenceStore
 from template_svc.templates import Templates
@@ -52,29 +56,31 @@ class TemplateRenderer:
 
 async def build_workers(
     settings: Settings,
+    email_settings: EmailSettings,
+    webhook_settings: WebhookSettings,
     database: Database,
     queue: WorkQueue,
     preferences: PreferenceStore,
     public_url: str | None,
     templates: Templates | None = None,
-) -> tuple[list[DeliveryWorker], list[object]]:
+) -> tuple[list[DeliveryWorker], list[Closer]]:
     """The email and webhook workers, and what to close when the node stops."""
     from delivery_svc.providers.email_factory import create_email_providers
     from delivery_svc.providers.webhook import HttpWebhookSender
 
-    primary, fallback = create_email_providers(settings)
+    primary, fallback = create_email_providers(email_settings)
     email = FailoverEmail(
         primary, fallback, threshold=settings.breaker_threshold, reset=settings.breaker_reset
     )
     secret = settings.signing_secret
     composer = EmailComposer(
-        settings.email_from,
+        email_settings.sender,
         renderer=TemplateRenderer(templates) if templates is not None else None,
         links=TrackingLinks(secret, public_url) if secret and public_url else None,
         public_url=public_url,
         signing_secret=secret,
     )
-    webhook_sender = HttpWebhookSender.from_settings(settings)
+    webhook_sender = HttpWebhookSender.from_settings(webhook_settings)
     channels: list[Channel] = [
         EmailChannel(database, preferences, composer, email),
         WebhookChannel(
@@ -96,3 +102,31 @@ async def build_workers(
         for channel in channels
     ]
     return workers, [email, webhook_sender]
+
+
+async def assemble(
+    settings: Settings,
+    email_settings: EmailSettings,
+    webhook_settings: WebhookSettings,
+    database: Database,
+    queue: WorkQueue,
+    preferences: PreferenceStore,
+    public_url: str | None,
+    templates: Templates,
+) -> Parts:
+    """The service's parts: its RPCs, one worker task per channel, the providers to close."""
+    workers, closers = await build_workers(
+        settings,
+        email_settings,
+        webhook_settings,
+        database,
+        queue,
+        preferences,
+        public_url,
+        templates,
+    )
+    return Parts(
+        specs=[service.spec(database, queue, workers)],
+        tasks={f"deliver-{worker.channel}": worker.run for worker in workers},
+        closers=closers,
+    )

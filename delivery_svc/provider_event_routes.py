@@ -34,6 +34,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from delivery_svc.config_email import EmailSettings
 from delivery_svc.provider_events import apply_events
 from delivery_svc.providers.email_factory import create_sendgrid_webhook_verifier
 from delivery_svc.providers.events import (
@@ -46,7 +47,6 @@ from delivery_svc.providers.events import (
 )
 from delivery_svc.suppressions import list_suppressions, unsuppress
 from notify_core.auth import Authenticator, bearer
-from notify_core.config import Settings
 from notify_core.constants import (
     PROVIDER_WEBHOOK_MAX_BYTES,
     SENDGRID_WEBHOOK_PATH,
@@ -95,11 +95,11 @@ class ProviderWebhooks:
     get_subscribe_url: SubscribeGetter = get_subscribe_url
 
     @classmethod
-    def from_settings(cls, settings: Settings, http: SnsHttp | None = None) -> ProviderWebhooks:
+    def from_settings(cls, email: EmailSettings, http: SnsHttp | None = None) -> ProviderWebhooks:
         http = http or SnsHttp()
-        topics = settings.email.ses_sns_topic_arns
+        topics = email.ses_sns_topic_arns
         return cls(
-            sendgrid=create_sendgrid_webhook_verifier(settings),
+            sendgrid=create_sendgrid_webhook_verifier(email),
             sns=SnsVerifier(http.fetch_certificate, topic_arns=topics) if topics else None,
             get_subscribe_url=http.get_subscribe_url,
         )

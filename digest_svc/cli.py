@@ -17,17 +17,19 @@ import contextlib
 import json
 import sys
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from digest_svc import runs
 from digest_svc.runs import Run
-from notify_core.config import Settings
 from notify_core.constants import DIGEST_LEASE
 from notify_core.convert import iso
 from notify_core.db.engine import Database
 from notify_core.db.lease import lease_holder
 from notify_core.db.schema import utcnow
 from notify_core.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from digest_svc.assemble import DigestConfig
 
 POLL_SECONDS = 0.25
 BAR_WIDTH = 30
@@ -149,16 +151,15 @@ async def _scheduler_alive(db: Database) -> bool:
     return held is not None and held[1] > utcnow()
 
 
-async def _run_here(settings: Settings, db: Database, run_id: str, out: TextIO) -> Run:
+async def _run_here(config: DigestConfig, db: Database, run_id: str, out: TextIO) -> Run:
     """No node is the scheduler: take the lease and carry the queued runs out here."""
     from digest_svc.assemble import build_digest_service
     from notify_core.cache.factory import create_cache_backends
     from template_svc.templates import Templates
 
+    settings = config.settings
     backends = create_cache_backends(settings.redis_url, settings.namespace)
-    service, email = build_digest_service(
-        settings, db, backends, Templates(db), settings.public_url
-    )
+    service, email = build_digest_service(config, db, backends, Templates(db), settings.public_url)
     out.write(f"no node is the digest scheduler: running it here ({service.holder})\n")
     work = asyncio.create_task(service.tick())
     try:
@@ -176,8 +177,8 @@ async def _run_here(settings: Settings, db: Database, run_id: str, out: TextIO) 
         await backends.close()
 
 
-async def main(settings: Settings, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
-    db = Database(settings.database_url)
+async def main(config: DigestConfig, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    db = Database(config.settings.database_url)
     try:
         if args.digest_command == "run":
             run = await runs.request_run(db, parse_as_of(args.as_of), "manual")
@@ -187,7 +188,7 @@ async def main(settings: Settings, args: argparse.Namespace, out: TextIO = sys.s
             if await _scheduler_alive(db):
                 run = await follow(db, run.id, out)
             else:
-                run = await _run_here(settings, db, run.id, out)
+                run = await _run_here(config, db, run.id, out)
             out.write(summary(run) + "\n")
             return 0 if run.status == "succeeded" else 1
         if args.run_id is None:

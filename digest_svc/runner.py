@@ -39,6 +39,7 @@ from delivery_svc.channels import suppressed_addresses
 from delivery_svc.compose import unsubscribe_link
 from delivery_svc.providers.base import EmailMessage, SendResult
 from digest_svc import store
+from digest_svc.config_digest import DigestSettings
 from digest_svc.content import RATE_LIMITED, Outcome, Recipient, Send, Skip, decide
 from digest_svc.message import (
     BUILT_IN,
@@ -51,7 +52,6 @@ from digest_svc.runs import Counts, Run
 from digest_svc.schedule import Slot, digest_id, due_slot, next_digest_at, period_key
 from digest_svc.store import Batch, DueUser
 from notify_core.cache.base import CacheBackends
-from notify_core.config_digest import DigestSettings
 from notify_core.constants import DIGEST_TEMPLATE, DIGEST_TYPE
 from notify_core.db.engine import Database
 from notify_core.db.lease import Lease

@@ -27,9 +27,9 @@ import uuid
 from datetime import datetime
 
 from digest_svc import runs, store
+from digest_svc.config_digest import DigestSettings
 from digest_svc.runner import DigestRunner
 from digest_svc.runs import Run
-from notify_core.config_digest import DigestSettings
 from notify_core.constants import DIGEST_LEASE, DIGEST_RUN_MAX_ATTEMPTS
 from notify_core.db.engine import Database
 from notify_core.db.lease import Clock, Lease

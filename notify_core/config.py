@@ -1,7 +1,9 @@
-"""Configuration from the environment (a ``.env`` file may set the same names).
+"""The core's configuration from the environment (a ``.env`` file may set the same names).
 
 Every setting is read and checked once, at start; a missing or malformed one raises
-:class:`ConfigError` naming the variable.
+:class:`ConfigError` naming the variable. :class:`Settings` holds what the core and more
+than one service use; a service's own settings (email providers, webhooks, digests) are
+parsed beside that service from the same :func:`read_environment`.
 """
 
 from __future__ import annotations
@@ -15,10 +17,7 @@ from typing import TypeVar
 
 from dotenv import dotenv_values
 
-from notify_core.config_digest import DigestSettings, digest_settings
-from notify_core.config_email import EmailSettings, email_settings
 from notify_core.config_names import DeclaredEnv, check_known
-from notify_core.config_webhook import WebhookSettings, webhook_settings
 from notify_core.constants import CHANNEL_NAMES as CHANNELS
 from notify_core.constants import (
     EDGE_PROCESSES_MAX,
@@ -60,12 +59,6 @@ class Settings:
     """SQLite durability: NORMAL survives process crashes, FULL also power loss (slower)."""
     ws_ping_interval: float = 30.0
     """Seconds between server pings; a client that does not answer within as long is dropped."""
-    # -- outgoing webhooks (NOTIFY_WEBHOOK_*, parsed in notify_core/config_webhook.py) ---
-    webhook: WebhookSettings = field(default_factory=WebhookSettings)
-    # -- email providers (NOTIFY_EMAIL_*, _SMTP_*, _SES_*, _SENDGRID_*; config_email.py) --
-    email: EmailSettings = field(default_factory=EmailSettings)
-    # -- digests (NOTIFY_DIGEST_*, parsed in notify_core/config_digest.py) ---------------
-    digest: DigestSettings = field(default_factory=DigestSettings)
 
     rate_limits: RateRules = field(default_factory=RateRules)
     """NOTIFY_RATE_LIMITS: per channel and per (type, channel); the original design's defaults."""
@@ -119,11 +112,6 @@ class Settings:
     @property
     def database_kind(self) -> str:
         return "postgresql" if self.database_url.startswith("postgresql") else "sqlite"
-
-    @property
-    def email_from(self) -> str:
-        """NOTIFY_EMAIL_FROM: the From of every email."""
-        return self.email.sender
 
 
 def _number(
@@ -265,18 +253,29 @@ def _concurrency(env: Mapping[str, str]) -> dict[str, int]:
     return out
 
 
-def load_settings(
+def read_environment(
     environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
-) -> Settings:
-    """Read settings from ``environ`` (default ``os.environ``) over an optional ``.env`` file;
-    a ``NOTIFY_*`` name in either that is not a setting is refused (a typo)."""
+) -> DeclaredEnv:
+    """``environ`` (default ``os.environ``) over an optional ``.env`` file, as every settings
+    parser reads it; a ``NOTIFY_*`` name in either that is not a setting is refused (a typo)."""
     values: dict[str, str] = {}
     if env_file is not None and Path(env_file).is_file():
         values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
     values.update(os.environ if environ is None else environ)
     check_known(values)
-    env = DeclaredEnv(values)
+    return DeclaredEnv(values)
 
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
+) -> Settings:
+    """The core settings of ``environ`` over an optional ``.env`` file (see
+    :func:`read_environment`)."""
+    return core_settings(read_environment(environ, env_file))
+
+
+def core_settings(env: Mapping[str, str]) -> Settings:
+    """Every core setting of ``env``, checked."""
     database_url = (
         _url(env, "NOTIFY_DATABASE_URL", ("sqlite", "postgresql+psycopg", "postgresql"))
         or Settings.database_url
@@ -322,9 +321,6 @@ def load_settings(
         sqlite_synchronous=_choice(env, "NOTIFY_SQLITE_SYNCHRONOUS", "NORMAL", ("NORMAL", "FULL")),
         ws_send_queue=_int(env, "NOTIFY_WS_SEND_QUEUE", 1_000, 1, 1_000_000),
         ws_ping_interval=_float(env, "NOTIFY_WS_PING_INTERVAL", 30.0, 0.1, 3600.0),
-        webhook=webhook_settings(env),
-        email=email_settings(env),
-        digest=digest_settings(env),
         rate_limits=_rate_limits(env),
         over_limit=_over_limit(env),
         dedup_window=dedup_window,

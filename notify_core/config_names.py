@@ -1,10 +1,13 @@
 """Every ``NOTIFY_*`` setting Notify reads, declared once.
 
-The parsers (``config.py``, ``config_email.py``, ``config_webhook.py``, ``config_digest.py``)
-read the environment through :class:`DeclaredEnv`, which refuses a name not declared here,
-so the list cannot drift from what the code reads; start-up refuses a ``NOTIFY_*`` name in
-the environment or ``.env`` that is not declared here (a typo), naming the nearest known
-one. The README's configuration table is checked against :data:`KNOWN` by the tests.
+The parsers (``notify_core/config.py``, and each service's own beside it:
+``delivery_svc/config_email.py``, ``delivery_svc/config_webhook.py``,
+``digest_svc/config_digest.py``) read the environment through :class:`DeclaredEnv`, which
+refuses a name not declared here, so the list cannot drift from what the code reads; the
+names are data, so the core declares every service's without importing it. Start-up
+refuses a ``NOTIFY_*`` name in the environment or ``.env`` that is not declared here (a
+typo), naming the nearest known one. The README's configuration table is checked against
+:data:`KNOWN` by the tests.
 
 A new setting: add its name to the group of the module that parses it (or a new group),
 then to the README's configuration table.
@@ -55,7 +58,7 @@ CORE = (
     "NOTIFY_SHUTDOWN_GRACE",
     "NOTIFY_PRESENCE_TTL",
 )
-"""Parsed in ``config.py``."""
+"""Parsed in ``notify_core/config.py``."""
 
 EMAIL = (
     "NOTIFY_EMAIL_PROVIDER",
@@ -74,7 +77,7 @@ EMAIL = (
     "NOTIFY_SENDGRID_BASE_URL",
     "NOTIFY_SENDGRID_WEBHOOK_PUBLIC_KEY",
 )
-"""Parsed in ``config_email.py``."""
+"""Parsed in ``delivery_svc/config_email.py``."""
 
 WEBHOOK = (
     "NOTIFY_WEBHOOK_SECRET",
@@ -83,7 +86,7 @@ WEBHOOK = (
     "NOTIFY_WEBHOOK_ALLOWED_HOSTS",
     "NOTIFY_WEBHOOK_ALLOW_HTTP",
 )
-"""Parsed in ``config_webhook.py``."""
+"""Parsed in ``delivery_svc/config_webhook.py``."""
 
 DIGEST = (
     "NOTIFY_DIGEST_INTERVAL",
@@ -93,7 +96,7 @@ DIGEST = (
     "NOTIFY_DIGEST_CONCURRENCY",
     "NOTIFY_DIGEST_RETRY",
 )
-"""Parsed in ``config_digest.py``."""
+"""Parsed in ``digest_svc/config_digest.py``."""
 
 KNOWN: frozenset[str] = frozenset((*CORE, *EMAIL, *WEBHOOK, *DIGEST))
 """Every setting Notify reads."""

@@ -1,17 +1,16 @@
 """The email providers a node uses, chosen by configuration (``NOTIFY_EMAIL_PROVIDER`` and
-``NOTIFY_EMAIL_FALLBACK``; see :mod:`notify_core.config_email`)."""
+``NOTIFY_EMAIL_FALLBACK``; see :mod:`delivery_svc.config_email`)."""
 
 from __future__ import annotations
 
 from typing import cast
 
+from delivery_svc.config_email import EmailSettings
 from delivery_svc.providers.base import EmailProvider
 from delivery_svc.providers.events import SendGridWebhookVerifier
 from delivery_svc.providers.sendgrid import SendGridProvider
 from delivery_svc.providers.ses import SesProvider
 from delivery_svc.providers.smtp import SmtpProvider, StartTls
-from notify_core.config import Settings
-from notify_core.config_email import EmailSettings
 from notify_core.errors import ConfigError
 
 
@@ -37,15 +36,14 @@ def create_email_provider(name: str, email: EmailSettings) -> EmailProvider:
     raise ConfigError(f"NOTIFY_EMAIL_PROVIDER: unknown email provider {name!r}")
 
 
-def create_email_providers(settings: Settings) -> tuple[EmailProvider, EmailProvider | None]:
+def create_email_providers(email: EmailSettings) -> tuple[EmailProvider, EmailProvider | None]:
     """``(primary, fallback or None)``; close both when the node stops."""
-    email = settings.email
     primary = create_email_provider(email.provider, email)
     fallback = create_email_provider(email.fallback, email) if email.fallback else None
     return primary, fallback
 
 
-def create_sendgrid_webhook_verifier(settings: Settings) -> SendGridWebhookVerifier | None:
+def create_sendgrid_webhook_verifier(email: EmailSettings) -> SendGridWebhookVerifier | None:
     """The verifier of SendGrid's signed event webhook, when its key is configured."""
-    key = settings.email.sendgrid_webhook_public_key
+    key = email.sendgrid_webhook_public_key
     return SendGridWebhookVerifier(key) if key else None

@@ -33,7 +33,7 @@ from typing import Final
 
 import httpx
 
-from notify_core.config_webhook import WebhookSettings, parse_allowed_hosts
+from delivery_svc.config_webhook import WebhookSettings, parse_allowed_hosts
 from notify_core.errors import PermanentDeliveryError, TransientDeliveryError
 
 PROVIDER: Final = "webhook"

@@ -41,6 +41,7 @@ from typing import Any
 
 import httpx
 
+from delivery_svc.config_webhook import SECRET_VAR, WebhookSettings, webhook_secret_key
 from delivery_svc.providers.base import SendResult, WebhookMessage
 from delivery_svc.providers.guarded_http import GuardedTransport
 from delivery_svc.providers.ssrf import (
@@ -50,8 +51,6 @@ from delivery_svc.providers.ssrf import (
     check_url,
     system_resolver,
 )
-from notify_core.config import Settings
-from notify_core.config_webhook import SECRET_VAR, webhook_secret_key
 from notify_core.constants import (
     MAX_WEBHOOK_ID,
     WEBHOOK_CONNECT_TIMEOUT_SECONDS,
@@ -199,8 +198,7 @@ class HttpWebhookSender:
         )
 
     @classmethod
-    def from_settings(cls, settings: Settings, **options: Any) -> HttpWebhookSender:
-        webhook = settings.webhook
+    def from_settings(cls, webhook: WebhookSettings, **options: Any) -> HttpWebhookSender:
         return cls(
             webhook.secrets,
             policy=TargetPolicy.from_settings(webhook),

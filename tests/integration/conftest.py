@@ -23,9 +23,9 @@ import grpc
 import httpx
 import pytest
 
+from notify_app.node import Node
+from notify_app.settings import NodeSettings
 from notify_core.auth import issue_user_token
-from notify_core.config import Settings
-from notify_core.node import Node
 
 API_KEY = "test-producer-key-1"
 JWT_SECRET = "test-jwt-secret-0123456789-abcdefgh"
@@ -96,8 +96,8 @@ async def eventually(
         await asyncio.sleep(0.02)
 
 
-def embedded_settings(tmp_path: Path, **extra: Any) -> Settings:
-    return Settings(
+def embedded_settings(tmp_path: Path, **extra: Any) -> NodeSettings:
+    return NodeSettings(
         database_url=f"sqlite:///{tmp_path / 'notify.db'}",
         http_port=0,
         grpc_port=0,
@@ -109,8 +109,8 @@ def embedded_settings(tmp_path: Path, **extra: Any) -> Settings:
     )
 
 
-def real_settings(postgres_url: str, redis_url: str, amqp_url: str, namespace: str) -> Settings:
-    return Settings(
+def real_settings(postgres_url: str, redis_url: str, amqp_url: str, namespace: str) -> NodeSettings:
+    return NodeSettings(
         database_url=postgres_url,
         redis_url=redis_url,
         amqp_url=amqp_url,
@@ -125,7 +125,7 @@ def real_settings(postgres_url: str, redis_url: str, amqp_url: str, namespace: s
 
 
 @pytest.fixture(params=["embedded", "real"])
-def settings(request: pytest.FixtureRequest, tmp_path: Path, namespace: str) -> Settings:
+def settings(request: pytest.FixtureRequest, tmp_path: Path, namespace: str) -> NodeSettings:
     if request.param == "embedded":
         return embedded_settings(tmp_path)
     return real_settings(
@@ -137,7 +137,7 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path, namespace: str) -> 
 
 
 @asynccontextmanager
-async def running(settings: Settings, **changes: Any) -> AsyncIterator[Env]:
+async def running(settings: NodeSettings, **changes: Any) -> AsyncIterator[Env]:
     """A node on ``settings`` (with ``changes``), stopped on the way out."""
     async with serving(Node(dataclasses.replace(settings, **changes))) as env:
         yield env
@@ -159,6 +159,6 @@ async def serving(node: Node) -> AsyncIterator[Env]:
 
 
 @pytest.fixture
-async def env(settings: Settings) -> AsyncIterator[Env]:
+async def env(settings: NodeSettings) -> AsyncIterator[Env]:
     async with running(settings) as e:
         yield e

@@ -47,7 +47,7 @@ class NotifyProcess:
     def start(self, timeout: float = 30.0) -> NotifyProcess:
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "notify_core.cli", *self.args],
+            [sys.executable, "-m", "notify_app.cli", *self.args],
             env=self.env,
             cwd=ROOT,
             stdout=out,

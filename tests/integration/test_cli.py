@@ -23,7 +23,7 @@ from tests.integration.procs import ROOT, NotifyProcess, free_port
 
 def _notify(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "notify_core.cli", *args],
+        [sys.executable, "-m", "notify_app.cli", *args],
         env={**os.environ, **env},
         cwd=ROOT,
         capture_output=True,

@@ -14,7 +14,7 @@ import grpc
 import websockets
 from notify.v1 import router_pb2, router_pb2_grpc
 
-from notify_core.config import Settings
+from notify_app.settings import NodeSettings
 from notify_core.ratelimit import DEFAULT_LIMITS, Limit, RateRules
 from tests.integration.conftest import Env, eventually, running
 
@@ -40,7 +40,7 @@ async def recv(ws: Any, timeout: float = 5.0) -> dict[str, Any]:
     return result
 
 
-async def test_sends_with_a_group_key_merge_into_one_inbox_entry(settings: Settings) -> None:
+async def test_sends_with_a_group_key_merge_into_one_inbox_entry(settings: NodeSettings) -> None:
     async with running(settings, dedup_window=3600.0) as env:
         user = uid()
         async with websockets.connect(f"{env.ws_url}?token={env.token(user)}") as ws:
@@ -90,7 +90,7 @@ async def test_sends_with_a_group_key_merge_into_one_inbox_entry(settings: Setti
         assert len((await env.wait_inbox(user, 2))["notifications"]) == 2
 
 
-async def test_sends_without_a_group_key_are_each_their_own_entry(settings: Settings) -> None:
+async def test_sends_without_a_group_key_are_each_their_own_entry(settings: NodeSettings) -> None:
     async with running(settings, dedup_window=3600.0) as env:
         user = uid()
         ids = [await env.send(user, title=f"m{i}", data={"i": i}) for i in range(60)]
@@ -103,7 +103,7 @@ async def test_sends_without_a_group_key_are_each_their_own_entry(settings: Sett
             assert (await deliveries(env, nid))["inapp"]["status"] == "delivered"
 
 
-async def test_grouping_window_is_per_type(settings: Settings) -> None:
+async def test_grouping_window_is_per_type(settings: NodeSettings) -> None:
     async with running(settings, dedup_window=3600.0, dedup_window_by_type={"chat": 0.0}) as env:
         user = uid()
         a = await env.send(user, type="chat", group_key="room-1")
@@ -116,7 +116,7 @@ async def test_grouping_window_is_per_type(settings: Settings) -> None:
         assert (await deliveries(env, d))["inapp"]["status"] == "merged"
 
 
-async def test_send_at_waits_then_delivers_even_across_a_restart(settings: Settings) -> None:
+async def test_send_at_waits_then_delivers_even_across_a_restart(settings: NodeSettings) -> None:
     user = uid()
     send_at = datetime.now(UTC) + timedelta(seconds=3)
     async with running(settings, scheduler_interval=0.2) as env:
@@ -135,7 +135,7 @@ async def test_send_at_waits_then_delivers_even_across_a_restart(settings: Setti
 
 
 async def test_rate_limited_work_is_held_and_released_after_a_restart(
-    settings: Settings,
+    settings: NodeSettings,
 ) -> None:
     user = uid()
     limits = RateRules({**DEFAULT_LIMITS, "webhook": Limit(1, 3.0), "inapp": Limit(2, 3.0)})
@@ -169,7 +169,7 @@ async def test_rate_limited_work_is_held_and_released_after_a_restart(
         assert third["inapp"]["status"] == "delivered"
 
 
-async def test_quiet_hours_release_at_the_window_end(settings: Settings) -> None:
+async def test_quiet_hours_release_at_the_window_end(settings: NodeSettings) -> None:
     """The scheduler's clock is given: the held email is released exactly at the end."""
     async with running(settings, scheduler_interval=3600.0) as env:
         user = uid()
@@ -202,7 +202,7 @@ async def test_quiet_hours_release_at_the_window_end(settings: Settings) -> None
         assert released["reason"] == "released after quiet hours"
 
 
-async def test_per_type_limit_and_drop_over_limit(settings: Settings) -> None:
+async def test_per_type_limit_and_drop_over_limit(settings: NodeSettings) -> None:
     limits = RateRules(DEFAULT_LIMITS, {("digest-me", "webhook"): Limit(1, 3600.0)})
     async with running(settings, rate_limits=limits, over_limit={"webhook": "drop"}) as env:
         user = uid()

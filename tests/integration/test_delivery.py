@@ -25,9 +25,9 @@ from notify.v1 import delivery_pb2, delivery_pb2_grpc, router_pb2
 from notify.v1.router_pb2_grpc import RouterServiceStub
 from standardwebhooks.webhooks import Webhook
 
-from notify_core.config import Settings
-from notify_core.config_email import EmailSettings
-from notify_core.config_webhook import WebhookSettings
+from delivery_svc.config_email import EmailSettings
+from delivery_svc.config_webhook import WebhookSettings
+from notify_app.settings import NodeSettings
 from notify_core.constants import amqp_connection_name
 from notify_core.db.schema import notification_deliveries
 from preference_svc.validate import PreferencesUpdate
@@ -85,7 +85,7 @@ def smtp() -> Iterator[tuple[Inbox, int]]:
         controller.stop()
 
 
-def with_smtp(settings: Settings, port: int, **changes: Any) -> dict[str, Any]:
+def with_smtp(settings: NodeSettings, port: int, **changes: Any) -> dict[str, Any]:
     mail = EmailSettings(
         smtp_host="127.0.0.1", smtp_port=port, smtp_starttls="never", sender="Notify <n@x.test>"
     )
@@ -111,7 +111,7 @@ async def status(env: Env, nid: str, channel: str = "email") -> dict[str, Any]:
 
 
 async def test_an_email_arrives_multipart_with_its_headers(
-    settings: Settings, smtp: tuple[Inbox, int]
+    settings: NodeSettings, smtp: tuple[Inbox, int]
 ) -> None:
     inbox, port = smtp
     async with running(settings, **with_smtp(settings, port)) as env:
@@ -141,7 +141,7 @@ async def test_an_email_arrives_multipart_with_its_headers(
 
 
 async def test_retries_then_dead_letter_then_requeue_delivers(
-    settings: Settings, smtp: tuple[Inbox, int]
+    settings: NodeSettings, smtp: tuple[Inbox, int]
 ) -> None:
     inbox, port = smtp
     inbox.fail = 3
@@ -174,7 +174,7 @@ async def test_retries_then_dead_letter_then_requeue_delivers(
 
 
 async def test_the_breaker_opens_fails_over_to_the_secondary_then_closes(
-    settings: Settings,
+    settings: NodeSettings,
     smtp: tuple[Inbox, int],
     sendgrid: tuple[FakeSendGrid, str],  # noqa: F811
 ) -> None:
@@ -242,7 +242,7 @@ async def delivery_row(env: Env, nid: str) -> dict[str, Any]:
 
 
 async def test_a_webhook_goes_out_signed_and_verifies_independently(
-    settings: Settings,
+    settings: NodeSettings,
     receiver: tuple[Receiver, int],  # noqa: F811
 ) -> None:
     rec, port = receiver
@@ -268,7 +268,7 @@ async def test_a_webhook_goes_out_signed_and_verifies_independently(
         assert done["status"] == "sent"
 
 
-async def test_a_private_webhook_target_is_refused_for_good(settings: Settings) -> None:
+async def test_a_private_webhook_target_is_refused_for_good(settings: NodeSettings) -> None:
     hooks = WebhookSettings(secrets=(HOOK_SECRET,), allow_http=True)
     async with running(settings, webhook=hooks) as env:
         user = uid()
@@ -291,7 +291,7 @@ async def test_a_private_webhook_target_is_refused_for_good(settings: Settings) 
 
 
 async def test_a_templated_email_is_rendered_inlined_and_escaped(
-    settings: Settings, smtp: tuple[Inbox, int]
+    settings: NodeSettings, smtp: tuple[Inbox, int]
 ) -> None:
     inbox, port = smtp
     async with running(settings, **with_smtp(settings, port)) as env:
@@ -365,7 +365,7 @@ async def test_dead_letters_are_listed_and_requeued_from_the_cli(
         cli_env = {**os.environ, "NOTIFY_DATABASE_URL": settings.database_url}
         listed = await asyncio.to_thread(
             subprocess.run,
-            [sys.executable, "-m", "notify_core.cli", "dead-letters", "--json"],
+            [sys.executable, "-m", "notify_app.cli", "dead-letters", "--json"],
             env=cli_env,
             cwd=ROOT,
             capture_output=True,
@@ -379,7 +379,7 @@ async def test_dead_letters_are_listed_and_requeued_from_the_cli(
         inbox.fail = 0
         requeued = await asyncio.to_thread(
             subprocess.run,
-            [sys.executable, "-m", "notify_core.cli", "requeue", letter["id"]],
+            [sys.executable, "-m", "notify_app.cli", "requeue", letter["id"]],
             env=cli_env,
             cwd=ROOT,
             capture_output=True,
@@ -395,7 +395,7 @@ async def test_dead_letters_are_listed_and_requeued_from_the_cli(
 
 
 async def test_a_retrying_delivery_shows_its_attempts_and_last_error_beside_its_reason(
-    settings: Settings, smtp: tuple[Inbox, int]
+    settings: NodeSettings, smtp: tuple[Inbox, int]
 ) -> None:
     inbox, port = smtp
     inbox.fail = 1
@@ -419,7 +419,7 @@ async def test_a_retrying_delivery_shows_its_attempts_and_last_error_beside_its_
 
 
 async def test_a_retry_whose_broker_connection_drops_is_still_retried(
-    settings: Settings, smtp: tuple[Inbox, int]
+    settings: NodeSettings, smtp: tuple[Inbox, int]
 ) -> None:
     if settings.amqp_url is None:
         pytest.skip("the queue is in the database: there is no broker connection to cut")
@@ -442,7 +442,7 @@ async def test_a_retry_whose_broker_connection_drops_is_still_retried(
 
 
 async def test_a_database_cut_while_recording_sends_nothing_twice(
-    settings: Settings, smtp: tuple[Inbox, int]
+    settings: NodeSettings, smtp: tuple[Inbox, int]
 ) -> None:
     if settings.database_url.startswith("sqlite"):
         pytest.skip("SQLite: there is no database connection to cut")

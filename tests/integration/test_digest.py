@@ -22,9 +22,9 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from notify.v1 import digest_pb2, digest_pb2_grpc
 
+from digest_svc.config_digest import DigestSettings
 from digest_svc.schedule import digest_id
-from notify_core.config import Settings
-from notify_core.config_digest import DigestSettings
+from notify_app.settings import NodeSettings
 from notify_core.db.schema import leases, notification_preferences
 from notify_core.ratelimit import Limit, RateRules
 from tests.integration.conftest import Env, eventually, running
@@ -37,7 +37,7 @@ ONE_CLICK = {"content-type": "application/x-www-form-urlencoded"}
 
 
 @asynccontextmanager
-async def digest_node(settings: Settings, port: int, **changes: Any) -> AsyncIterator[Env]:
+async def digest_node(settings: NodeSettings, port: int, **changes: Any) -> AsyncIterator[Env]:
     """A node sending email to ``port``. On PostgreSQL the database is the test session's:
     the users of earlier tests get their digests switched off, so that a run's counts are
     this test's users', and a lease left by a killed node is dropped."""
@@ -111,7 +111,7 @@ def digests(inbox: Inbox, address: str) -> list[EmailMessage]:
 
 
 async def test_users_in_several_zones_get_their_digest_at_their_own_hour(
-    settings: Settings,
+    settings: NodeSettings,
     smtp: tuple[Inbox, int],  # noqa: F811
 ) -> None:
     inbox, port = smtp
@@ -136,7 +136,7 @@ async def test_users_in_several_zones_get_their_digest_at_their_own_hour(
 
 
 async def test_the_digest_groups_and_counts_and_marks_what_it_carried(
-    settings: Settings,
+    settings: NodeSettings,
     smtp: tuple[Inbox, int],  # noqa: F811
 ) -> None:
     inbox, port = smtp
@@ -184,7 +184,7 @@ async def test_the_digest_groups_and_counts_and_marks_what_it_carried(
 
 
 async def test_after_downtime_the_missed_days_make_one_digest(
-    settings: Settings,
+    settings: NodeSettings,
     smtp: tuple[Inbox, int],  # noqa: F811
 ) -> None:
     inbox, port = smtp
@@ -203,7 +203,7 @@ async def test_after_downtime_the_missed_days_make_one_digest(
 
 
 async def test_preferences_are_respected(
-    settings: Settings,
+    settings: NodeSettings,
     smtp: tuple[Inbox, int],  # noqa: F811
 ) -> None:
     inbox, port = smtp
@@ -242,7 +242,7 @@ async def test_preferences_are_respected(
 
 
 async def test_the_one_click_link_stops_digests(
-    settings: Settings,
+    settings: NodeSettings,
     smtp: tuple[Inbox, int],  # noqa: F811
 ) -> None:
     inbox, port = smtp
@@ -263,7 +263,7 @@ async def test_the_one_click_link_stops_digests(
 
 
 async def test_rate_limited_users_are_skipped_then_picked_up(
-    settings: Settings,
+    settings: NodeSettings,
     smtp: tuple[Inbox, int],  # noqa: F811
 ) -> None:
     inbox, port = smtp
@@ -285,7 +285,7 @@ async def test_rate_limited_users_are_skipped_then_picked_up(
 
 
 async def test_runs_over_grpc(
-    settings: Settings,
+    settings: NodeSettings,
     smtp: tuple[Inbox, int],  # noqa: F811
 ) -> None:
     _, port = smtp
@@ -323,7 +323,7 @@ async def test_runs_over_grpc(
 
 
 async def test_a_published_template_overrides_the_built_in_one_for_its_locale(
-    settings: Settings,
+    settings: NodeSettings,
     smtp: tuple[Inbox, int],  # noqa: F811
 ) -> None:
     inbox, port = smtp

@@ -38,7 +38,7 @@ def _env(url: str, smtp_port: int) -> dict[str, str]:
 async def _notify(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "notify_core.cli", *args],
+        [sys.executable, "-m", "notify_app.cli", *args],
         env={**os.environ, **env},
         cwd=ROOT,
         capture_output=True,

@@ -20,11 +20,11 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from delivery_svc.channels import FailoverEmail
 from delivery_svc.providers.smtp import SmtpProvider
 from digest_svc import runs, store
+from digest_svc.config_digest import DigestSettings
 from digest_svc.metrics import DigestMetrics
 from digest_svc.runner import DigestRunner
 from digest_svc.scheduler import DigestService
 from notify_core.cache.memory import MemoryBackends
-from notify_core.config_digest import DigestSettings
 from notify_core.constants import DIGEST_LEASE
 from notify_core.db.engine import Database
 from notify_core.db.lease import Lease, lease_holder

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import websockets
 
+from notify_app.settings import NodeSettings
 from notify_core.auth import issue_user_token
-from notify_core.config import Settings
 from notify_core.constants import CLOSE_TOKEN_EXPIRED, EDGE_HTTP_HEADROOM
 from notify_core.ratelimit import DEFAULT_LIMITS, Limit, RateRules
 from tests.integration.conftest import JWT_SECRET, Env, embedded_settings, eventually, running
@@ -82,7 +82,7 @@ async def test_an_idle_keep_alive_connection_is_closed_and_a_live_one_is_not(
 
 
 async def test_idle_connections_beyond_the_cap_leave_live_and_plain_requests_alone(
-    settings: Settings,
+    settings: NodeSettings,
 ) -> None:
     """More idle and half-sent connections than live slots and plain-request room together:
     a WebSocket, an event stream and a REST request all still get through."""
@@ -115,7 +115,7 @@ def reset_by_peer(sock: socket.socket) -> bool:
 
 
 async def test_an_event_stream_client_that_stops_reading_has_its_connection_reset(
-    settings: Settings,
+    settings: NodeSettings,
 ) -> None:
     """A tiny receive buffer that is never read: the stream overflows its short queue and
     is dropped, and once the last event cannot go out the server resets the connection
@@ -166,7 +166,7 @@ def short_token(user: str) -> str:
 
 
 async def test_a_websocket_is_closed_with_4001_when_its_token_expires(
-    settings: Settings,
+    settings: NodeSettings,
 ) -> None:
     async with running(settings) as env:
         user = uid()
@@ -185,7 +185,7 @@ async def test_a_websocket_is_closed_with_4001_when_its_token_expires(
 
 
 async def test_an_event_stream_ends_with_token_expired_when_its_token_expires(
-    settings: Settings,
+    settings: NodeSettings,
 ) -> None:
     async with running(settings) as env:
         user = uid()

@@ -14,12 +14,12 @@ from typing import Any
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from notify_app.node import Node
+from notify_app.settings import NodeSettings
 from notify_core.auth import issue_user_token
 from notify_core.cache.base import PresenceInfo
 from notify_core.cache.factory import create_cache_backends
-from notify_core.config import Settings
 from notify_core.constants import CLOSE_GOING_AWAY, CLOSE_TOO_MANY_FOR_USER, CLOSE_TRY_AGAIN_LATER
-from notify_core.node import Node
 from tests.integration.conftest import JWT_SECRET, eventually, running
 
 
@@ -41,7 +41,7 @@ async def first_frame(ws: ClientConnection) -> dict[str, Any] | int | None:
 
 
 async def test_a_connection_over_the_per_user_cap_is_closed_with_4009(
-    settings: Settings,
+    settings: NodeSettings,
 ) -> None:
     async with running(settings, max_connections_per_user=2) as env:
         user, other = uid(), uid()
@@ -68,7 +68,7 @@ async def test_a_connection_over_the_per_user_cap_is_closed_with_4009(
 
 
 async def test_a_full_process_closes_new_connections_with_1013_until_one_leaves(
-    settings: Settings,
+    settings: NodeSettings,
 ) -> None:
     async with running(settings, max_connections=2) as env:
         held = [await websockets.connect(url(env.node, uid())) for _ in range(2)]
@@ -90,7 +90,7 @@ async def test_a_full_process_closes_new_connections_with_1013_until_one_leaves(
             await ws.close()
 
 
-async def presence(settings: Settings, node: Node, users: list[str]) -> list[PresenceInfo]:
+async def presence(settings: NodeSettings, node: Node, users: list[str]) -> list[PresenceInfo]:
     """Presence as the backend has it (a fresh Redis client: the node's is closed)."""
     if settings.redis_url is None:
         assert node.backends is not None
@@ -103,7 +103,7 @@ async def presence(settings: Settings, node: Node, users: list[str]) -> list[Pre
 
 
 async def test_stop_closes_every_connection_with_1001_within_the_grace(
-    settings: Settings,
+    settings: NodeSettings,
 ) -> None:
     """One client answers the close; a raw one never does. Neither holds the stop up."""
     settings = dataclasses.replace(settings, shutdown_grace=3.0)

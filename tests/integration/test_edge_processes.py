@@ -395,7 +395,7 @@ def _notify(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[
         "NOTIFY_HOST": "127.0.0.1",
     }
     return subprocess.run(
-        [sys.executable, "-m", "notify_core.cli", "up"],
+        [sys.executable, "-m", "notify_app.cli", "up"],
         env={**os.environ, **base, **env},
         cwd=ROOT,
         capture_output=True,

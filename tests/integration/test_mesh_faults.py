@@ -89,7 +89,7 @@ def mesh(
             **mail_env(port),
         }
         migrate = subprocess.run(
-            [sys.executable, "-m", "notify_core.cli", "migrate"],
+            [sys.executable, "-m", "notify_app.cli", "migrate"],
             env={**os.environ, **env},
             cwd=ROOT,
             capture_output=True,

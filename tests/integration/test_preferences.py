@@ -9,7 +9,7 @@ import grpc
 import pytest
 from notify.v1 import preference_pb2, preference_pb2_grpc
 
-from notify_core.config import Settings
+from notify_app.settings import NodeSettings
 from tests.integration.conftest import Env, running
 
 
@@ -141,7 +141,7 @@ async def test_non_json_preferences_body_is_400(env: Env) -> None:
 
 @pytest.mark.parametrize("allow_http", [False, True])
 async def test_an_http_webhook_url_is_saved_only_with_notify_webhook_allow_http(
-    settings: Settings, allow_http: bool
+    settings: NodeSettings, allow_http: bool
 ) -> None:
     """NOTIFY_WEBHOOK_ALLOW_HTTP lets a user save an http:// webhook URL, over REST and
     gRPC alike; without it the URL is refused naming the field."""

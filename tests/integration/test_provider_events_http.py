@@ -28,18 +28,18 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
+from delivery_svc.config_email import EmailSettings
 from delivery_svc.provider_event_routes import SnsHttp, get_subscribe_url
 from delivery_svc.provider_events import apply_events
 from delivery_svc.providers.events import ProviderEvent
-from notify_core.config import Settings
-from notify_core.config_email import EmailSettings
+from notify_app.node import Node
+from notify_app.settings import NodeSettings
 from notify_core.db.schema import (
     notification_deliveries,
     notifications,
     provider_event_receipts,
 )
 from notify_core.errors import Unauthenticated, Unavailable
-from notify_core.node import Node
 from tests.integration.conftest import Env, eventually, running, serving
 from tests.integration.test_delivery import Inbox, delivery_row, set_email, smtp, uid  # noqa: F401
 from tests.integration.test_sendgrid_provider import API_KEY as SENDGRID_KEY
@@ -128,7 +128,7 @@ class SnsSide:
             raise Unavailable("SNS SubscribeURL: ConnectError")
         self.subscribed.append(url)
 
-    def node(self, settings: Settings, **changes: Any) -> Node:
+    def node(self, settings: NodeSettings, **changes: Any) -> Node:
         """A node on ``settings`` whose SNS calls come here."""
         changed = dataclasses.replace(settings, **changes)
         return Node(changed, sns_http=SnsHttp(self.fetch, self.get))
@@ -255,7 +255,7 @@ def counts(matched: int, duplicates: int, unknown: int, suppressed: int) -> dict
 
 
 async def test_sendgrid_events_move_statuses_count_engagement_and_suppress_bounces(
-    settings: Settings,
+    settings: NodeSettings,
     sendgrid: tuple[FakeSendGrid, str],  # noqa: F811
 ) -> None:
     fake, url = sendgrid
@@ -349,7 +349,7 @@ async def test_sendgrid_events_move_statuses_count_engagement_and_suppress_bounc
 
 
 async def test_sendgrid_posts_that_are_not_signed_by_the_key_change_nothing(
-    settings: Settings,
+    settings: NodeSettings,
     smtp: tuple[Inbox, int],  # noqa: F811
 ) -> None:
     _, port = smtp
@@ -393,7 +393,7 @@ async def test_sendgrid_posts_that_are_not_signed_by_the_key_change_nothing(
 
 
 async def test_a_bounce_stops_smtp_mail_until_the_suppression_is_deleted(
-    settings: Settings,
+    settings: NodeSettings,
     smtp: tuple[Inbox, int],  # noqa: F811
 ) -> None:
     inbox, port = smtp
@@ -441,7 +441,7 @@ async def test_a_bounce_stops_smtp_mail_until_the_suppression_is_deleted(
 
 
 async def test_an_event_naming_another_address_does_not_suppress_it(
-    settings: Settings,
+    settings: NodeSettings,
     smtp: tuple[Inbox, int],  # noqa: F811
 ) -> None:
     _, port = smtp
@@ -477,7 +477,7 @@ async def test_an_event_naming_another_address_does_not_suppress_it(
 
 
 async def test_ses_events_through_sns_update_statuses_and_suppress(
-    settings: Settings,
+    settings: NodeSettings,
     sns: SnsSide,
     moto_url: str,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
@@ -561,7 +561,7 @@ async def test_ses_events_through_sns_update_statuses_and_suppress(
 
 
 async def test_sns_subscriptions_are_confirmed_on_sns_hosts_only(
-    settings: Settings, sns: SnsSide
+    settings: NodeSettings, sns: SnsSide
 ) -> None:
     subscribe = (
         "https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription"
@@ -638,7 +638,7 @@ async def test_sns_subscriptions_are_confirmed_on_sns_hosts_only(
 
 
 async def test_statuses_only_move_forward_and_bounces_and_drops_end_them(
-    settings: Settings,
+    settings: NodeSettings,
     smtp: tuple[Inbox, int],  # noqa: F811
 ) -> None:
     _, port = smtp

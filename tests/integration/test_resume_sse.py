@@ -15,10 +15,10 @@ import httpx
 import pytest
 import websockets
 
+from notify_app.node import Node
+from notify_app.settings import NodeSettings
 from notify_core.auth import issue_user_token
-from notify_core.config import Settings
 from notify_core.constants import RESUME_MAX_MISSED
-from notify_core.node import Node
 from notify_core.ratelimit import DEFAULT_LIMITS, Limit, RateRules
 from tests.integration.conftest import JWT_SECRET, Env, eventually, running
 
@@ -279,7 +279,7 @@ async def test_sse_counts_as_presence_while_open(env: Env) -> None:
     await eventually(connections, lambda n: n == 0)
 
 
-async def test_more_missed_than_the_replay_cap_asks_for_a_resync(settings: Settings) -> None:
+async def test_more_missed_than_the_replay_cap_asks_for_a_resync(settings: NodeSettings) -> None:
     async with running(settings, rate_limits=LIFTED) as env:
         user = uid()
         first = await env.send(user)
@@ -309,7 +309,7 @@ async def test_more_missed_than_the_replay_cap_asks_for_a_resync(settings: Setti
 
 
 async def test_a_slow_sse_client_is_dropped_and_others_keep_receiving(
-    settings: Settings,
+    settings: NodeSettings,
 ) -> None:
     """As for the WebSocket: a tiny receive buffer that is never read, a short send queue."""
     async with running(settings, ws_send_queue=300, rate_limits=LIFTED) as env:
@@ -378,7 +378,7 @@ async def test_a_slow_sse_client_is_dropped_and_others_keep_receiving(
             assert (await fast.event())["id"] == nid
 
 
-async def test_a_stopping_node_ends_its_event_streams_cleanly(settings: Settings) -> None:
+async def test_a_stopping_node_ends_its_event_streams_cleanly(settings: NodeSettings) -> None:
     """The hub's drain asks each stream to go: it ends with a complete body (not cut when
     the grace runs out), so EventSource reconnects at once, elsewhere."""
     node = Node(settings)

@@ -10,7 +10,7 @@ from typing import Any
 
 import websockets
 
-from notify_core.config import Settings
+from notify_app.settings import NodeSettings
 from tests.integration.conftest import Env, eventually, running
 from tests.integration.test_delivery import Inbox, set_email, smtp, with_smtp  # noqa: F401
 
@@ -59,7 +59,7 @@ async def test_online_user_gets_in_app_only(env: Env) -> None:
 
 
 async def test_named_email_reaches_an_online_user_at_normal_priority(
-    settings: Settings,
+    settings: NodeSettings,
     smtp: tuple[Inbox, int],  # noqa: F811
 ) -> None:
     inbox, port = smtp

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from delivery_svc.engagement import engagement_counts
 from delivery_svc.tracking import click_url, open_pixel_url
-from notify_core.config import Settings
+from notify_app.settings import NodeSettings
 from notify_core.db.engine import Database
 from notify_core.db.schema import notification_deliveries, notifications, utcnow
 from tests.integration.conftest import Env, running
@@ -22,7 +22,7 @@ TARGET = "https://shop.example/p/%C3%A9t%C3%A9?id=42&ref=mail#reviews"
 
 
 @pytest.fixture
-def settings(settings: Settings) -> Settings:
+def settings(settings: NodeSettings) -> NodeSettings:
     return replace(settings, signing_secret=SIGNING_SECRET)
 
 
@@ -153,7 +153,7 @@ async def test_a_deleted_delivery_still_redirects(env: Env) -> None:
     assert r.status_code == 200
 
 
-async def test_without_a_signing_secret_tracking_is_unavailable(settings: Settings) -> None:
+async def test_without_a_signing_secret_tracking_is_unavailable(settings: NodeSettings) -> None:
     async with running(replace(settings, signing_secret=None)) as env:
         r = await env.http.get(click_url(SIGNING_SECRET, env.base_url, "d", TARGET))
         assert r.status_code == 503 and "location" not in r.headers

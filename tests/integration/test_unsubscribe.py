@@ -14,8 +14,8 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from notify_core.config import Settings
-from notify_core.node import Node
+from notify_app.node import Node
+from notify_app.settings import NodeSettings
 from preference_svc.unsubscribe import make_token
 from tests.integration.conftest import Env
 
@@ -24,7 +24,7 @@ ONE_CLICK = {"content-type": "application/x-www-form-urlencoded"}
 
 
 @pytest.fixture
-def settings(settings: Settings) -> Settings:
+def settings(settings: NodeSettings) -> NodeSettings:
     return replace(settings, signing_secret=SIGNING_SECRET)
 
 
@@ -195,7 +195,7 @@ async def test_links_are_for_producers_and_their_bodies_are_checked(env: Env) ->
 
 
 @asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def running(settings: NodeSettings) -> AsyncIterator[httpx.AsyncClient]:
     node = Node(settings)
     await node.start()
     try:
@@ -207,7 +207,7 @@ async def running(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         await node.stop()
 
 
-async def test_links_use_the_public_url_when_set(settings: Settings) -> None:
+async def test_links_use_the_public_url_when_set(settings: NodeSettings) -> None:
     public = replace(settings, public_url="https://notify.example.com/edge/")
     async with running(public) as http:
         r = await http.post(
@@ -219,7 +219,7 @@ async def test_links_use_the_public_url_when_set(settings: Settings) -> None:
         assert r.json()["url"].startswith("https://notify.example.com/edge/unsubscribe?token=")
 
 
-async def test_without_a_signing_secret_every_route_is_unavailable(settings: Settings) -> None:
+async def test_without_a_signing_secret_every_route_is_unavailable(settings: NodeSettings) -> None:
     unsigned = replace(settings, signing_secret=None)
     token = make_token(SIGNING_SECRET, "u", "comment", "email", 2**33)
     async with running(unsigned) as http:

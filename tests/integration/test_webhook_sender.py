@@ -34,7 +34,7 @@ from starlette.routing import Route
 from delivery_svc.providers.base import WebhookMessage
 from delivery_svc.providers.ssrf import TargetPolicy, static_resolver
 from delivery_svc.providers.webhook import HttpWebhookSender
-from notify_core.config import load_settings
+from notify_app.settings import load_settings
 from notify_core.errors import PermanentDeliveryError, TransientDeliveryError
 
 
@@ -418,7 +418,7 @@ async def test_the_sender_takes_its_settings_from_the_environment(
         "NOTIFY_WEBHOOK_ALLOW_HTTP": "true",
         "NOTIFY_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
     }
-    sender = HttpWebhookSender.from_settings(load_settings(env, env_file=None))
+    sender = HttpWebhookSender.from_settings(load_settings(env, env_file=None).webhook)
     try:
         await sender.send(message(f"http://127.0.0.1:{port}/ok"))
         with pytest.raises(PermanentDeliveryError, match="private"):

@@ -13,8 +13,8 @@ import httpx
 import pytest
 import websockets
 
-from notify_core.config import Settings
-from notify_core.node import Node
+from notify_app.node import Node
+from notify_app.settings import NodeSettings
 from notify_core.ratelimit import DEFAULT_LIMITS, Limit, RateRules
 from tests.integration.conftest import Env
 
@@ -97,7 +97,7 @@ async def test_mark_read_and_mark_all_read_answer_unread_count(env: Env) -> None
 
 
 async def test_a_client_that_never_reads_is_dropped_and_others_keep_receiving(
-    settings: Settings,
+    settings: NodeSettings,
 ) -> None:
     """The slow client's kernel buffer is made tiny and the node's send queue short, so the
     overflow comes after a few hundred frames instead of many megabytes. The in-app rate
@@ -144,7 +144,7 @@ async def test_a_client_that_never_reads_is_dropped_and_others_keep_receiving(
         await node.stop()
 
 
-async def test_server_pings_and_drops_a_client_that_stops_answering(settings: Settings) -> None:
+async def test_server_pings_and_drops_a_client_that_stops_answering(settings: NodeSettings) -> None:
     """A raw socket completes the handshake and then never answers pings."""
     node = Node(dataclasses.replace(settings, ws_ping_interval=0.3))
     await node.start()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from notify_core.config import load_settings
+from notify_app.settings import load_settings
 from notify_core.config_names import DeclaredEnv
 from notify_core.errors import ConfigError
 

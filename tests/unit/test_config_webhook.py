@@ -6,8 +6,8 @@ import base64
 
 import pytest
 
-from notify_core.config import load_settings
-from notify_core.config_webhook import webhook_secret_key
+from delivery_svc.config_webhook import webhook_secret_key
+from notify_app.settings import load_settings
 from notify_core.constants import WEBHOOK_TIMEOUT_SECONDS
 from notify_core.errors import ConfigError
 

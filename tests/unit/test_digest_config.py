@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from notify_core.config import load_settings
-from notify_core.config_digest import DigestSettings
+from digest_svc.config_digest import DigestSettings
+from notify_app.settings import load_settings
 from notify_core.errors import ConfigError
 
 

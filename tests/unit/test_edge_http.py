@@ -8,7 +8,7 @@ import json
 import pytest
 from starlette.types import Message, Receive, Scope, Send
 
-from notify_core.config import load_settings
+from notify_app.settings import load_settings
 from notify_core.constants import HTTP_HEADER_TIMEOUT_SECONDS, HTTP_IDLE_TIMEOUT_SECONDS
 from notify_core.errors import ConfigError
 from realtime_svc.edge_server import bound_plain_requests

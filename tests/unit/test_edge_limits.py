@@ -7,8 +7,8 @@ import socket
 import pytest
 
 from notify_core.constants import EDGE_FD_RESERVE, EDGE_HTTP_HEADROOM, MAX_CONNECTIONS_DEFAULT
-from notify_core.edge_processes import loopback_target
 from notify_core.errors import ConfigError
+from realtime_svc.edge_processes import loopback_target
 from realtime_svc.edge_server import bind_sockets
 from realtime_svc.limits import fit_max_connections
 

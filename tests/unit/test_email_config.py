@@ -8,7 +8,7 @@ from delivery_svc.providers.email_factory import create_email_providers
 from delivery_svc.providers.sendgrid import SendGridProvider
 from delivery_svc.providers.ses import SesProvider
 from delivery_svc.providers.smtp import SmtpProvider
-from notify_core.config import load_settings
+from notify_app.settings import load_settings
 from notify_core.errors import ConfigError
 
 SG_KEY = (
@@ -83,7 +83,7 @@ async def test_providers_are_chosen_by_configuration() -> None:
         },
         env_file=None,
     )
-    primary, fallback = create_email_providers(settings)
+    primary, fallback = create_email_providers(settings.email)
     try:
         assert isinstance(primary, SendGridProvider)
         assert primary.base_url == "http://127.0.0.1:9"
@@ -101,7 +101,7 @@ async def test_providers_are_chosen_by_configuration() -> None:
         },
         env_file=None,
     )
-    smtp, none = create_email_providers(smtp_settings)
+    smtp, none = create_email_providers(smtp_settings.email)
     assert none is None
     assert isinstance(smtp, SmtpProvider)
     assert (smtp.host, smtp.port, smtp.pool_size) == ("mail.example.com", 587, 2)

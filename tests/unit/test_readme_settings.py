@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from notify_core.config import load_settings
+from notify_app.settings import load_settings
 from notify_core.config_names import KNOWN
 
 README = Path(__file__).resolve().parents[2] / "README.md"

@@ -1,4 +1,4 @@
-"""Digest settings (``NOTIFY_DIGEST_*``), read by ``load_settings``.
+"""Digest settings (``NOTIFY_DIGEST_*``), parsed from the same environment as the core settings.
 
 ``NOTIFY_DIGEST_INTERVAL`` (30s)
     How often each node's DigestService looks for due users and requested runs, and the
@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from notify_core.config import parse_duration
 from notify_core.errors import ConfigError
 
 
@@ -38,8 +39,6 @@ class DigestSettings:
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
-    from notify_core.config import parse_duration
-
     raw = (env.get(name) or "").strip()
     if not raw:
         return default

@@ -1,4 +1,5 @@
-"""Outgoing webhook settings (``NOTIFY_WEBHOOK_*``), read by ``load_settings``.
+"""Outgoing webhook settings (``NOTIFY_WEBHOOK_*``), parsed from the same environment as
+the core settings.
 
 ``NOTIFY_WEBHOOK_SECRET`` (unset)
     The ``whsec_<base64>`` HMAC secret (Standard Webhooks: 24 to 64 random bytes).

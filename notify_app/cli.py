@@ -10,9 +10,11 @@ import logging
 import signal
 import sys
 
-from notify_core.config import Settings, load_settings
+from notify_app.node import Node
+from notify_app.services import SERVICES
+from notify_app.settings import NodeSettings, load_settings
+from notify_core.config import Settings
 from notify_core.errors import ConfigError, NotifyError
-from notify_core.node import SERVICES, Node
 from notify_core.reach import check_backends
 from notify_core.redact import RedactingFormatter, redact
 
@@ -74,7 +76,7 @@ async def _dead_letters(settings: Settings, args: argparse.Namespace) -> None:
         await db.close()
 
 
-async def _run(settings: Settings, services: tuple[str, ...], migrate: bool) -> None:
+async def _run(settings: NodeSettings, services: tuple[str, ...], migrate: bool) -> None:
     node = Node(settings, services=services, migrate=migrate)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -128,9 +130,11 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command in ("dead-letters", "requeue"):
             asyncio.run(_dead_letters(settings, args))
         elif args.command == "digest":
+            from digest_svc.assemble import DigestConfig
             from digest_svc.cli import main as digest_main
 
-            return asyncio.run(digest_main(settings, args))
+            config = DigestConfig(settings, settings.email, settings.digest)
+            return asyncio.run(digest_main(config, args))
         elif args.command == "up":
             asyncio.run(_run(settings, SERVICES, migrate=True))
         else:

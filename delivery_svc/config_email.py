@@ -1,5 +1,5 @@
 """Email provider settings (``NOTIFY_EMAIL_*``, ``NOTIFY_SMTP_*``, ``NOTIFY_SES_*``,
-``NOTIFY_SENDGRID_*``), read by ``load_settings``.
+``NOTIFY_SENDGRID_*``), parsed from the same environment as the core settings.
 
 ``NOTIFY_EMAIL_PROVIDER`` (smtp)
     ``smtp``, ``ses`` or ``sendgrid``: who sends email.

@@ -4,8 +4,10 @@ The node process keeps every other service (and the RealtimeService RPCs). It bi
 HTTP port first, with ``SO_REUSEPORT`` and without listening, which holds the port (and
 picks it, when ``NOTIFY_HTTP_PORT`` is 0) for as long as the node lives; then each child
 (``multiprocessing``, spawn) binds the same port the same way and listens, and the kernel
-spreads new connections across the listening children. Each child is a :class:`Node`
-running only ``realtime`` without gRPC: its own hub, database and Redis pools and limits;
+spreads new connections across the listening children. Each child runs the node that
+``edge_node`` builds (the composition root's, passed in so that this supervisor knows
+nothing of the other services): only ``realtime``, without gRPC, with its own hub,
+database and Redis pools and limits;
 it sends through IngestService over gRPC — this node's own when it runs ingest (one
 ingest and one topic fan-out per node), else ``NOTIFY_INGEST_TARGET``.
 
@@ -26,16 +28,20 @@ import logging
 import multiprocessing
 import os
 import signal
+import socket
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
+from typing import Generic, Protocol, TypeVar
 
 from notify_core.config import Settings
 from notify_core.constants import (
-    EDGE_DATABASE_POOL,
     EDGE_RESTART_BACKOFF_SECONDS,
     EDGE_START_TIMEOUT_SECONDS,
 )
 from notify_core.errors import ConfigError
+from realtime_svc.edge_server import bind_sockets
+from realtime_svc.limits import edge_limits
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +49,22 @@ _STOP_MARGIN_SECONDS = 5.0
 """Beyond the grace period, how long a child gets to exit before it is killed."""
 _HEALTHY_AFTER_SECONDS = 30.0
 """A child that ran this long before dying is restarted after the shortest back-off."""
+
+
+class EdgeNode(Protocol):
+    """What an edge process runs: started, then stopped on SIGTERM."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+S = TypeVar("S", bound=Settings)
+"""The node's settings: the core's, or a richer kind the factory reads."""
+
+EdgeNodeFactory = Callable[[S, list[socket.socket]], EdgeNode]
+"""Builds an edge process's node on its settings and its listening sockets. It crosses
+into the child process (spawn): a module-level function, so that it pickles."""
 
 
 def loopback_target(host: str, port: int) -> str:
@@ -62,10 +84,10 @@ class _Child:
     """The node's end: the child sends its pid once it listens; EOF means it is gone."""
 
 
-class EdgeProcesses:
+class EdgeProcesses(Generic[S]):
     """Starts, watches, restarts and stops the edge processes of one node."""
 
-    def __init__(self, settings: Settings, *, local_ingest: bool) -> None:
+    def __init__(self, settings: S, edge_node: EdgeNodeFactory[S], *, local_ingest: bool) -> None:
         if settings.redis_url is None:
             raise ConfigError(
                 f"NOTIFY_EDGE_PROCESSES={settings.edge_processes} needs NOTIFY_REDIS_URL: "
@@ -81,11 +103,9 @@ class EdgeProcesses:
                 f"NOTIFY_EDGE_PROCESSES={settings.edge_processes} needs NOTIFY_API_KEYS: "
                 "edge processes call IngestService with one of them"
             )
-        from realtime_svc.edge_server import bind_sockets
-        from realtime_svc.limits import edge_limits
-
         edge_limits(settings)  # refuse to start here rather than in every child
         self._settings = settings
+        self._edge_node = edge_node
         self._local_ingest = local_ingest
         self._held = bind_sockets(settings.host, settings.http_port, reuse_port=True)
         self.port = int(self._held[0].getsockname()[1])
@@ -145,7 +165,7 @@ class EdgeProcesses:
         ours, theirs = self._ctx.Pipe(duplex=True)
         process = self._ctx.Process(
             target=run_edge_process,
-            args=(self._child_settings, theirs),
+            args=(self._child_settings, self._edge_node, theirs),
             name=f"notify-edge-{slot}",
             daemon=True,
         )
@@ -222,7 +242,7 @@ async def _exited(process: BaseProcess) -> None:
 # --- the child side ------------------------------------------------------------------------
 
 
-def run_edge_process(settings: Settings, pipe: Connection) -> None:
+def run_edge_process(settings: S, edge_node: EdgeNodeFactory[S], pipe: Connection) -> None:
     """Entry point of one edge process: the edge on ``settings.http_port`` (SO_REUSEPORT)
     until SIGTERM, SIGINT or the node process going away."""
     logging.basicConfig(
@@ -230,7 +250,7 @@ def run_edge_process(settings: Settings, pipe: Connection) -> None:
         format="%(asctime)s %(levelname)s %(name)s[edge %(process)d]: %(message)s",
     )
     try:
-        asyncio.run(_serve_edge(settings, pipe))
+        asyncio.run(_serve_edge(settings, edge_node, pipe))
     except ConfigError as exc:
         log.error("configuration error: %s", exc)
         raise SystemExit(2) from None
@@ -239,23 +259,13 @@ def run_edge_process(settings: Settings, pipe: Connection) -> None:
         raise SystemExit(1) from None
 
 
-async def _serve_edge(settings: Settings, pipe: Connection) -> None:
-    from notify_core.node import Node
-    from realtime_svc.edge_server import bind_sockets
-
+async def _serve_edge(settings: S, edge_node: EdgeNodeFactory[S], pipe: Connection) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     sockets = bind_sockets(settings.host, settings.http_port, reuse_port=True)
-    node = Node(
-        settings,
-        services=("realtime",),
-        migrate=False,
-        serve_grpc=False,
-        edge_sockets=sockets,
-        database_pool=EDGE_DATABASE_POOL,
-    )
+    node = edge_node(settings, sockets)
     try:
         await node.start()
         pipe.send(os.getpid())

@@ -1,0 +1,1 @@
+"""The composition root: which services a process runs and how they are wired together."""

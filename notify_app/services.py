@@ -1,0 +1,147 @@
+"""The table of services: how each one is built from what a node shares.
+
+Each entry calls the service's own ``assemble`` with the backends and settings it needs and
+answers its :class:`~notify_core.parts.Parts`; results other services use (the local ingest
+client for the edge, the edge's port for links in messages) are left on the
+:class:`Wiring`. The table is in start order: ingest before the edge (it sends through
+it), the edge before delivery and digests (their links point at it when
+NOTIFY_PUBLIC_URL is unset).
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from delivery_svc import assemble as delivery
+from delivery_svc.provider_event_routes import ProviderWebhooks, SnsHttp
+from digest_svc import assemble as digest
+from digest_svc.scheduler import DigestService
+from ingest_svc import assemble as ingest
+from ingest_svc.client import IngestApi
+from notify_app.settings import NodeSettings
+from notify_core.auth import Authenticator
+from notify_core.cache.base import CacheBackends
+from notify_core.db.engine import Database
+from notify_core.parts import Parts
+from notify_core.queue.base import WorkQueue
+from preference_svc import assemble as preference
+from preference_svc.store import PreferenceStore
+from realtime_svc import assemble as realtime
+from realtime_svc.edge_processes import EdgeNodeFactory, EdgeProcesses
+from realtime_svc.edge_server import EdgeServer
+from router_svc import assemble as router
+from router_svc.scheduler import Scheduler
+from template_svc import assemble as template
+from template_svc.templates import Templates
+
+SERVICES = ("ingest", "router", "preference", "template", "delivery", "realtime", "digest")
+"""Every service, in the order ``notify up`` names them."""
+
+
+@dataclass
+class Wiring:
+    """What the services of one node share, and what they leave for each other."""
+
+    settings: NodeSettings
+    auth: Authenticator
+    database: Database
+    queue: WorkQueue
+    backends: CacheBackends
+    preferences: PreferenceStore
+    """One store per node: every service here reads preferences through it."""
+    templates: Templates
+    """One per node too: its RPCs, the edge and the delivery workers share its cache."""
+    ready: Callable[[], Awaitable[None]]
+    edge_node: EdgeNodeFactory[NodeSettings]
+    edge_sockets: list[socket.socket] | None = None
+    sns_http: SnsHttp | None = None
+    # -- left by the services, in start order --
+    ingest: IngestApi | None = None
+    scheduler: Scheduler | None = None
+    http_port: int = 0
+    edge: EdgeServer | None = None
+    edges: EdgeProcesses[NodeSettings] | None = None
+    digest: DigestService | None = None
+
+    @property
+    def public_url(self) -> str | None:
+        """Where links in messages point: NOTIFY_PUBLIC_URL, else this node's edge."""
+        s = self.settings
+        if s.public_url:
+            return s.public_url
+        if not self.http_port:
+            return None
+        host = "127.0.0.1" if s.host in ("0.0.0.0", "::") else s.host
+        return f"http://{host}:{self.http_port}"
+
+
+async def _ingest(w: Wiring) -> Parts:
+    parts, w.ingest = await ingest.assemble(w.database, w.queue)
+    return parts
+
+
+async def _router(w: Wiring) -> Parts:
+    parts, w.scheduler = router.assemble(w.settings, w.database, w.queue, w.backends, w.preferences)
+    return parts
+
+
+async def _preference(w: Wiring) -> Parts:
+    return preference.assemble(
+        w.database, w.preferences, allow_http_webhooks=w.settings.webhook.allow_http
+    )
+
+
+async def _template(w: Wiring) -> Parts:
+    return template.assemble(w.templates)
+
+
+async def _realtime(w: Wiring) -> Parts:
+    s = w.settings
+    if s.edge_processes > 1 and w.edge_sockets is None:
+        # The edge runs in child processes, started once gRPC is up; RPCs stay here.
+        w.edges = EdgeProcesses(s, w.edge_node, local_ingest=w.ingest is not None)
+        w.http_port = w.edges.port
+        return realtime.rpcs(w.database, w.backends, s.namespace)
+    parts, w.edge = await realtime.assemble_edge(
+        s,
+        auth=w.auth,
+        ingest=w.ingest,
+        database=w.database,
+        backends=w.backends,
+        preferences=w.preferences,
+        templates=w.templates,
+        ready=w.ready,
+        allow_http_webhooks=s.webhook.allow_http,
+        provider_webhooks=ProviderWebhooks.from_settings(s.email, w.sns_http),
+        sockets=w.edge_sockets,
+    )
+    w.http_port = await w.edge.start()
+    return parts
+
+
+async def _delivery(w: Wiring) -> Parts:
+    s = w.settings
+    return await delivery.assemble(
+        s, s.email, s.webhook, w.database, w.queue, w.preferences, w.public_url, w.templates
+    )
+
+
+async def _digest(w: Wiring) -> Parts:
+    s = w.settings
+    config = digest.DigestConfig(s, s.email, s.digest)
+    parts, w.digest = digest.assemble(config, w.database, w.backends, w.templates, w.public_url)
+    return parts
+
+
+ASSEMBLY: dict[str, Callable[[Wiring], Awaitable[Parts]]] = {
+    "ingest": _ingest,
+    "router": _router,
+    "preference": _preference,
+    "template": _template,
+    "realtime": _realtime,
+    "delivery": _delivery,
+    "digest": _digest,
+}
+"""How each service is built, in start order."""
