@@ -11,8 +11,8 @@ from notify_core.constants import MAX_BATCH, MAX_USER_ID
 from notify_core.convert import proto_to_json, row_to_proto
 from notify_core.errors import InvalidArgument
 from notify_core.grpc_server import ServiceSpec, grpc_errors
+from notify_core.live import publish_live
 from realtime_svc.inbox import Inbox
-from realtime_svc.live import publish_live
 
 FULL_NAME = "notify.v1.RealtimeService"
 

@@ -31,9 +31,9 @@ from notify_core.db.engine import Database
 from notify_core.db.schema import notification_deliveries as deliveries
 from notify_core.db.schema import notifications
 from notify_core.errors import NotifyError
+from notify_core.live import publish_changes
 from notify_core.queue.base import WorkQueue
 from preference_svc.store import PreferenceStore
-from realtime_svc.live import publish_changes
 from router_svc.batch import HeldDelivery, release, settle, status_of
 from router_svc.inputs import Routing, ask_rate_limits, plan_preferences
 from router_svc.plan import Action, Decision

@@ -24,9 +24,9 @@ from notify_core.db.bulk import insert_rows
 from notify_core.db.engine import Database
 from notify_core.db.schema import notification_deliveries, notifications
 from notify_core.errors import NotifyError
+from notify_core.live import publish_changes
 from notify_core.queue.base import Delivery, Staged, WorkQueue, job_ids
 from preference_svc.store import PreferenceStore
-from realtime_svc.live import publish_changes
 from router_svc.batch import Notification
 from router_svc.dedup import actor_of, highest, merged_message
 from router_svc.inputs import Routing, decide, delivery_rows

@@ -1,4 +1,6 @@
-"""Publishing live events to a user's connections, wherever they are held.
+"""Publishing live events to a user's connections, wherever they are held: the pub/sub side
+of the live-event contract, shared by the router (new and merged inbox rows) and realtime
+(events it makes itself); the edge's hub delivers them to the connections.
 
 Each node subscribes to the pub/sub channel of every user it holds a connection for
 (``constants.user_channel``); publishing is one PUBLISH, answered by how many nodes got it.
@@ -6,7 +8,6 @@ Each node subscribes to the pub/sub channel of every user it holds a connection 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,23 +21,6 @@ async def publish_live(
 ) -> int:
     """Send a new-notification event to every live connection of ``user_id``."""
     return await pubsub.publish(user_channel(namespace, user_id), live_event(notification))
-
-
-async def publish_live_many(
-    pubsub: PubSub, namespace: str, notifications: Sequence[Mapping[str, Any]]
-) -> list[int]:
-    """Send new-notification events for many users in one round trip."""
-    return await pubsub.publish_many(
-        [(user_channel(namespace, n["user_id"]), live_event(n)) for n in notifications]
-    )
-
-
-async def publish_event(
-    pubsub: PubSub, namespace: str, user_id: str, event: Mapping[str, Any]
-) -> int:
-    """Send any event object to every live connection of ``user_id``."""
-    payload = json.dumps(event, separators=(",", ":")).encode()
-    return await pubsub.publish(user_channel(namespace, user_id), payload)
 
 
 async def publish_changes(
