@@ -23,6 +23,16 @@ import pytest
 
 from notify_core.constants import QUEUE_HOLD_STEPS, QUEUES, hold_queue_name, queue_name
 
+pytest_plugins = [
+    "tests.support.smtp",
+    "tests.support.sendgrid",
+    "tests.support.webhooks",
+    "tests.support.ses",
+    "tests.support.sns",
+]
+"""The protocol fakes' fixtures (``smtp``, ``sendgrid``, ``receiver``, ``moto_url``,
+``sns``), for every test that asks for one."""
+
 POSTGRES_ADMIN_URL = os.environ.get(
     "NOTIFY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )

@@ -25,7 +25,7 @@ from notify.v1 import (
 
 from notify_core.auth import issue_user_token
 from notify_core.db.schema import notifications
-from tests.integration.conftest import JWT_SECRET, Env
+from tests.support.nodes import JWT_SECRET, Env
 
 BASE = {"type": "comment", "title": "t", "message": "m"}
 

@@ -23,7 +23,7 @@ from notify.v1 import ingest_pb2, ingest_pb2_grpc
 
 from notify_core.db.schema import notifications
 from notify_core.errors import INTERNAL_MESSAGE
-from tests.integration.conftest import Env
+from tests.support.nodes import Env
 
 SENDS = 90
 

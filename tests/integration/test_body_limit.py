@@ -15,7 +15,7 @@ import pytest
 
 from notify_core.auth import issue_user_token
 from notify_core.constants import MAX_BODY_BYTES
-from tests.integration.conftest import JWT_SECRET, Env
+from tests.support.nodes import JWT_SECRET, Env
 
 STREAMED = 16 * MAX_BODY_BYTES
 """What a client offers to send: the edge must answer long before taking all of it."""

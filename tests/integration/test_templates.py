@@ -17,7 +17,8 @@ from notify.v1 import template_pb2 as pb
 from notify.v1 import template_pb2_grpc
 
 from notify_core.errors import InvalidArgument, NotFound
-from tests.integration.conftest import Env, eventually
+from tests.support.nodes import Env
+from tests.support.waiting import eventually
 
 LAYOUT = (
     "<html><head><style>.note { color: #336699 }</style></head><body>"
