@@ -2,7 +2,8 @@
 
 :class:`Inbox` keeps every message and can refuse some with 451; :class:`CountingInbox`
 only counts them, and takes a while over each, for the tests that kill or cut a node
-while it sends.
+while it sends; :class:`Recorder` answers per recipient the way mail servers refuse, and
+:class:`CountingController` counts the connections made to it.
 """
 
 from __future__ import annotations
@@ -93,6 +94,51 @@ class CountingInbox:
         """How many messages arrived."""
         with self._lock:
             return sum(sum(c.values()) for c in self.by_user.values())
+
+
+class Recorder:
+    """Handler: refuses some recipients, keeps every accepted envelope."""
+
+    def __init__(self) -> None:
+        self.envelopes: list[Envelope] = []
+        self.sessions: list[dict[str, Any]] = []
+        self.connections = 0
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if address.startswith("nobody@"):
+            return "550 5.1.1 <nobody>: Recipient address rejected: User unknown"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if any(r.startswith("later@") for r in envelope.rcpt_tos):
+            return "451 4.3.0 Mail server temporarily rejected message"
+        if any(r.startswith("spam@") for r in envelope.rcpt_tos):
+            return "554 5.7.1 Message refused as spam"
+        self.envelopes.append(envelope)
+        self.sessions.append(
+            {"tls": session.ssl is not None, "authenticated": session.authenticated}
+        )
+        return "250 2.0.0 Ok: queued"
+
+
+class CountingController(Controller):
+    def __init__(self, recorder: Recorder, port: int, **kwargs: Any) -> None:
+        super().__init__(recorder, hostname="127.0.0.1", port=port, **kwargs)
+        self.recorder = recorder
+
+    def factory(self) -> SMTP:
+        self.recorder.connections += 1  # one SMTP instance per accepted connection
+        return super().factory()  # type: ignore[no-untyped-call,no-any-return]
+
+
+def start_recorder(recorder: Recorder, port: int, **kwargs: Any) -> CountingController:
+    controller = CountingController(recorder, port, **kwargs)
+    controller.start()
+    recorder.connections = 0  # start() makes one probe connection of its own
+    return controller
 
 
 @contextlib.contextmanager
