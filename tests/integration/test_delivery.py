@@ -23,7 +23,7 @@ from notify_core.config_email import EmailSettings
 from notify_core.config_webhook import WebhookSettings
 from notify_core.constants import amqp_connection_name
 from preference_svc.validate import PreferencesUpdate
-from tests.conftest import POSTGRES_ADMIN_URL
+from tests.support.backends import POSTGRES_ADMIN_URL
 from tests.support.cuts import close_rabbitmq_connections, terminate_postgres_backends
 from tests.support.deliveries import delivery_row, set_email, status
 from tests.support.ids import uid

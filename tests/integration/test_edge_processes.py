@@ -36,7 +36,7 @@ from notify_core.constants import (
     CLOSE_TRY_AGAIN_LATER,
     EDGE_DATABASE_POOL,
 )
-from tests.conftest import _NAMESPACE_PREFIX
+from tests.support.backends import NAMESPACE_PREFIX
 from tests.support.ids import uid
 from tests.support.live import recv
 from tests.support.nodes import API_KEY, JWT_SECRET
@@ -141,7 +141,7 @@ def _env(postgres_url: str, redis_url: str, amqp_url: str, **extra: str) -> dict
         "NOTIFY_DATABASE_URL": postgres_url,
         "NOTIFY_REDIS_URL": redis_url,
         "NOTIFY_AMQP_URL": amqp_url,
-        "NOTIFY_NAMESPACE": f"{_NAMESPACE_PREFIX}{uuid.uuid4().hex[:8]}",
+        "NOTIFY_NAMESPACE": f"{NAMESPACE_PREFIX}{uuid.uuid4().hex[:8]}",
         "NOTIFY_API_KEYS": API_KEY,
         "NOTIFY_JWT_SECRET": JWT_SECRET,
         "NOTIFY_EDGE_PROCESSES": "2",

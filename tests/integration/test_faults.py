@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import POSTGRES_ADMIN_URL
+from tests.support.backends import POSTGRES_ADMIN_URL
 from tests.support.cuts import Cutter
 from tests.support.flood import (
     IN_FLIGHT,

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import _NAMESPACE_PREFIX
+from tests.support.backends import NAMESPACE_PREFIX
 from tests.support.flood import (
     Flood,
     check_nothing_lost,
@@ -84,7 +84,7 @@ def mesh(
             "NOTIFY_DATABASE_URL": postgres_url,
             "NOTIFY_REDIS_URL": redis_url,
             "NOTIFY_AMQP_URL": amqp_url,
-            "NOTIFY_NAMESPACE": f"{_NAMESPACE_PREFIX}{uuid.uuid4().hex[:8]}",
+            "NOTIFY_NAMESPACE": f"{NAMESPACE_PREFIX}{uuid.uuid4().hex[:8]}",
             "NOTIFY_API_KEYS": API_KEY,
             "NOTIFY_JWT_SECRET": JWT_SECRET,
             **mail_env(port),
