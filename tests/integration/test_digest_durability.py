@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from notify_core.db.schema import (
     notification_preferences,
     notifications,
 )
+from tests.support.ids import uid
 from tests.support.nodes import API_KEY
 from tests.support.procs import NotifyProcess, base_env, free_port
 from tests.support.smtp import CountingInbox
@@ -114,7 +114,7 @@ async def test_kill9_mid_run_and_restart_give_every_due_user_one_digest(
     log = tmp_path / "notify.log"
     node = NotifyProcess(env, log=log).start()
     try:
-        users = [f"k9-{uuid.uuid4().hex[:10]}" for _ in range(USERS)]
+        users = [uid("k9") for _ in range(USERS)]
         await _seed(node, users)
         d, n = notification_deliveries, notifications
         mine = (

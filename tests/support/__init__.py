@@ -1,5 +1,6 @@
 """What the tests stand on, apart from the tests themselves.
 
+- ``backends``: where the real backends are, and the session's namespace prefix;
 - ``ids``, ``waiting``: unique names, and polling until a condition holds;
 - ``nodes``: a node in the test process and the client side of it (``Env``);
   ``deliveries``, ``digests``, ``live``: reading deliveries, seeding digests, reading

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 
 from notify_core.db.engine import Database
@@ -12,12 +11,13 @@ from notify_core.db.schema import (
     notification_preferences,
     notifications,
 )
+from tests.support.ids import uid
 
 
 async def seed(db: Database, users: int, items: int = 2) -> list[str]:
     """Users with daily digests (UTC, 09:00) and ``items`` put-aside emails each."""
     now = datetime.now(UTC)
-    ids = [f"sched-{uuid.uuid4().hex[:10]}" for _ in range(users)]
+    ids = [uid("sched") for _ in range(users)]
     prefs, notes, rows = [], [], []
     for user in ids:
         prefs.append(
