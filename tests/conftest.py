@@ -11,7 +11,6 @@ creates and drops its own database), ``NOTIFY_TEST_REDIS_URL`` and ``NOTIFY_TEST
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import socket
 import subprocess
@@ -22,13 +21,23 @@ from urllib.parse import urlsplit
 import pytest
 
 from notify_core.constants import QUEUE_HOLD_STEPS, QUEUES, hold_queue_name, queue_name
-
-POSTGRES_ADMIN_URL = os.environ.get(
-    "NOTIFY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+from tests.support.backends import (
+    AMQP_URL,
+    NAMESPACE_PREFIX,
+    POSTGRES_ADMIN_URL,
+    REDIS_URL,
+    REQUIRE_REAL,
 )
-REDIS_URL = os.environ.get("NOTIFY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-AMQP_URL = os.environ.get("NOTIFY_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
-REQUIRE_REAL = os.environ.get("NOTIFY_TEST_REQUIRE_REAL") == "1"
+
+pytest_plugins = [
+    "tests.support.smtp",
+    "tests.support.sendgrid",
+    "tests.support.webhooks",
+    "tests.support.ses",
+    "tests.support.sns",
+]
+"""The protocol fakes' fixtures (``smtp``, ``sendgrid``, ``receiver``, ``moto_url``,
+``sns``), for every test that asks for one."""
 
 
 def _reachable(url: str, default_port: int) -> bool:
@@ -81,9 +90,6 @@ def amqp_url() -> str:
     return AMQP_URL
 
 
-_NAMESPACE_PREFIX = f"t{uuid.uuid4().hex[:4]}"
-"""Every namespace of this session starts with it, so the session can clean up after itself."""
-
 _ISSUED: list[str] = []
 """The namespaces handed out in this session."""
 _ON_BROKER: list[str] = []
@@ -94,7 +100,7 @@ _ON_BROKER: list[str] = []
 def namespace(request: pytest.FixtureRequest) -> Iterator[str]:
     """A namespace no other test uses: queues and Redis keys of this test only, deleted
     when the test ends (the session checks at its end that none is left)."""
-    name = f"{_NAMESPACE_PREFIX}{uuid.uuid4().hex[:8]}"
+    name = f"{NAMESPACE_PREFIX}{uuid.uuid4().hex[:8]}"
     _ISSUED.append(name)
     yield name
     used = request.fixturenames
@@ -160,7 +166,7 @@ def _listed(kind: str) -> list[str] | None:
         done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True)
     except (OSError, subprocess.SubprocessError):
         return None
-    return [n.strip() for n in done.stdout.splitlines() if n.strip().startswith(_NAMESPACE_PREFIX)]
+    return [n.strip() for n in done.stdout.splitlines() if n.strip().startswith(NAMESPACE_PREFIX)]
 
 
 def _declared(queues: Iterable[str]) -> list[str]:
@@ -205,8 +211,8 @@ def _leave_nothing_behind() -> Iterator[None]:
         return
     left: list[str] = []
     if _reachable(REDIS_URL, 6379):
-        _delete_redis_keys(f"{_NAMESPACE_PREFIX}*")
-        left += [f"Redis key {k.decode()}" for k in _redis_keys(f"{_NAMESPACE_PREFIX}*")]
+        _delete_redis_keys(f"{NAMESPACE_PREFIX}*")
+        left += [f"Redis key {k.decode()}" for k in _redis_keys(f"{NAMESPACE_PREFIX}*")]
     if _reachable(AMQP_URL, 5672):
         left += [f"RabbitMQ {name}" for name in _broker_leftovers()]
     assert not left, f"the test session left {len(left)} objects behind: {left[:10]}"

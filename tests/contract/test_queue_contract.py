@@ -12,7 +12,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,8 @@ from notify_core.errors import QueueUnavailable
 from notify_core.queue.base import Delivery, Message, WorkQueue
 from notify_core.queue.database import DatabaseQueue
 from notify_core.queue.rabbitmq import RabbitMQQueue
-from tests.cuts import close_rabbitmq_connections
+from tests.support.cuts import close_rabbitmq_connections
+from tests.support.waiting import eventually
 
 QUEUE = QUEUE_ROUTE
 OTHER = "contract-other"
@@ -115,19 +116,6 @@ class Collector:
         assert done, "the consumer ignored its cancellation"
         if not self.task.cancelled():
             self.task.result()
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[Any]], expected: Any, within: float = WAIT
-) -> None:
-    """Poll ``probe`` until it returns ``expected`` (RabbitMQ settles acks asynchronously)."""
-    value = None
-    for _ in range(int(within / 0.05)):
-        value = await probe()
-        if value == expected:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"expected {expected!r}, still {value!r} after {within}s")
 
 
 def bodies(deliveries: list[Delivery]) -> list[bytes]:
@@ -330,7 +318,7 @@ async def test_acked_delivery_is_gone_for_good(backend: Backend):
     await queue.ack([delivery])
     await asyncio.sleep(QUIET)
     assert len(collector.deliveries) == 1
-    await eventually(lambda: queue.depth(QUEUE), 0)
+    await eventually(lambda: queue.depth(QUEUE), lambda n: n == 0, WAIT)
     await queue.close()
 
     reopened = await backend.open()
@@ -349,7 +337,7 @@ async def test_deliveries_can_be_acked_after_their_iterator_is_closed(backend: B
     await asyncio.wait_for(deliveries.aclose(), WAIT)  # type: ignore[attr-defined]
 
     await queue.ack([first])
-    await eventually(lambda: queue.depth(QUEUE), 2)
+    await eventually(lambda: queue.depth(QUEUE), lambda n: n == 2, WAIT)
 
     collector = Collector(queue, ack=True)
     await collector.wait_for(2)
@@ -370,7 +358,7 @@ async def test_a_thousand_messages_published_in_one_call_arrive_exactly_once(bac
 
     assert sorted(bodies(collector.deliveries)) == expected
     assert all(len(batch) <= 100 for batch in collector.batches)
-    await eventually(lambda: queue.depth(QUEUE), 0)
+    await eventually(lambda: queue.depth(QUEUE), lambda n: n == 0, WAIT)
     await collector.stop()
 
 
@@ -385,7 +373,7 @@ async def test_two_consumers_on_one_queue_never_receive_the_same_message(backend
     async def delivered() -> int:
         return len(first.deliveries) + len(second.deliveries)
 
-    await eventually(delivered, 300, within=30)
+    await eventually(delivered, lambda n: n == 300, 30)
     await asyncio.sleep(QUIET)
 
     got_one, got_two = set(bodies(first.deliveries)), set(bodies(second.deliveries))
@@ -407,10 +395,11 @@ async def test_depth_counts_only_ready_messages(backend: Backend):
 
     collector = Collector(queue, prefetch=2)
     taken = await collector.wait_for(2)
-    await eventually(lambda: queue.depth(QUEUE), 3)
+    await eventually(lambda: queue.depth(QUEUE), lambda n: n == 3, WAIT)
 
     await queue.nack(taken)
-    await eventually(lambda: queue.depth(QUEUE), 3)  # given back, taken again by prefetch
+    # given back, taken again by prefetch
+    await eventually(lambda: queue.depth(QUEUE), lambda n: n == 3, WAIT)
     await collector.stop()
 
 
@@ -547,7 +536,7 @@ async def test_rabbitmq_consumer_resumes_after_the_connection_is_lost(
     _, _, later = await collector.wait_for(3)
     assert later.body == b"later"
     await queue.ack([later])
-    await eventually(lambda: queue.depth(QUEUE), 0)
+    await eventually(lambda: queue.depth(QUEUE), lambda n: n == 0, WAIT)
     await collector.stop()
 
 
@@ -630,4 +619,4 @@ async def test_rabbitmq_staged_while_the_connection_is_down_is_published_after_i
             )
         return int(count or 0)
 
-    await eventually(left, 0)
+    await eventually(left, lambda n: n == 0, WAIT)

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import time
-import uuid
 
 import jwt
 import pytest
 import websockets
 
-from tests.integration.conftest import API_KEY, JWT_SECRET, Env
+from tests.support.ids import uid
+from tests.support.nodes import API_KEY, JWT_SECRET, Env
 
 SEND = {"user_id": "u1", "type": "comment", "title": "t", "message": "m"}
-
-
-def _uid() -> str:
-    return f"user-{uuid.uuid4().hex[:10]}"
 
 
 @pytest.mark.parametrize(
@@ -51,7 +47,7 @@ async def test_bad_signature_and_expired_and_missing_exp_are_refused(env: Env) -
 
 
 async def test_another_users_notification_is_404(env: Env) -> None:
-    owner, other = _uid(), _uid()
+    owner, other = uid(), uid()
     nid = await env.send(owner)
     await env.wait_inbox(owner, 1)
     r = await env.http.patch(f"/notifications/{nid}/read", headers=env.user(other))

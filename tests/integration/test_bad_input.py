@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +24,8 @@ from notify.v1 import (
 
 from notify_core.auth import issue_user_token
 from notify_core.db.schema import notifications
-from tests.integration.conftest import JWT_SECRET, Env
+from tests.support.ids import uid
+from tests.support.nodes import JWT_SECRET, Env
 
 BASE = {"type": "comment", "title": "t", "message": "m"}
 
@@ -68,7 +68,7 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
 async def test_bad_send_is_400_naming_the_field_and_stores_nothing(
     env: Env, body: dict[str, Any], field: str
 ) -> None:
-    user = f"user-{uuid.uuid4().hex[:10]}"
+    user = uid()
     if field != "user_id":
         body = {"user_id": user, **body}
     r = await env.http.post("/notifications/send", json=body, headers=env.producer)
@@ -97,7 +97,7 @@ async def test_json_array_body_is_400(env: Env) -> None:
 
 
 async def test_one_bad_user_in_user_ids_stores_none(env: Env) -> None:
-    good = f"user-{uuid.uuid4().hex[:10]}"
+    good = uid()
     r = await env.http.post(
         "/notifications/send",
         json={**BASE, "user_ids": [good, "x" * 300]},
@@ -230,7 +230,7 @@ def _headers(env: Env, who: str, user: str) -> dict[str, str]:
 async def test_malformed_input_is_400_naming_the_field_and_stores_nothing(
     env: Env, case: Malformed
 ) -> None:
-    user, name = f"user-{uuid.uuid4().hex[:10]}", f"n-{uuid.uuid4().hex[:10]}"
+    user, name = uid(), uid("n")
     before = await _state(env, user, name)
     body = case.body
     if isinstance(body, str):
@@ -265,7 +265,7 @@ async def test_malformed_input_is_400_naming_the_field_and_stores_nothing(
 async def test_malformed_grpc_send_is_invalid_argument_naming_the_field_and_stores_nothing(
     env: Env, fields: dict[str, Any], field: str
 ) -> None:
-    user = f"user-{uuid.uuid4().hex[:10]}"
+    user = uid()
     request = ingest_pb2.SendRequest(user_id=user, type="c", title="t", message="m")
     for name, value in fields.items():
         if name == "data":
@@ -321,7 +321,7 @@ async def test_nul_in_any_grpc_request_is_invalid_argument_naming_the_field(
 async def test_malformed_websocket_frames_are_errors_naming_the_field_and_the_socket_stays(
     env: Env,
 ) -> None:
-    user = f"user-{uuid.uuid4().hex[:10]}"
+    user = uid()
     frames = [
         ('{"type":"mark_read","id":"x\\u0000"}', "id"),
         ('{"type":"mark_read","id":"\\ud800"}', "id"),

@@ -23,7 +23,8 @@ from notify.v1 import ingest_pb2, ingest_pb2_grpc
 
 from notify_core.db.schema import notifications
 from notify_core.errors import INTERNAL_MESSAGE
-from tests.integration.conftest import Env
+from tests.support.ids import uid
+from tests.support.nodes import Env
 
 SENDS = 90
 
@@ -54,7 +55,7 @@ def bodies(user: str, bad: int, **bad_fields: Any) -> list[dict[str, Any]]:
 
 
 async def test_a_send_with_nul_in_data_fails_alone(env: Env) -> None:
-    user = f"alone-{uuid.uuid4().hex[:10]}"
+    user = uid("alone")
     answers = await send_together(env, bodies(user, 45, data={"note": "a\u0000b"}))
     assert [r.status_code for r in answers].count(202) == SENDS - 1
     assert answers[45].status_code == 400, answers[45].text
@@ -98,7 +99,7 @@ async def refused_title(env: Env) -> AsyncIterator[str]:
 async def test_a_send_the_database_refuses_fails_alone_and_says_nothing_of_why(
     env: Env, caplog: pytest.LogCaptureFixture
 ) -> None:
-    user = f"alone-{uuid.uuid4().hex[:10]}"
+    user = uid("alone")
     async with refused_title(env) as title:
         answers = await send_together(env, bodies(user, 45, title=title))
         assert [r.status_code for r in answers].count(202) == SENDS - 1

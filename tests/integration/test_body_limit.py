@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +14,8 @@ import pytest
 
 from notify_core.auth import issue_user_token
 from notify_core.constants import MAX_BODY_BYTES
-from tests.integration.conftest import JWT_SECRET, Env
+from tests.support.ids import uid
+from tests.support.nodes import JWT_SECRET, Env
 
 STREAMED = 16 * MAX_BODY_BYTES
 """What a client offers to send: the edge must answer long before taking all of it."""
@@ -88,7 +88,7 @@ def _head(env: Env, method: str, path: str, who: str, user: str, framing: str) -
 async def test_a_streamed_body_past_the_limit_is_413_before_it_is_all_sent(
     env: Env, method: str, path: str, who: str
 ) -> None:
-    user = f"big-{uuid.uuid4().hex[:10]}"
+    user = uid("big")
     head = _head(env, method, path, who, user, "transfer-encoding: chunked\r\n")
     answer = await _request(env, head, stream=True)
     assert answer.status == 413
@@ -102,7 +102,7 @@ async def test_a_streamed_body_past_the_limit_is_413_before_it_is_all_sent(
 async def test_a_content_length_past_the_limit_is_413_before_any_body(
     env: Env, method: str, path: str, who: str
 ) -> None:
-    user = f"big-{uuid.uuid4().hex[:10]}"
+    user = uid("big")
     head = _head(env, method, path, who, user, f"content-length: {100 * MAX_BODY_BYTES}\r\n")
     answer = await _request(env, head, stream=False)
     assert answer.status == 413

@@ -17,8 +17,8 @@ import websockets
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from notify_core.auth import issue_user_token
-from tests.integration.conftest import API_KEY, JWT_SECRET
-from tests.integration.procs import ROOT, NotifyProcess, free_port
+from tests.support.nodes import API_KEY, JWT_SECRET
+from tests.support.procs import ROOT, NotifyProcess, free_port
 
 
 def _notify(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -16,15 +16,14 @@ from notify.v1 import router_pb2, router_pb2_grpc
 
 from notify_app.settings import NodeSettings
 from notify_core.ratelimit import DEFAULT_LIMITS, Limit, RateRules
-from tests.integration.conftest import Env, eventually, running
+from tests.support.ids import uid
+from tests.support.live import recv
+from tests.support.nodes import Env, running
+from tests.support.waiting import eventually
 
 # Chosen for sending: from pending the delivery workers take it on (the test domains do not
 # resolve, so webhooks and email end up retrying or failed; that is not what these test).
 SENDING = {"pending", "sending", "sent", "retrying", "failed"}
-
-
-def uid() -> str:
-    return f"user-{uuid.uuid4().hex[:10]}"
 
 
 async def deliveries(env: Env, nid: str) -> dict[str, dict[str, Any]]:
@@ -33,11 +32,6 @@ async def deliveries(env: Env, nid: str) -> dict[str, dict[str, Any]]:
 
     r = await eventually(probe, lambda r: r.status_code == 200 and len(r.json()["deliveries"]) == 6)
     return {d["channel"]: d for d in r.json()["deliveries"]}
-
-
-async def recv(ws: Any, timeout: float = 5.0) -> dict[str, Any]:
-    result: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), timeout))
-    return result
 
 
 async def test_sends_with_a_group_key_merge_into_one_inbox_entry(settings: NodeSettings) -> None:

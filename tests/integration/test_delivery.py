@@ -5,22 +5,15 @@ webhooks verified with the independent ``standardwebhooks`` package."""
 from __future__ import annotations
 
 import asyncio
-import email
-import email.policy
 import json
 import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable, Iterator
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
 from notify.v1 import delivery_pb2, delivery_pb2_grpc, router_pb2
 from notify.v1.router_pb2_grpc import RouterServiceStub
 from standardwebhooks.webhooks import Webhook
@@ -29,85 +22,19 @@ from delivery_svc.config_email import EmailSettings
 from delivery_svc.config_webhook import WebhookSettings
 from notify_app.settings import NodeSettings
 from notify_core.constants import amqp_connection_name
-from notify_core.db.schema import notification_deliveries
 from preference_svc.validate import PreferencesUpdate
-from tests.conftest import POSTGRES_ADMIN_URL
-from tests.cuts import close_rabbitmq_connections, terminate_postgres_backends
-from tests.integration.conftest import Env, embedded_settings, eventually, running
-from tests.integration.procs import ROOT, free_port
-from tests.integration.test_sendgrid_provider import API_KEY as SENDGRID_KEY
-from tests.integration.test_sendgrid_provider import FakeSendGrid, sendgrid  # noqa: F401
-from tests.integration.test_webhook_sender import SECRET as HOOK_SECRET
-from tests.integration.test_webhook_sender import Receiver, receiver  # noqa: F401
-
-
-class Inbox:
-    """An aiosmtpd handler keeping what it receives; it can refuse the next ``fail`` mails
-    with 451 (try again later), and run ``before_accepting`` once before its next 250."""
-
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-        self.fail = 0
-        self.refused = 0
-        self.before_refusing: Callable[[], object] | None = None
-        self.before_accepting: Callable[[], object] | None = None
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        if self.fail > 0:
-            self.fail -= 1
-            self.refused += 1
-            if self.before_refusing is not None:
-                await asyncio.to_thread(self.before_refusing)
-            return "451 4.3.0 try again later"
-        raw = envelope.original_content or envelope.content
-        assert isinstance(raw, bytes)
-        message = email.message_from_bytes(raw, policy=email.policy.default)
-        assert isinstance(message, EmailMessage)
-        self.messages.append(message)
-        if self.before_accepting is not None:
-            once, self.before_accepting = self.before_accepting, None
-            await asyncio.to_thread(once)
-        return "250 OK"
-
-    def to(self, address: str) -> list[EmailMessage]:
-        return [m for m in self.messages if m["To"] == address]
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Inbox, int]]:
-    inbox = Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield inbox, port
-    finally:
-        controller.stop()
-
-
-def with_smtp(settings: NodeSettings, port: int, **changes: Any) -> dict[str, Any]:
-    mail = EmailSettings(
-        smtp_host="127.0.0.1", smtp_port=port, smtp_starttls="never", sender="Notify <n@x.test>"
-    )
-    return {"email": mail, **changes}
-
-
-def uid() -> str:
-    return f"user-{uuid.uuid4().hex[:10]}"
-
-
-async def set_email(env: Env, user: str) -> str:
-    address = f"{user}@example.com"
-    r = await env.http.put("/preferences", json={"email": address}, headers=env.user(user))
-    assert r.status_code == 200, r.text
-    return address
-
-
-async def status(env: Env, nid: str, channel: str = "email") -> dict[str, Any]:
-    r = await env.http.get(f"/notifications/{nid}/deliveries", headers=env.producer)
-    assert r.status_code == 200, r.text
-    found = {d["channel"]: d for d in r.json()["deliveries"]}
-    return found.get(channel, {})
+from tests.support.backends import POSTGRES_ADMIN_URL
+from tests.support.cuts import close_rabbitmq_connections, terminate_postgres_backends
+from tests.support.deliveries import delivery_row, set_email, status
+from tests.support.ids import uid
+from tests.support.nodes import embedded_settings, running
+from tests.support.procs import ROOT
+from tests.support.sendgrid import API_KEY as SENDGRID_KEY
+from tests.support.sendgrid import FakeSendGrid
+from tests.support.smtp import Inbox, with_smtp
+from tests.support.waiting import eventually
+from tests.support.webhooks import SECRET as HOOK_SECRET
+from tests.support.webhooks import Receiver
 
 
 async def test_an_email_arrives_multipart_with_its_headers(
@@ -176,7 +103,7 @@ async def test_retries_then_dead_letter_then_requeue_delivers(
 async def test_the_breaker_opens_fails_over_to_the_secondary_then_closes(
     settings: NodeSettings,
     smtp: tuple[Inbox, int],
-    sendgrid: tuple[FakeSendGrid, str],  # noqa: F811
+    sendgrid: tuple[FakeSendGrid, str],
 ) -> None:
     primary, port = smtp
     secondary, sendgrid_url = sendgrid
@@ -226,24 +153,9 @@ async def test_the_breaker_opens_fails_over_to_the_secondary_then_closes(
         assert (await breaker()).state == "closed"
 
 
-async def delivery_row(env: Env, nid: str) -> dict[str, Any]:
-    """The email delivery row as stored (provider and all)."""
-    assert env.node.database is not None
-    async with env.node.database.read() as conn:
-        row = (
-            await conn.execute(
-                sa.select(notification_deliveries).where(
-                    notification_deliveries.c.notification_id == nid,
-                    notification_deliveries.c.channel == "email",
-                )
-            )
-        ).first()
-    return dict(row._mapping) if row is not None else {"status": None}
-
-
 async def test_a_webhook_goes_out_signed_and_verifies_independently(
     settings: NodeSettings,
-    receiver: tuple[Receiver, int],  # noqa: F811
+    receiver: tuple[Receiver, int],
 ) -> None:
     rec, port = receiver
     hooks = WebhookSettings(secrets=(HOOK_SECRET,), allow_private=True, allow_http=True)

@@ -13,23 +13,19 @@ the one allowed duplicate (DESIGN §7, at-least-once), bounded by the worker's c
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from email.parser import BytesHeaderParser
-from email.policy import SMTP as SMTP_POLICY
 from pathlib import Path
 
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from tests.integration.conftest import API_KEY
-from tests.integration.procs import NotifyProcess, free_port
-from tests.integration.test_durability import _env as base_env
+from tests.support.nodes import API_KEY
+from tests.support.procs import NotifyProcess, base_env, free_port
+from tests.support.smtp import CountingInbox
 
 EMAILS = 400
 USERS = 8
@@ -41,31 +37,6 @@ SMTP_DELAY = 0.1
 """Seconds the server takes over each message after reading it: ~100 emails/s through
 10 connections, so the kill lands while a batch is open."""
 PRODUCER = {"authorization": f"Bearer {API_KEY}"}
-
-
-class CountingInbox:
-    """An aiosmtpd handler counting the messages it receives by Message-ID. A message
-    counts as arrived once its DATA is read, before the server answers 250 (a sender that
-    dies then has delivered it without knowing)."""
-
-    def __init__(self, delay: float) -> None:
-        self.delay = delay
-        self._lock = threading.Lock()  # the controller's thread writes, the test reads
-        self._counts: Counter[str] = Counter()
-        self._parser = BytesHeaderParser(policy=SMTP_POLICY)
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        raw = envelope.original_content or envelope.content
-        assert isinstance(raw, bytes)
-        message_id = str(self._parser.parsebytes(raw)["Message-ID"] or "").strip()
-        with self._lock:
-            self._counts[message_id] += 1
-        await asyncio.sleep(self.delay)
-        return "250 OK"
-
-    def counts(self) -> Counter[str]:
-        with self._lock:
-            return Counter(self._counts)
 
 
 def _mail_env(

@@ -14,11 +14,8 @@ from notify.v1 import preference_pb2 as pb
 from notify.v1 import preference_pb2_grpc
 
 from preference_svc.store import PreferenceStore
-from tests.integration.conftest import Env
-
-
-def uid() -> str:
-    return f"user-{uuid.uuid4().hex[:10]}"
+from tests.support.ids import uid
+from tests.support.nodes import Env
 
 
 def fcm_token() -> str:

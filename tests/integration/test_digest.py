@@ -27,8 +27,11 @@ from digest_svc.schedule import digest_id
 from notify_app.settings import NodeSettings
 from notify_core.db.schema import leases, notification_preferences
 from notify_core.ratelimit import Limit, RateRules
-from tests.integration.conftest import Env, eventually, running
-from tests.integration.test_delivery import Inbox, smtp, status, uid, with_smtp  # noqa: F401
+from tests.support.deliveries import status
+from tests.support.ids import uid
+from tests.support.nodes import Env, running
+from tests.support.smtp import Inbox, with_smtp
+from tests.support.waiting import eventually
 
 DIGEST = DigestSettings(interval=0.05, lease=10.0, batch=3, concurrency=4)
 """Small batches: a run of a few users still goes through several record transactions."""
@@ -112,7 +115,7 @@ def digests(inbox: Inbox, address: str) -> list[EmailMessage]:
 
 async def test_users_in_several_zones_get_their_digest_at_their_own_hour(
     settings: NodeSettings,
-    smtp: tuple[Inbox, int],  # noqa: F811
+    smtp: tuple[Inbox, int],
 ) -> None:
     inbox, port = smtp
     async with digest_node(settings, port) as env:
@@ -137,7 +140,7 @@ async def test_users_in_several_zones_get_their_digest_at_their_own_hour(
 
 async def test_the_digest_groups_and_counts_and_marks_what_it_carried(
     settings: NodeSettings,
-    smtp: tuple[Inbox, int],  # noqa: F811
+    smtp: tuple[Inbox, int],
 ) -> None:
     inbox, port = smtp
     # each item its own entry, though two share a group key: no grouping window
@@ -185,7 +188,7 @@ async def test_the_digest_groups_and_counts_and_marks_what_it_carried(
 
 async def test_after_downtime_the_missed_days_make_one_digest(
     settings: NodeSettings,
-    smtp: tuple[Inbox, int],  # noqa: F811
+    smtp: tuple[Inbox, int],
 ) -> None:
     inbox, port = smtp
     async with digest_node(settings, port) as env:
@@ -204,7 +207,7 @@ async def test_after_downtime_the_missed_days_make_one_digest(
 
 async def test_preferences_are_respected(
     settings: NodeSettings,
-    smtp: tuple[Inbox, int],  # noqa: F811
+    smtp: tuple[Inbox, int],
 ) -> None:
     inbox, port = smtp
     async with digest_node(settings, port) as env:
@@ -243,7 +246,7 @@ async def test_preferences_are_respected(
 
 async def test_the_one_click_link_stops_digests(
     settings: NodeSettings,
-    smtp: tuple[Inbox, int],  # noqa: F811
+    smtp: tuple[Inbox, int],
 ) -> None:
     inbox, port = smtp
     async with digest_node(settings, port) as env:
@@ -264,7 +267,7 @@ async def test_the_one_click_link_stops_digests(
 
 async def test_rate_limited_users_are_skipped_then_picked_up(
     settings: NodeSettings,
-    smtp: tuple[Inbox, int],  # noqa: F811
+    smtp: tuple[Inbox, int],
 ) -> None:
     inbox, port = smtp
     rates = RateRules({"email": Limit(1, 2.0)})
@@ -286,7 +289,7 @@ async def test_rate_limited_users_are_skipped_then_picked_up(
 
 async def test_runs_over_grpc(
     settings: NodeSettings,
-    smtp: tuple[Inbox, int],  # noqa: F811
+    smtp: tuple[Inbox, int],
 ) -> None:
     _, port = smtp
     async with digest_node(settings, port) as env:
@@ -324,7 +327,7 @@ async def test_runs_over_grpc(
 
 async def test_a_published_template_overrides_the_built_in_one_for_its_locale(
     settings: NodeSettings,
-    smtp: tuple[Inbox, int],  # noqa: F811
+    smtp: tuple[Inbox, int],
 ) -> None:
     inbox, port = smtp
     async with digest_node(settings, port) as env:

@@ -14,10 +14,10 @@ from pathlib import Path
 
 from notify_core.db.engine import Database
 from notify_core.db.migrate import upgrade
-from tests.integration.conftest import API_KEY, JWT_SECRET
-from tests.integration.procs import ROOT, NotifyProcess
-from tests.integration.test_delivery import Inbox, smtp  # noqa: F401
-from tests.integration.test_digest_scheduler import seed
+from tests.support.digests import seed
+from tests.support.nodes import API_KEY, JWT_SECRET
+from tests.support.procs import ROOT, NotifyProcess
+from tests.support.smtp import Inbox
 
 
 def _env(url: str, smtp_port: int) -> dict[str, str]:
@@ -58,7 +58,7 @@ async def _seeded(url: str, users: int) -> list[str]:
 
 async def test_run_with_no_node_up_runs_here_and_status_shows_it(
     tmp_path: Path,
-    smtp: tuple[Inbox, int],  # noqa: F811
+    smtp: tuple[Inbox, int],
 ) -> None:
     inbox, port = smtp
     url = f"sqlite:///{tmp_path / 'cli.db'}"
@@ -92,7 +92,7 @@ async def test_run_with_no_node_up_runs_here_and_status_shows_it(
 
 async def test_run_with_a_node_up_follows_the_nodes_run(
     tmp_path: Path,
-    smtp: tuple[Inbox, int],  # noqa: F811
+    smtp: tuple[Inbox, int],
 ) -> None:
     inbox, port = smtp
     url = f"sqlite:///{tmp_path / 'cli.db'}"

@@ -12,13 +12,8 @@ out, queues the interrupted run again, and carries it on from its recorded count
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
-import uuid
-from collections import Counter
 from datetime import UTC, datetime, timedelta
-from email.parser import BytesHeaderParser
-from email.policy import SMTP as SMTP_POLICY
 from pathlib import Path
 
 import grpc
@@ -26,7 +21,6 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
 from google.protobuf.timestamp_pb2 import Timestamp
 from notify.v1 import digest_pb2, digest_pb2_grpc
 
@@ -39,9 +33,10 @@ from notify_core.db.schema import (
     notification_preferences,
     notifications,
 )
-from tests.integration.conftest import API_KEY
-from tests.integration.procs import NotifyProcess, free_port
-from tests.integration.test_durability import _env as base_env
+from tests.support.ids import uid
+from tests.support.nodes import API_KEY
+from tests.support.procs import NotifyProcess, base_env, free_port
+from tests.support.smtp import CountingInbox
 
 USERS = 120
 ITEMS = 2
@@ -51,30 +46,6 @@ gone out unrecorded when the process dies."""
 SMTP_DELAY = 0.05
 PRODUCER = {"authorization": f"Bearer {API_KEY}"}
 METADATA = (("authorization", f"Bearer {API_KEY}"),)
-
-
-class CountingInbox:
-    """Counts messages by recipient and Message-ID once their DATA is read (before the
-    250: a sender that dies then has delivered without knowing)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()  # the controller's thread writes, the test reads
-        self.by_user: dict[str, Counter[str]] = {}
-        self._parser = BytesHeaderParser(policy=SMTP_POLICY)
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        raw = envelope.original_content or envelope.content
-        assert isinstance(raw, bytes)
-        headers = self._parser.parsebytes(raw)
-        user = str(headers["To"]).split("@")[0]
-        with self._lock:
-            self.by_user.setdefault(user, Counter())[str(headers["Message-ID"])] += 1
-        await asyncio.sleep(SMTP_DELAY)
-        return "250 OK"
-
-    def received(self) -> int:
-        with self._lock:
-            return sum(sum(c.values()) for c in self.by_user.values())
 
 
 async def _seed(node: NotifyProcess, users: list[str]) -> None:
@@ -119,7 +90,7 @@ async def _run(node: NotifyProcess, run_id: str) -> digest_pb2.DigestRun:
 async def test_kill9_mid_run_and_restart_give_every_due_user_one_digest(
     kind: str, tmp_path: Path, request: pytest.FixtureRequest, namespace: str
 ) -> None:
-    inbox = CountingInbox()
+    inbox = CountingInbox(SMTP_DELAY)
     smtp_port = free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=smtp_port)
     controller.start()
@@ -143,7 +114,7 @@ async def test_kill9_mid_run_and_restart_give_every_due_user_one_digest(
     log = tmp_path / "notify.log"
     node = NotifyProcess(env, log=log).start()
     try:
-        users = [f"k9-{uuid.uuid4().hex[:10]}" for _ in range(USERS)]
+        users = [uid("k9") for _ in range(USERS)]
         await _seed(node, users)
         d, n = notification_deliveries, notifications
         mine = (

@@ -39,7 +39,8 @@ from notify_core.db.schema import (
     notifications,
 )
 from notify_core.errors import LeaseLost
-from tests.integration.test_delivery import Inbox, smtp  # noqa: F401
+from tests.support.digests import seed
+from tests.support.smtp import Inbox
 
 SETTINGS = DigestSettings(interval=3600.0, lease=30.0, batch=4, concurrency=4)
 LATER = timedelta(days=1, hours=1)
@@ -63,52 +64,6 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
         yield database
     finally:
         await database.close()
-
-
-async def seed(db: Database, users: int, items: int = 2) -> list[str]:
-    """Users with daily digests (UTC, 09:00) and ``items`` put-aside emails each."""
-    now = datetime.now(UTC)
-    ids = [f"sched-{uuid.uuid4().hex[:10]}" for _ in range(users)]
-    prefs, notes, rows = [], [], []
-    for user in ids:
-        prefs.append(
-            {
-                "id": new_id(),
-                "user_id": user,
-                "email_address": f"{user}@example.com",
-                "digest_enabled": True,
-                "updated_at": now,
-            }
-        )
-        for i in range(items):
-            nid = new_id()
-            notes.append(
-                {
-                    "id": nid,
-                    "user_id": user,
-                    "type": "comment",
-                    "title": f"c{i}",
-                    "message": "m",
-                    "priority": "low",
-                    "group_key": f"post:{i % 2}",
-                    "created_at": now,
-                    "state": "routed",
-                }
-            )
-            rows.append(
-                {
-                    "id": new_id(),
-                    "notification_id": nid,
-                    "channel": "email",
-                    "status": "digested",
-                    "created_at": now,
-                }
-            )
-    async with db.write() as conn:
-        await conn.execute(notification_preferences.insert(), prefs)
-        await conn.execute(notifications.insert(), notes)
-        await conn.execute(notification_deliveries.insert(), rows)
-    return ids
 
 
 def service(
@@ -191,7 +146,7 @@ async def test_a_holder_that_lost_the_lease_records_nothing(db: Database) -> Non
 
 async def test_two_schedulers_racing_send_each_user_one_digest(
     db: Database,
-    smtp: tuple[Inbox, int],  # noqa: F811
+    smtp: tuple[Inbox, int],
 ) -> None:
     inbox, port = smtp
     users = await seed(db, 30)
@@ -221,7 +176,7 @@ async def test_two_schedulers_racing_send_each_user_one_digest(
 
 async def test_due_users_start_a_run_of_their_own(
     db: Database,
-    smtp: tuple[Inbox, int],  # noqa: F811
+    smtp: tuple[Inbox, int],
 ) -> None:
     inbox, port = smtp
     users = await seed(db, 3)
@@ -236,7 +191,7 @@ async def test_due_users_start_a_run_of_their_own(
 
 async def test_a_run_left_by_a_dead_node_carries_on_from_its_counts(
     db: Database,
-    smtp: tuple[Inbox, int],  # noqa: F811
+    smtp: tuple[Inbox, int],
 ) -> None:
     inbox, port = smtp
     users = await seed(db, 10)
@@ -274,7 +229,7 @@ async def test_a_run_left_by_a_dead_node_carries_on_from_its_counts(
 
 async def test_runs_are_counted_in_metrics(
     db: Database,
-    smtp: tuple[Inbox, int],  # noqa: F811
+    smtp: tuple[Inbox, int],
 ) -> None:
     _, port = smtp
     reader = InMemoryMetricReader()

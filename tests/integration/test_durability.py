@@ -13,28 +13,8 @@ import httpx
 import pytest
 
 from notify_core.auth import issue_user_token
-from tests.integration.conftest import API_KEY, JWT_SECRET
-from tests.integration.procs import NotifyProcess
-
-
-def _env(
-    kind: str, tmp_path: Path, request: pytest.FixtureRequest, namespace: str
-) -> dict[str, str]:
-    base = {
-        "NOTIFY_API_KEYS": API_KEY,
-        "NOTIFY_JWT_SECRET": JWT_SECRET,
-        "NOTIFY_NAMESPACE": namespace,
-        "NOTIFY_REDIS_URL": "",
-        "NOTIFY_AMQP_URL": "",
-    }
-    if kind == "embedded":
-        return {**base, "NOTIFY_DATABASE_URL": f"sqlite:///{tmp_path / 'crash.db'}"}
-    return {
-        **base,
-        "NOTIFY_DATABASE_URL": request.getfixturevalue("postgres_url"),
-        "NOTIFY_REDIS_URL": request.getfixturevalue("redis_url"),
-        "NOTIFY_AMQP_URL": request.getfixturevalue("amqp_url"),
-    }
+from tests.support.nodes import API_KEY, JWT_SECRET
+from tests.support.procs import NotifyProcess, base_env
 
 
 async def _inbox_ids(client: httpx.AsyncClient, user: str) -> list[str]:
@@ -55,7 +35,7 @@ async def _inbox_ids(client: httpx.AsyncClient, user: str) -> list[str]:
 async def test_kill9_during_sends_loses_nothing_and_doubles_nothing(
     kind: str, tmp_path: Path, request: pytest.FixtureRequest, namespace: str
 ) -> None:
-    env = _env(kind, tmp_path, request, namespace)
+    env = base_env(kind, tmp_path, request, namespace)
     log = tmp_path / "notify.log"
     node = NotifyProcess(env, log=log).start()
     users = [f"crash-{uuid.uuid4().hex[:8]}" for _ in range(10)]
@@ -113,7 +93,7 @@ async def test_two_nodes_share_live_delivery(
 
     import websockets
 
-    env = _env("real", tmp_path, request, namespace)
+    env = base_env("real", tmp_path, request, namespace)
     a = NotifyProcess(env, log=tmp_path / "a.log").start()
     b = NotifyProcess(env, log=tmp_path / "b.log").start()
     try:

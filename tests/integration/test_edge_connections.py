@@ -9,7 +9,6 @@ import contextlib
 import errno
 import select
 import socket
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,16 +19,14 @@ from notify_app.settings import NodeSettings
 from notify_core.auth import issue_user_token
 from notify_core.constants import CLOSE_TOKEN_EXPIRED, EDGE_HTTP_HEADROOM
 from notify_core.ratelimit import DEFAULT_LIMITS, Limit, RateRules
-from tests.integration.conftest import JWT_SECRET, Env, embedded_settings, eventually, running
-from tests.integration.test_resume_sse import recv, sse
+from tests.support.ids import uid
+from tests.support.live import recv, sse
+from tests.support.nodes import JWT_SECRET, Env, embedded_settings, running
+from tests.support.waiting import eventually
 
 SHORT = {"http_header_timeout": 0.5, "http_idle_timeout": 0.5}
 """Timeouts short enough to wait for."""
 LIFTED = RateRules({**DEFAULT_LIMITS, "inapp": Limit(1_000_000, 60.0)})
-
-
-def uid() -> str:
-    return f"conn-{uuid.uuid4().hex[:10]}"
 
 
 @contextlib.asynccontextmanager
@@ -64,7 +61,7 @@ async def test_an_idle_keep_alive_connection_is_closed_and_a_live_one_is_not(
     """The idle one answers a request, then waits; meanwhile a WebSocket and an event
     stream opened before outlast both timeouts and still get a notification."""
     async with running(embedded_settings(tmp_path), **SHORT) as env:
-        user = uid()
+        user = uid("conn")
         async with (
             websockets.connect(f"{env.ws_url}?token={env.token(user)}") as ws,
             sse(env, user) as stream,
@@ -95,7 +92,7 @@ async def test_idle_connections_beyond_the_cap_leave_live_and_plain_requests_alo
                 idle.append(writer)
                 if i % 2:
                     writer.write(b"GET /notifications HTTP/1.1\r\nHost")
-            user = uid()
+            user = uid("conn")
             async with websockets.connect(f"{env.ws_url}?token={env.token(user)}") as ws:
                 assert (await recv(ws))["type"] == "pending"
                 async with sse(env, user) as stream:
@@ -121,7 +118,7 @@ async def test_an_event_stream_client_that_stops_reading_has_its_connection_rese
     is dropped, and once the last event cannot go out the server resets the connection
     (nothing holds the connection open waiting for the client to read)."""
     async with running(settings, ws_send_queue=20, rate_limits=LIFTED) as env:
-        user = uid()
+        user = uid("conn")
         slow = socket.socket()
         slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         slow.setblocking(False)
@@ -169,7 +166,7 @@ async def test_a_websocket_is_closed_with_4001_when_its_token_expires(
     settings: NodeSettings,
 ) -> None:
     async with running(settings) as env:
-        user = uid()
+        user = uid("conn")
         async with websockets.connect(f"{env.ws_url}?token={short_token(user)}") as ws:
             assert (await recv(ws))["type"] == "pending"
             with pytest.raises(websockets.ConnectionClosed) as closed:
@@ -188,7 +185,7 @@ async def test_an_event_stream_ends_with_token_expired_when_its_token_expires(
     settings: NodeSettings,
 ) -> None:
     async with running(settings) as env:
-        user = uid()
+        user = uid("conn")
         headers = {"authorization": f"Bearer {short_token(user)}"}
         async with sse(env, user, headers=headers) as stream:
             assert (await stream.event())["data"]["type"] == "pending"

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import uuid
 from typing import Any
 
 import websockets
@@ -20,11 +19,9 @@ from notify_core.auth import issue_user_token
 from notify_core.cache.base import PresenceInfo
 from notify_core.cache.factory import create_cache_backends
 from notify_core.constants import CLOSE_GOING_AWAY, CLOSE_TOO_MANY_FOR_USER, CLOSE_TRY_AGAIN_LATER
-from tests.integration.conftest import JWT_SECRET, eventually, running
-
-
-def uid() -> str:
-    return f"lim-{uuid.uuid4().hex[:10]}"
+from tests.support.ids import uid
+from tests.support.nodes import JWT_SECRET, running
+from tests.support.waiting import eventually
 
 
 def url(node: Node, user: str) -> str:
@@ -44,7 +41,7 @@ async def test_a_connection_over_the_per_user_cap_is_closed_with_4009(
     settings: NodeSettings,
 ) -> None:
     async with running(settings, max_connections_per_user=2) as env:
-        user, other = uid(), uid()
+        user, other = uid("lim"), uid("lim")
         first = await websockets.connect(url(env.node, user))
         second = await websockets.connect(url(env.node, user))
         assert (await first_frame(first))["type"] == "pending"  # type: ignore[index]
@@ -71,15 +68,15 @@ async def test_a_full_process_closes_new_connections_with_1013_until_one_leaves(
     settings: NodeSettings,
 ) -> None:
     async with running(settings, max_connections=2) as env:
-        held = [await websockets.connect(url(env.node, uid())) for _ in range(2)]
+        held = [await websockets.connect(url(env.node, uid("lim"))) for _ in range(2)]
         for ws in held:
             assert (await first_frame(ws))["type"] == "pending"  # type: ignore[index]
-        refused = await websockets.connect(url(env.node, uid()))
+        refused = await websockets.connect(url(env.node, uid("lim")))
         assert await first_frame(refused) == CLOSE_TRY_AGAIN_LATER
         await held.pop().close()
 
         async def another() -> Any:
-            ws = await websockets.connect(url(env.node, uid()))
+            ws = await websockets.connect(url(env.node, uid("lim")))
             frame = await first_frame(ws)
             if isinstance(frame, dict):
                 held.append(ws)
@@ -111,7 +108,7 @@ async def test_stop_closes_every_connection_with_1001_within_the_grace(
     await node.start()
     stopped = False
     try:
-        polite_user, mute_user = uid(), uid()
+        polite_user, mute_user = uid("lim"), uid("lim")
         polite = await websockets.connect(url(node, polite_user))
         assert (await first_frame(polite))["type"] == "pending"  # type: ignore[index]
         reader, writer = await asyncio.open_connection("127.0.0.1", node.http_port)

@@ -3,7 +3,7 @@ share the HTTP port (SO_REUSEPORT), live events cross between them through Redis
 one is replaced while its users go offline, the limits hold per process and per user, and
 SIGTERM closes every connection with 1001 within the grace period.
 
-Which process holds a connection is read from ``/proc`` (:mod:`tests.integration.sockets`).
+Which process holds a connection is read from ``/proc`` (:mod:`tests.support.sockets`).
 """
 
 from __future__ import annotations
@@ -36,23 +36,17 @@ from notify_core.constants import (
     CLOSE_TRY_AGAIN_LATER,
     EDGE_DATABASE_POOL,
 )
-from tests.conftest import _NAMESPACE_PREFIX
-from tests.integration.conftest import API_KEY, JWT_SECRET, eventually
-from tests.integration.procs import ROOT, NotifyProcess, free_port
-from tests.integration.sockets import children, holder, listening_pids, socket_inodes, tcp_table
+from tests.support.backends import NAMESPACE_PREFIX
+from tests.support.ids import uid
+from tests.support.live import recv
+from tests.support.nodes import API_KEY, JWT_SECRET
+from tests.support.procs import ROOT, NotifyProcess, free_port
+from tests.support.sockets import children, holder, listening_pids, socket_inodes, tcp_table
+from tests.support.waiting import eventually
 
 PRESENCE_TTL = 1.5
 PER_USER = 3
 METADATA = (("authorization", f"Bearer {API_KEY}"),)
-
-
-def uid() -> str:
-    return f"edge-{uuid.uuid4().hex[:10]}"
-
-
-async def recv(ws: ClientConnection, timeout: float = 5.0) -> dict[str, Any]:
-    event: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), timeout))
-    return event
 
 
 async def close_code(ws: ClientConnection, timeout: float = 5.0) -> int | None:
@@ -147,7 +141,7 @@ def _env(postgres_url: str, redis_url: str, amqp_url: str, **extra: str) -> dict
         "NOTIFY_DATABASE_URL": postgres_url,
         "NOTIFY_REDIS_URL": redis_url,
         "NOTIFY_AMQP_URL": amqp_url,
-        "NOTIFY_NAMESPACE": f"{_NAMESPACE_PREFIX}{uuid.uuid4().hex[:8]}",
+        "NOTIFY_NAMESPACE": f"{NAMESPACE_PREFIX}{uuid.uuid4().hex[:8]}",
         "NOTIFY_API_KEYS": API_KEY,
         "NOTIFY_JWT_SECRET": JWT_SECRET,
         "NOTIFY_EDGE_PROCESSES": "2",
@@ -198,7 +192,7 @@ def capped(
 async def test_both_edge_processes_listen_and_hold_connections(edges: Edges) -> None:
     pids = edges.edge_pids()
     assert len(pids) == 2 and edges.pid not in pids
-    sockets = [await edges.connect(uid()) for _ in range(16)]
+    sockets = [await edges.connect(uid("edge")) for _ in range(16)]
     try:
         held = Counter([await edges.pid_of(ws) for ws in sockets])
         assert set(held) == pids, held
@@ -210,7 +204,7 @@ async def test_both_edge_processes_listen_and_hold_connections(edges: Edges) -> 
 async def test_a_send_landing_on_one_process_reaches_a_user_held_by_the_other(
     edges: Edges,
 ) -> None:
-    user = uid()
+    user = uid("edge")
     async with await edges.connect(user) as ws:
         held_by = await edges.pid_of(ws)
         (other,) = edges.edge_pids() - {held_by}
@@ -223,7 +217,7 @@ async def test_a_send_landing_on_one_process_reaches_a_user_held_by_the_other(
 
 
 async def test_presence_flips_on_connect_and_disconnect(edges: Edges) -> None:
-    user = uid()
+    user = uid("edge")
     assert not await edges.online(user)
     ws = await edges.connect(user)
     assert await edges.online(user)
@@ -251,7 +245,7 @@ async def test_a_burst_of_connections_keeps_each_edge_process_within_its_databas
 
     watcher = asyncio.create_task(watch())
     try:
-        sockets = await asyncio.gather(*(edges.connect(uid()) for _ in range(80)))
+        sockets = await asyncio.gather(*(edges.connect(uid("edge")) for _ in range(80)))
     finally:
         done.set()
         await watcher
@@ -264,7 +258,7 @@ async def test_a_burst_of_connections_keeps_each_edge_process_within_its_databas
 
 
 async def test_the_connection_over_the_per_user_cap_is_closed_with_4009(edges: Edges) -> None:
-    user = uid()
+    user = uid("edge")
     opened = [await edges.connect(user) for _ in range(PER_USER)]
     try:
         extra = await websockets.connect(edges.url(user))
@@ -289,7 +283,7 @@ async def test_the_connection_over_the_per_user_cap_is_closed_with_4009(edges: E
 async def test_a_killed_edge_process_is_replaced_and_its_users_go_offline(
     edges: Edges,
 ) -> None:
-    user = uid()
+    user = uid("edge")
     ws = await edges.connect(user)
     victim = await edges.pid_of(ws)
     assert await edges.online(user)
@@ -331,7 +325,7 @@ async def test_each_edge_process_holds_at_most_max_connections(capped: Edges) ->
     refused: list[int | None] = []
     try:
         for _ in range(60):
-            ws = await websockets.connect(capped.url(uid()))
+            ws = await websockets.connect(capped.url(uid("edge")))
             try:
                 assert (await recv(ws))["type"] == "pending"
                 accepted.append(ws)
@@ -344,7 +338,7 @@ async def test_each_edge_process_holds_at_most_max_connections(capped: Edges) ->
         held = Counter([await capped.pid_of(ws) for ws in accepted])
         assert sorted(held.values()) == [2, 2]
         for _ in range(6):
-            ws = await websockets.connect(capped.url(uid()))
+            ws = await websockets.connect(capped.url(uid("edge")))
             assert await close_code(ws) == CLOSE_TRY_AGAIN_LATER
     finally:
         for ws in accepted:
@@ -354,7 +348,7 @@ async def test_each_edge_process_holds_at_most_max_connections(capped: Edges) ->
 async def test_sigterm_closes_connections_with_1001_and_exits_within_the_grace(
     capped: Edges, redis_url: str
 ) -> None:
-    users = [uid() for _ in range(3)]
+    users = [uid("edge") for _ in range(3)]
     opened = []
     for user in users:
 

@@ -5,7 +5,7 @@ recorded as sent, the outbox is empty, and duplicates stay within what DESIGN §
 
 * real backends: this deployment's own connections are cut every 1.5 s while the flood
   runs (RabbitMQ ``close_connection``, PostgreSQL ``pg_terminate_backend``, Redis
-  ``CLIENT KILL``; :mod:`tests.cuts`);
+  ``CLIENT KILL``; :mod:`tests.support.cuts`);
 * embedded (SQLite, no connections to cut): the node is killed with SIGKILL mid-flood and
   started again.
 """
@@ -20,10 +20,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import POSTGRES_ADMIN_URL
-from tests.cuts import Cutter
-from tests.integration.conftest import eventually
-from tests.integration.flood import (
+from tests.support.backends import POSTGRES_ADMIN_URL
+from tests.support.cuts import Cutter
+from tests.support.flood import (
     IN_FLIGHT,
     Flood,
     check_nothing_lost,
@@ -31,9 +30,9 @@ from tests.integration.flood import (
     mail_env,
     smtp_server,
 )
-from tests.integration.procs import NotifyProcess
-from tests.integration.test_delivery_durability import CountingInbox
-from tests.integration.test_durability import _env as base_env
+from tests.support.procs import NotifyProcess, base_env
+from tests.support.smtp import CountingInbox
+from tests.support.waiting import eventually
 
 SENDS = 300
 USERS = 30

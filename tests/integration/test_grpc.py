@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 import grpc
 import pytest
 from google.protobuf import descriptor_pb2
@@ -11,7 +9,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from notify.v1 import common_pb2, ingest_pb2, ingest_pb2_grpc, realtime_pb2, realtime_pb2_grpc
 
-from tests.integration.conftest import Env
+from tests.support.ids import uid
+from tests.support.nodes import Env
 
 SERVICES = [
     "notify.v1.IngestService",
@@ -22,10 +21,6 @@ SERVICES = [
     "notify.v1.RealtimeService",
     "notify.v1.DigestService",
 ]
-
-
-def uid() -> str:
-    return f"user-{uuid.uuid4().hex[:10]}"
 
 
 def request(user: str, **kw: object) -> ingest_pb2.SendRequest:
@@ -170,6 +165,6 @@ async def test_presence_flips_with_a_websocket(env: Env) -> None:
     async with websockets.connect(f"{env.ws_url}?token={env.token(user)}") as ws:
         await ws.recv()
         assert await online()
-    from tests.integration.conftest import eventually
+    from tests.support.waiting import eventually
 
     await eventually(online, lambda v: v is False)

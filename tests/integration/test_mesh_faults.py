@@ -1,6 +1,6 @@
 """kill -9 one process of a mesh of ``notify serve`` processes mid-flood (PostgreSQL,
 RabbitMQ, Redis), start it again, and nothing accepted is lost: every notification is in
-its inbox and every email arrives (:mod:`tests.integration.flood`). Only the delivery
+its inbox and every email arrives (:mod:`tests.support.flood`). Only the delivery
 process can send an email twice (one it sent and had not recorded when it died), at most
 as many as it held when it died. The mesh is shared by the module's tests; each floods
 its own users.
@@ -20,17 +20,18 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import _NAMESPACE_PREFIX
-from tests.integration.conftest import API_KEY, JWT_SECRET, eventually
-from tests.integration.flood import (
+from tests.support.backends import NAMESPACE_PREFIX
+from tests.support.flood import (
     Flood,
     check_nothing_lost,
     emails_being_sent,
     mail_env,
     smtp_server,
 )
-from tests.integration.procs import ROOT, NotifyProcess
-from tests.integration.test_delivery_durability import CountingInbox
+from tests.support.nodes import API_KEY, JWT_SECRET
+from tests.support.procs import ROOT, NotifyProcess
+from tests.support.smtp import CountingInbox
+from tests.support.waiting import eventually
 
 SENDS = 300
 USERS = 30
@@ -83,7 +84,7 @@ def mesh(
             "NOTIFY_DATABASE_URL": postgres_url,
             "NOTIFY_REDIS_URL": redis_url,
             "NOTIFY_AMQP_URL": amqp_url,
-            "NOTIFY_NAMESPACE": f"{_NAMESPACE_PREFIX}{uuid.uuid4().hex[:8]}",
+            "NOTIFY_NAMESPACE": f"{NAMESPACE_PREFIX}{uuid.uuid4().hex[:8]}",
             "NOTIFY_API_KEYS": API_KEY,
             "NOTIFY_JWT_SECRET": JWT_SECRET,
             **mail_env(port),

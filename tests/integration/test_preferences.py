@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import uuid
 
 import grpc
 import pytest
 from notify.v1 import preference_pb2, preference_pb2_grpc
 
 from notify_app.settings import NodeSettings
-from tests.integration.conftest import Env, running
-
-
-def uid() -> str:
-    return f"user-{uuid.uuid4().hex[:10]}"
+from tests.support.ids import uid
+from tests.support.nodes import Env, running
 
 
 async def test_a_new_user_reads_the_defaults(env: Env) -> None:

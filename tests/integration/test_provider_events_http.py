@@ -12,39 +12,38 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import dataclasses
 import datetime as dt
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
-from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from delivery_svc.config_email import EmailSettings
-from delivery_svc.provider_event_routes import SnsHttp, get_subscribe_url
+from delivery_svc.provider_event_routes import get_subscribe_url
 from delivery_svc.provider_events import apply_events
 from delivery_svc.providers.events import ProviderEvent
-from notify_app.node import Node
 from notify_app.settings import NodeSettings
 from notify_core.db.schema import (
     notification_deliveries,
     notifications,
     provider_event_receipts,
 )
-from notify_core.errors import Unauthenticated, Unavailable
-from tests.integration.conftest import Env, eventually, running, serving
-from tests.integration.test_delivery import Inbox, delivery_row, set_email, smtp, uid  # noqa: F401
-from tests.integration.test_sendgrid_provider import API_KEY as SENDGRID_KEY
-from tests.integration.test_sendgrid_provider import FakeSendGrid, sendgrid  # noqa: F401
-from tests.integration.test_ses_provider import CREDENTIALS, REGION, SENDER, _sent, moto_url  # noqa: F401
+from notify_core.errors import Unauthenticated
+from tests.support.deliveries import delivery_row, set_email
+from tests.support.ids import uid
+from tests.support.nodes import Env, running, serving
+from tests.support.sendgrid import API_KEY as SENDGRID_KEY
+from tests.support.sendgrid import FakeSendGrid
+from tests.support.ses import CREDENTIALS, REGION, SENDER, stored_messages
+from tests.support.smtp import Inbox
+from tests.support.sns import CERT_URL, SnsSide, sns_sign
+from tests.support.waiting import eventually
 
 # --- SendGrid signing -------------------------------------------------------------------
 
@@ -89,69 +88,7 @@ async def post_sendgrid(env: Env, items: list[dict[str, Any]], **sign: Any) -> h
 
 # --- SNS signing ------------------------------------------------------------------------
 
-SNS_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-CERT_URL = "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-0123456789.pem"
 TOPIC = "arn:aws:sns:eu-west-1:123456789012:ses-events"
-
-
-def _certificate(key: rsa.RSAPrivateKey) -> bytes:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
-class SnsSide:
-    """SNS's HTTPS side: the signing certificate, and the subscribe URLs GOT."""
-
-    def __init__(self) -> None:
-        self.pem = _certificate(SNS_KEY)
-        self.certificates: list[str] = []
-        self.subscribed: list[str] = []
-        self.down = False
-
-    async def fetch(self, url: str) -> bytes:
-        self.certificates.append(url)
-        return self.pem
-
-    async def get(self, url: str) -> None:
-        if self.down:
-            raise Unavailable("SNS SubscribeURL: ConnectError")
-        self.subscribed.append(url)
-
-    def node(self, settings: NodeSettings, **changes: Any) -> Node:
-        """A node on ``settings`` whose SNS calls come here."""
-        changed = dataclasses.replace(settings, **changes)
-        return Node(changed, sns_http=SnsHttp(self.fetch, self.get))
-
-
-@pytest.fixture
-def sns() -> Iterator[SnsSide]:
-    yield SnsSide()
-
-
-def sns_sign(message: dict[str, Any], key: rsa.RSAPrivateKey = SNS_KEY) -> dict[str, Any]:
-    if message["Type"] == "Notification":
-        names = ["Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"]
-    else:
-        names = ["Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"]
-    text = "".join(f"{n}\n{message[n]}\n" for n in names if n in message)
-    signature = key.sign(text.encode(), padding.PKCS1v15(), hashes.SHA256())
-    return {
-        **message,
-        "SignatureVersion": "2",
-        "Signature": base64.b64encode(signature).decode(),
-        "SigningCertURL": CERT_URL,
-    }
 
 
 def _now_iso() -> str:
@@ -256,7 +193,7 @@ def counts(matched: int, duplicates: int, unknown: int, suppressed: int) -> dict
 
 async def test_sendgrid_events_move_statuses_count_engagement_and_suppress_bounces(
     settings: NodeSettings,
-    sendgrid: tuple[FakeSendGrid, str],  # noqa: F811
+    sendgrid: tuple[FakeSendGrid, str],
 ) -> None:
     fake, url = sendgrid
     mail = email_settings(
@@ -350,7 +287,7 @@ async def test_sendgrid_events_move_statuses_count_engagement_and_suppress_bounc
 
 async def test_sendgrid_posts_that_are_not_signed_by_the_key_change_nothing(
     settings: NodeSettings,
-    smtp: tuple[Inbox, int],  # noqa: F811
+    smtp: tuple[Inbox, int],
 ) -> None:
     _, port = smtp
     async with running(settings) as env:
@@ -394,7 +331,7 @@ async def test_sendgrid_posts_that_are_not_signed_by_the_key_change_nothing(
 
 async def test_a_bounce_stops_smtp_mail_until_the_suppression_is_deleted(
     settings: NodeSettings,
-    smtp: tuple[Inbox, int],  # noqa: F811
+    smtp: tuple[Inbox, int],
 ) -> None:
     inbox, port = smtp
     mail = email_settings(
@@ -442,7 +379,7 @@ async def test_a_bounce_stops_smtp_mail_until_the_suppression_is_deleted(
 
 async def test_an_event_naming_another_address_does_not_suppress_it(
     settings: NodeSettings,
-    smtp: tuple[Inbox, int],  # noqa: F811
+    smtp: tuple[Inbox, int],
 ) -> None:
     _, port = smtp
     mail = email_settings(
@@ -479,7 +416,7 @@ async def test_an_event_naming_another_address_does_not_suppress_it(
 async def test_ses_events_through_sns_update_statuses_and_suppress(
     settings: NodeSettings,
     sns: SnsSide,
-    moto_url: str,  # noqa: F811
+    moto_url: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", CREDENTIALS["aws_access_key_id"])
@@ -494,7 +431,7 @@ async def test_ses_events_through_sns_update_statuses_and_suppress(
         delivered = await sent_row(env, kept)
         bounced = await sent_row(env, bouncer)
         assert delivered["provider"] == "ses"
-        assert delivered["provider_message_id"] in _sent(moto_url)
+        assert delivered["provider_message_id"] in stored_messages(moto_url)
 
         def our(row: dict[str, Any]) -> str:
             return f"<{row['notification_id']}.email@notify.example.com>"
@@ -552,11 +489,11 @@ async def test_ses_events_through_sns_update_statuses_and_suppress(
         r = await post_ses(env, sns_notification(unknown))
         assert r.json() == {"type": "Notification", **counts(0, 0, 1, 0)}
 
-        before = len(_sent(moto_url))
+        before = len(stored_messages(moto_url))
         for user in (kept, bouncer):
             refused = await sent_row(env, user)
             assert refused["status"] == "failed" and "suppressed" in refused["error_message"]
-        assert len(_sent(moto_url)) == before
+        assert len(stored_messages(moto_url)) == before
         assert sns.certificates == [CERT_URL]  # fetched once, then cached
 
 
@@ -639,7 +576,7 @@ async def test_sns_subscriptions_are_confirmed_on_sns_hosts_only(
 
 async def test_statuses_only_move_forward_and_bounces_and_drops_end_them(
     settings: NodeSettings,
-    smtp: tuple[Inbox, int],  # noqa: F811
+    smtp: tuple[Inbox, int],
 ) -> None:
     _, port = smtp
     mail = email_settings(smtp_host="127.0.0.1", smtp_port=port)

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 
-from tests.integration.conftest import Env, eventually
-
-
-def uid() -> str:
-    return f"user-{uuid.uuid4().hex[:10]}"
+from tests.support.ids import uid
+from tests.support.nodes import Env
+from tests.support.waiting import eventually
 
 
 async def test_send_returns_202_with_id_and_lands_in_inbox(env: Env) -> None:

@@ -8,7 +8,6 @@ import json
 import random
 import socket
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -20,19 +19,13 @@ from notify_app.settings import NodeSettings
 from notify_core.auth import issue_user_token
 from notify_core.constants import RESUME_MAX_MISSED
 from notify_core.ratelimit import DEFAULT_LIMITS, Limit, RateRules
-from tests.integration.conftest import JWT_SECRET, Env, eventually, running
+from tests.support.ids import uid
+from tests.support.live import Sse, recv, sse
+from tests.support.nodes import JWT_SECRET, Env, running
+from tests.support.waiting import eventually
 
 LIFTED = RateRules({**DEFAULT_LIMITS, "inapp": Limit(1_000_000, 60.0)})
 """In-app rate limit out of the way: the floods below are the point of their tests."""
-
-
-def uid() -> str:
-    return f"user-{uuid.uuid4().hex[:10]}"
-
-
-async def recv(ws: Any, timeout: float = 5.0) -> dict[str, Any]:
-    result: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), timeout))
-    return result
 
 
 async def nothing_more(ws: Any, wait: float = 0.5) -> None:
@@ -56,46 +49,6 @@ async def live_ids(ws: Any, count: int, timeout: float = 10.0) -> list[str]:
         assert event["type"] == "notification", event
         ids.append(event["notification"]["id"])
     return ids
-
-
-class Sse:
-    """An event-stream reader over an httpx streaming response."""
-
-    def __init__(self, response: httpx.Response) -> None:
-        self.response = response
-        self.lines = response.aiter_lines()
-
-    async def event(self, timeout: float = 5.0) -> dict[str, Any]:
-        """The next event as ``{"id": ..., "data": {...}}`` (``id`` absent when not sent)."""
-        fields: dict[str, str] = {}
-        while True:
-            line = await asyncio.wait_for(anext(self.lines), timeout)
-            if line.startswith(":"):
-                continue
-            if line == "":
-                if fields:
-                    event: dict[str, Any] = {"data": json.loads(fields["data"])}
-                    if "id" in fields:
-                        event["id"] = fields["id"]
-                    return event
-                continue
-            name, _, value = line.partition(": ")
-            fields[name] = value
-
-
-@contextlib.asynccontextmanager
-async def sse(
-    env: Env, user: str, headers: dict[str, str] | None = None, **params: str
-) -> AsyncIterator[Sse]:
-    query = (
-        {"token": env.token(user), **params} if "authorization" not in (headers or {}) else params
-    )
-    async with env.http.stream(
-        "GET", "/notifications/stream", params=query, headers=headers or {}
-    ) as response:
-        assert response.status_code == 200, await response.aread()
-        assert response.headers["content-type"].startswith("text/event-stream")
-        yield Sse(response)
 
 
 async def test_resume_replays_what_was_missed_once_in_order_then_live(env: Env) -> None:

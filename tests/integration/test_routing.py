@@ -11,15 +11,14 @@ from typing import Any
 import websockets
 
 from notify_app.settings import NodeSettings
-from tests.integration.conftest import Env, eventually, running
-from tests.integration.test_delivery import Inbox, set_email, smtp, with_smtp  # noqa: F401
+from tests.support.deliveries import set_email
+from tests.support.ids import uid
+from tests.support.nodes import Env, running
+from tests.support.smtp import Inbox, with_smtp
+from tests.support.waiting import eventually
 
 # Chosen for sending; the delivery workers then take it on from pending.
 SENDING = {"pending", "sending", "sent", "retrying", "failed"}
-
-
-def uid() -> str:
-    return f"user-{uuid.uuid4().hex[:10]}"
 
 
 async def decisions(env: Env, nid: str) -> dict[str, dict[str, Any]]:
@@ -60,7 +59,7 @@ async def test_online_user_gets_in_app_only(env: Env) -> None:
 
 async def test_named_email_reaches_an_online_user_at_normal_priority(
     settings: NodeSettings,
-    smtp: tuple[Inbox, int],  # noqa: F811
+    smtp: tuple[Inbox, int],
 ) -> None:
     inbox, port = smtp
     async with running(settings, **with_smtp(settings, port)) as env:

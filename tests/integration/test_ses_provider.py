@@ -1,53 +1,22 @@
-"""SesProvider against moto's SES server (a real HTTP server speaking the SESv2 API)."""
+"""SesProvider against moto's SES server (a real HTTP server speaking the SESv2 API;
+:mod:`tests.support.ses`)."""
 
 from __future__ import annotations
 
 import dataclasses
 import email
 import email.policy
-import json
-import socket
-import urllib.request
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto.server import ThreadedMotoServer
 
 from delivery_svc.providers.base import EmailMessage
 from delivery_svc.providers.ses import SesProvider, translate_error
 from notify_core.errors import PermanentDeliveryError, TransientDeliveryError
-
-REGION = "eu-west-1"
-SENDER = "no-reply@notify.example.com"
-CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    url = f"http://127.0.0.1:{port}"
-    client = boto3.client(
-        "sesv2",
-        region_name=REGION,
-        endpoint_url=url,
-        aws_access_key_id=CREDENTIALS["aws_access_key_id"],
-        aws_secret_access_key=CREDENTIALS["aws_secret_access_key"],
-    )
-    client.create_email_identity(EmailIdentity=SENDER)  # the sender is verified
-    client.close()
-    yield url
-    server.stop()
+from tests.support.procs import free_port
+from tests.support.ses import CREDENTIALS, REGION, SENDER, stored_messages
 
 
 @pytest.fixture
@@ -55,13 +24,6 @@ async def provider(moto_url: str) -> AsyncIterator[SesProvider]:
     p = SesProvider(region=REGION, endpoint_url=moto_url, **CREDENTIALS)
     yield p
     await p.close()
-
-
-def _sent(moto_url: str) -> dict[str, dict[str, Any]]:
-    """Raw messages moto's SES holds, by MessageId (moto's model-data endpoint)."""
-    with urllib.request.urlopen(f"{moto_url}/moto-api/data.json", timeout=10) as r:
-        data = json.loads(r.read())
-    return {m["id"]: m for m in data["ses"]["RawMessage"]}
 
 
 MESSAGE = EmailMessage(
@@ -85,7 +47,7 @@ async def test_a_raw_email_reaches_ses_with_our_headers(
     result = await provider.send(MESSAGE)
     assert result.provider == "ses"
     assert result.provider_message_id
-    stored = _sent(moto_url)[result.provider_message_id]
+    stored = stored_messages(moto_url)[result.provider_message_id]
     assert stored["source"] == SENDER
     assert "alice@example.com" in stored["destinations"]
     msg = email.message_from_string(stored["raw_data"], policy=email.policy.default)
@@ -100,21 +62,21 @@ async def test_each_send_gets_its_own_ses_message_id(provider: SesProvider, moto
     first = await provider.send(MESSAGE)
     second = await provider.send(dataclasses.replace(MESSAGE, to="bob@example.com"))
     assert first.provider_message_id != second.provider_message_id
-    sent = _sent(moto_url)
+    sent = stored_messages(moto_url)
     assert first.provider_message_id in sent and second.provider_message_id in sent
 
 
 async def test_an_unverified_sender_is_permanent(provider: SesProvider, moto_url: str) -> None:
-    before = len(_sent(moto_url))
+    before = len(stored_messages(moto_url))
     with pytest.raises(PermanentDeliveryError, match="MessageRejected") as info:
         await provider.send(dataclasses.replace(MESSAGE, sender="someone@unverified.example"))
     assert info.value.provider == "ses"
-    assert len(_sent(moto_url)) == before
+    assert len(stored_messages(moto_url)) == before
 
 
 async def test_an_unreachable_endpoint_is_transient() -> None:
     provider = SesProvider(
-        region=REGION, endpoint_url=f"http://127.0.0.1:{_free_port()}", **CREDENTIALS
+        region=REGION, endpoint_url=f"http://127.0.0.1:{free_port()}", **CREDENTIALS
     )
     try:
         with pytest.raises(TransientDeliveryError, match="EndpointConnectionError"):

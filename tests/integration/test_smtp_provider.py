@@ -1,4 +1,5 @@
-"""SmtpProvider against a real SMTP server (aiosmtpd) started by each test."""
+"""SmtpProvider against a real SMTP server (aiosmtpd, :class:`~tests.support.smtp.Recorder`)
+started by each test."""
 
 from __future__ import annotations
 
@@ -7,14 +8,12 @@ import datetime as dt
 import email
 import email.policy
 import ipaddress
-import socket
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -24,65 +23,16 @@ from cryptography.x509.oid import NameOID
 from delivery_svc.providers.base import EmailMessage
 from delivery_svc.providers.smtp import SmtpProvider
 from notify_core.errors import PermanentDeliveryError, TransientDeliveryError
+from tests.support.procs import free_port
+from tests.support.smtp import CountingController, Recorder, start_recorder
 
 USER, PASSWORD = "notify", "s3cret-password"
-
-
-class Recorder:
-    """Handler: refuses some recipients, keeps every accepted envelope."""
-
-    def __init__(self) -> None:
-        self.envelopes: list[Envelope] = []
-        self.sessions: list[dict[str, Any]] = []
-        self.connections = 0
-
-    async def handle_RCPT(
-        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
-    ) -> str:
-        if address.startswith("nobody@"):
-            return "550 5.1.1 <nobody>: Recipient address rejected: User unknown"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        if any(r.startswith("later@") for r in envelope.rcpt_tos):
-            return "451 4.3.0 Mail server temporarily rejected message"
-        if any(r.startswith("spam@") for r in envelope.rcpt_tos):
-            return "554 5.7.1 Message refused as spam"
-        self.envelopes.append(envelope)
-        self.sessions.append(
-            {"tls": session.ssl is not None, "authenticated": session.authenticated}
-        )
-        return "250 2.0.0 Ok: queued"
-
-
-class CountingController(Controller):
-    def __init__(self, recorder: Recorder, port: int, **kwargs: Any) -> None:
-        super().__init__(recorder, hostname="127.0.0.1", port=port, **kwargs)
-        self.recorder = recorder
-
-    def factory(self) -> SMTP:
-        self.recorder.connections += 1  # one SMTP instance per accepted connection
-        return super().factory()  # type: ignore[no-untyped-call,no-any-return]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _start(recorder: Recorder, port: int, **kwargs: Any) -> CountingController:
-    controller = CountingController(recorder, port, **kwargs)
-    controller.start()
-    recorder.connections = 0  # start() makes one probe connection of its own
-    return controller
 
 
 @pytest.fixture
 def server() -> Iterator[tuple[Recorder, CountingController]]:
     recorder = Recorder()
-    controller = _start(recorder, _free_port())
+    controller = start_recorder(recorder, free_port())
     yield recorder, controller
     controller.stop()
 
@@ -210,7 +160,7 @@ async def test_a_4xx_answer_is_transient(server: tuple[Recorder, CountingControl
 
 
 async def test_no_server_listening_is_transient() -> None:
-    provider = SmtpProvider(host="127.0.0.1", port=_free_port(), starttls="never")
+    provider = SmtpProvider(host="127.0.0.1", port=free_port(), starttls="never")
     try:
         with pytest.raises(TransientDeliveryError, match="connecting"):
             await provider.send(_message())
@@ -219,7 +169,7 @@ async def test_no_server_listening_is_transient() -> None:
 
 
 async def test_a_header_injection_is_refused_before_connecting() -> None:
-    provider = SmtpProvider(host="127.0.0.1", port=_free_port(), starttls="never")
+    provider = SmtpProvider(host="127.0.0.1", port=free_port(), starttls="never")
     try:
         with pytest.raises(PermanentDeliveryError, match="line break"):
             await provider.send(_message(subject="Hi\r\nBcc: victim@example.com"))
@@ -229,8 +179,8 @@ async def test_a_header_injection_is_refused_before_connecting() -> None:
 
 async def test_a_restarted_server_is_reconnected_to_transparently() -> None:
     recorder = Recorder()
-    port = _free_port()
-    controller = _start(recorder, port)
+    port = free_port()
+    controller = start_recorder(recorder, port)
     provider = SmtpProvider(host="127.0.0.1", port=port, starttls="never", pool_size=1)
     try:
         await provider.send(_message(n=1))
@@ -238,7 +188,7 @@ async def test_a_restarted_server_is_reconnected_to_transparently() -> None:
         # Stop and start again without letting the client's loop run: its pooled
         # connection still looks open and dies at the first command of the next send.
         controller.stop()
-        controller = _start(recorder, port)
+        controller = start_recorder(recorder, port)
         await provider.send(_message(n=2))
         await provider.send(_message(n=3))
     finally:
@@ -303,9 +253,9 @@ def tls_server(tmp_path: Path) -> Iterator[tuple[Recorder, CountingController, s
     server_ctx.load_cert_chain(cert_file, key_file)
     client_ctx = ssl.create_default_context(cadata=cert_pem.decode())
     recorder = Recorder()
-    controller = _start(
+    controller = start_recorder(
         recorder,
-        _free_port(),
+        free_port(),
         tls_context=server_ctx,
         require_starttls=True,
         authenticator=_authenticator,

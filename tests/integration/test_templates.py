@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,16 +16,14 @@ from notify.v1 import template_pb2 as pb
 from notify.v1 import template_pb2_grpc
 
 from notify_core.errors import InvalidArgument, NotFound
-from tests.integration.conftest import Env, eventually
+from tests.support.ids import uid
+from tests.support.nodes import Env
+from tests.support.waiting import eventually
 
 LAYOUT = (
     "<html><head><style>.note { color: #336699 }</style></head><body>"
     "<header>Acme</header>{% block content %}{% endblock %}<footer>Bye</footer></body></html>"
 )
-
-
-def tname() -> str:
-    return f"tpl-{uuid.uuid4().hex[:10]}"
 
 
 async def put(env: Env, name: str, channel: str, **body: Any) -> dict[str, Any]:
@@ -44,7 +41,7 @@ async def get(env: Env, path: str, status: int = 200, **params: Any) -> dict[str
 
 
 async def test_publish_keeps_versions_and_get_answers_latest_or_asked(env: Env) -> None:
-    name = tname()
+    name = uid("tpl")
     v1 = await put(env, name, "sms", body="v1 {{ code }}")
     v2 = await put(env, name, "sms", body="v2 {{ code }}", variables=["code"])
     assert (v1["version"], v2["version"]) == (1, 2)
@@ -63,7 +60,7 @@ async def test_publish_keeps_versions_and_get_answers_latest_or_asked(env: Env) 
 
 
 async def test_locale_fallback_and_delete(env: Env) -> None:
-    name = tname()
+    name = uid("tpl")
     await put(env, name, "push", body="default {{ n }}", subject="D")
     await put(env, name, "push", locale="fr", body="fr {{ n }}", subject="F")
     await put(env, name, "push", locale="fr_CA", body="fr-CA {{ n }}", subject="FC")
@@ -96,7 +93,7 @@ async def test_locale_fallback_and_delete(env: Env) -> None:
 
 
 async def test_email_preview_escapes_data_inlines_css_and_adds_text(env: Env) -> None:
-    layout, name = tname(), tname()
+    layout, name = uid("tpl"), uid("tpl")
     await put(env, layout, "layout", body=LAYOUT)
     await put(
         env,
@@ -137,7 +134,7 @@ async def test_email_preview_escapes_data_inlines_css_and_adds_text(env: Env) ->
 
 
 async def test_bad_templates_and_bad_data_are_clear_400s_and_nothing_is_stored(env: Env) -> None:
-    name = tname()
+    name = uid("tpl")
 
     async def refused(channel: str, body: dict[str, Any]) -> str:
         r = await env.http.put(f"/templates/{name}/{channel}", json=body, headers=env.producer)
@@ -178,7 +175,7 @@ async def test_bad_templates_and_bad_data_are_clear_400s_and_nothing_is_stored(e
 async def test_grpc_publish_get_list_render_delete(env: Env) -> None:
     stub = template_pb2_grpc.TemplateServiceStub(env.grpc_channel)
     md = env.metadata
-    name = tname()
+    name = uid("tpl")
     sms = pb.TEMPLATE_CHANNEL_SMS
     first = await stub.PublishTemplate(
         pb.PublishTemplateRequest(name=name, channel=sms, body="one {{ n }}"), metadata=md
@@ -263,7 +260,7 @@ async def test_grpc_bad_template_is_invalid_argument_naming_the_field(
     stub = template_pb2_grpc.TemplateServiceStub(env.grpc_channel)
     req = pb.PublishTemplateRequest()
     req.CopyFrom(request_)
-    req.name = req.name and tname()
+    req.name = req.name and uid("tpl")
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await stub.PublishTemplate(req, metadata=env.metadata)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -279,7 +276,7 @@ async def test_grpc_bad_template_is_invalid_argument_naming_the_field(
 async def test_render_for_as_the_delivery_worker_calls_it(env: Env) -> None:
     templates = env.node.templates
     assert templates is not None
-    layout, name = tname(), tname()
+    layout, name = uid("tpl"), uid("tpl")
     await put(env, layout, "layout", body=LAYOUT)
     await put(env, layout, "layout", locale="fr", body=LAYOUT.replace("Acme", "Acmé"))
     await put(
@@ -297,7 +294,7 @@ async def test_render_for_as_the_delivery_worker_calls_it(env: Env) -> None:
     with pytest.raises(NotFound):
         await templates.render_for(name, "sms", "de", {"a": 1}, notification)
     with pytest.raises(NotFound):
-        await templates.render_for(tname(), "email", None, {}, notification)
+        await templates.render_for(uid("tpl"), "email", None, {}, notification)
     with pytest.raises(InvalidArgument) as info:
         await templates.render_for(name, "sms", "fr", {}, notification)
     assert info.value.field == "data.a"
@@ -335,7 +332,7 @@ async def test_a_huge_loop_template_is_refused_naming_the_budget(env: Env) -> No
     message = r.json()["error"]["message"]
     assert message.startswith("template.body: line 2: the template takes more than 100000 steps")
 
-    name = tname()  # declared variables: checked by rendering once, so refused at save
+    name = uid("tpl")  # declared variables: checked by rendering once, so refused at save
     r = await env.http.put(
         f"/templates/{name}/sms", json={"body": HUGE_LOOP, "variables": []}, headers=env.producer
     )
@@ -363,7 +360,7 @@ class Gate:
 async def test_healthz_answers_while_a_template_renders(env: Env) -> None:
     templates = env.node.templates
     assert templates is not None
-    name, gate = tname(), Gate()
+    name, gate = uid("tpl"), Gate()
     await put(env, name, "sms", body="{% for word in gate %}{{ word }}{% endfor %}")
     notification = {"id": "n1", "type": "t", "title": "T", "message": "M", "user_id": "u"}
     rendering = asyncio.create_task(

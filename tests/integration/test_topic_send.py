@@ -13,7 +13,8 @@ from notify.v1 import ingest_pb2, ingest_pb2_grpc
 
 from notify_core.constants import FANOUT_BATCH, MAX_TOPIC_SUBSCRIBE
 from notify_core.db.schema import notifications
-from tests.integration.conftest import Env, eventually
+from tests.support.nodes import Env
+from tests.support.waiting import eventually
 
 
 def topic_name() -> str:

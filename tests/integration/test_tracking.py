@@ -15,7 +15,7 @@ from delivery_svc.tracking import click_url, open_pixel_url
 from notify_app.settings import NodeSettings
 from notify_core.db.engine import Database
 from notify_core.db.schema import notification_deliveries, notifications, utcnow
-from tests.integration.conftest import Env, running
+from tests.support.nodes import Env, running
 
 SIGNING_SECRET = "tracking-signing-secret-0123456789"
 TARGET = "https://shop.example/p/%C3%A9t%C3%A9?id=42&ref=mail#reviews"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -17,7 +16,8 @@ import pytest
 from notify_app.node import Node
 from notify_app.settings import NodeSettings
 from preference_svc.unsubscribe import make_token
-from tests.integration.conftest import Env
+from tests.support.ids import uid
+from tests.support.nodes import Env
 
 SIGNING_SECRET = "unsubscribe-signing-secret-0123456789"
 ONE_CLICK = {"content-type": "application/x-www-form-urlencoded"}
@@ -26,10 +26,6 @@ ONE_CLICK = {"content-type": "application/x-www-form-urlencoded"}
 @pytest.fixture
 def settings(settings: NodeSettings) -> NodeSettings:
     return replace(settings, signing_secret=SIGNING_SECRET)
-
-
-def uid() -> str:
-    return f"user-{uuid.uuid4().hex[:10]}"
 
 
 def token_of(url: str) -> str:

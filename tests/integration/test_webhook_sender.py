@@ -1,4 +1,4 @@
-"""The webhook sender against a real HTTP(S) server started here.
+"""The webhook sender against a real HTTP(S) server (:mod:`tests.support.webhooks`).
 
 Every request the server receives is checked with the independent ``standardwebhooks``
 package; the status handling, timeouts, redirects and the SSRF guard are exercised over
@@ -9,7 +9,6 @@ the sender's resolver hook; everything else uses the system's resolver.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import socket
 import ssl
@@ -17,125 +16,24 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trustme
-import uvicorn
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
 
 from delivery_svc.providers.base import WebhookMessage
 from delivery_svc.providers.ssrf import TargetPolicy, static_resolver
 from delivery_svc.providers.webhook import HttpWebhookSender
 from notify_app.settings import load_settings
 from notify_core.errors import PermanentDeliveryError, TransientDeliveryError
+from tests.support.asgi import serving_app
+from tests.support.webhooks import SECRET, Receiver, secret
 
-
-def _secret(seed: int) -> str:
-    return "whsec_" + base64.b64encode(bytes([seed]) * 32).decode()
-
-
-SECRET = _secret(7)
-OLD_SECRET = _secret(9)
-OTHER_SECRET = _secret(11)
+OLD_SECRET = secret(9)
+OTHER_SECRET = secret(11)
 LOCAL = TargetPolicy(allow_private=True, allow_http=True)
-
-
-@dataclass
-class Received:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    client_port: int
-
-
-@dataclass
-class Receiver:
-    """A webhook endpoint that records what it is sent and answers per path."""
-
-    requests: list[Received] = field(default_factory=list)
-    release: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def app(self) -> Starlette:
-        async def record(request: Request) -> Response:
-            self.requests.append(
-                Received(
-                    request.url.path,
-                    dict(request.headers),
-                    await request.body(),
-                    request.client.port if request.client else 0,
-                )
-            )
-            path = request.url.path
-            if path == "/redirect":
-                return Response(status_code=302, headers={"location": "/ok"})
-            if path == "/slow":
-                await self.release.wait()
-            if path == "/endless":
-
-                async def chunks() -> AsyncIterator[bytes]:
-                    while not self.release.is_set():
-                        yield b"x" * 65_536
-                        await asyncio.sleep(0)
-
-                return StreamingResponse(chunks())
-            answers: dict[str, tuple[int, dict[str, str], bytes]] = {
-                "/ok": (200, {}, b"thanks"),
-                "/accepted": (202, {}, b""),
-                "/gone": (410, {}, b"gone"),
-                "/bad": (400, {}, b'{"error": "no such user"}'),
-                "/throttle": (429, {"retry-after": "7"}, b"slow down"),
-                "/request-timeout": (408, {}, b""),
-                "/unavailable": (
-                    503,
-                    {"retry-after": formatdate(time.time() + 120, usegmt=True)},
-                    b"",
-                ),
-                "/error": (500, {}, b"boom"),
-                "/slow": (200, {}, b"late"),
-            }
-            status, headers, body = answers.get(path, (404, {}, b"no such path"))
-            return Response(body, status_code=status, headers=headers)
-
-        return Starlette(routes=[Route("/{path:path}", record, methods=["POST"])])
-
-
-@asynccontextmanager
-async def serving(app: Starlette, **config: Any) -> AsyncIterator[int]:
-    """``app`` on 127.0.0.1, on a free port (yielded), until the block ends."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = int(sock.getsockname()[1])
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", **config))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    try:
-        yield port
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[tuple[Receiver, int]]:
-    rec = Receiver()
-    async with serving(rec.app(), timeout_graceful_shutdown=2) as port:
-        try:
-            yield rec, port
-        finally:
-            rec.release.set()
 
 
 @asynccontextmanager
@@ -396,7 +294,9 @@ async def test_https_verifies_the_name_while_connecting_to_the_checked_address(
     ca.configure_trust(trust)
     rec = Receiver()
     resolver = static_resolver({"hooks.notify.test": ["127.0.0.1"]})
-    async with serving(rec.app(), ssl_keyfile=str(key_file), ssl_certfile=str(cert_file)) as port:
+    async with serving_app(
+        rec.app(), ssl_keyfile=str(key_file), ssl_certfile=str(cert_file)
+    ) as port:
         policy = TargetPolicy(allowed_hosts=("hooks.notify.test", "127.0.0.1"))
         async with sender_of(policy=policy, ssl_context=trust, resolver=resolver) as sender:
             await sender.send(message(f"https://hooks.notify.test:{port}/ok"))

@@ -7,7 +7,6 @@ import dataclasses
 import json
 import socket
 import uuid
-from typing import Any
 
 import httpx
 import pytest
@@ -16,16 +15,9 @@ import websockets
 from notify_app.node import Node
 from notify_app.settings import NodeSettings
 from notify_core.ratelimit import DEFAULT_LIMITS, Limit, RateRules
-from tests.integration.conftest import Env
-
-
-def uid() -> str:
-    return f"user-{uuid.uuid4().hex[:10]}"
-
-
-async def recv(ws: Any, timeout: float = 5.0) -> dict[str, Any]:
-    result: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), timeout))
-    return result
+from tests.support.ids import uid
+from tests.support.live import recv
+from tests.support.nodes import Env
 
 
 async def test_pending_on_connect_then_live_notification(env: Env) -> None:
@@ -151,7 +143,7 @@ async def test_server_pings_and_drops_a_client_that_stops_answering(settings: No
     try:
         user = uid()
         from notify_core.auth import issue_user_token
-        from tests.integration.conftest import JWT_SECRET
+        from tests.support.nodes import JWT_SECRET
 
         reader, writer = await asyncio.open_connection("127.0.0.1", node.http_port)
         key = "dGhlIHNhbXBsZSBub25jZQ=="
@@ -170,7 +162,7 @@ async def test_server_pings_and_drops_a_client_that_stops_answering(settings: No
             (i,) = await node.backends.presence.get([user])
             return i.online
 
-        from tests.integration.conftest import eventually
+        from tests.support.waiting import eventually
 
         await eventually(online, lambda v: v)
         # Read (and ignore) whatever the server sends — pending, pings — until it hangs up

@@ -12,7 +12,10 @@ from pathlib import Path
 
 import grpc
 import httpx
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from tests.support.nodes import API_KEY, JWT_SECRET
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,7 +36,7 @@ class NotifyProcess:
         self.grpc_port = int(env.get("NOTIFY_GRPC_PORT") or free_port())
         self.env = {
             **os.environ,
-            # The tests mean each send as a distinct notification (see conftest.py).
+            # The tests mean each send as a distinct notification (tests/integration/conftest.py).
             "NOTIFY_DEDUP_WINDOW": "0",
             **env,
             "NOTIFY_HTTP_PORT": str(self.http_port),
@@ -107,3 +110,25 @@ class NotifyProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+
+
+def base_env(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest, namespace: str
+) -> dict[str, str]:
+    """``NOTIFY_*`` for a ``notify`` process on the embedded backends (a SQLite file in
+    ``tmp_path``) or on the real ones (the session's, under ``namespace``)."""
+    base = {
+        "NOTIFY_API_KEYS": API_KEY,
+        "NOTIFY_JWT_SECRET": JWT_SECRET,
+        "NOTIFY_NAMESPACE": namespace,
+        "NOTIFY_REDIS_URL": "",
+        "NOTIFY_AMQP_URL": "",
+    }
+    if kind == "embedded":
+        return {**base, "NOTIFY_DATABASE_URL": f"sqlite:///{tmp_path / 'crash.db'}"}
+    return {
+        **base,
+        "NOTIFY_DATABASE_URL": request.getfixturevalue("postgres_url"),
+        "NOTIFY_REDIS_URL": request.getfixturevalue("redis_url"),
+        "NOTIFY_AMQP_URL": request.getfixturevalue("amqp_url"),
+    }

@@ -3,10 +3,9 @@ was lost or sent twice more than a fault allows (the fault tests).
 
 Every send goes to a user who is offline and has an email address, at normal priority, so
 each accepted notification must end up once in its user's inbox and once (at least) at
-the SMTP server (:class:`~tests.integration.test_delivery_durability.CountingInbox`,
-which counts by Message-ID). A send answered with anything but 202, or cut off, is not
-accepted: it need not arrive, but if it was stored after all it must not arrive twice
-either.
+the SMTP server (:class:`~tests.support.smtp.CountingInbox`, which counts by
+Message-ID). A send answered with anything but 202, or cut off, is not accepted: it need
+not arrive, but if it was stored after all it must not arrive twice either.
 """
 
 from __future__ import annotations
@@ -21,14 +20,13 @@ from dataclasses import dataclass, field
 
 import httpx
 import sqlalchemy as sa
-from aiosmtpd.controller import Controller
 
 from notify_core.auth import issue_user_token
 from notify_core.db.engine import Database
 from notify_core.db.schema import notification_deliveries, notifications, outbox
-from tests.integration.conftest import API_KEY, JWT_SECRET, eventually
-from tests.integration.procs import free_port
-from tests.integration.test_delivery_durability import CountingInbox
+from tests.support.nodes import API_KEY, JWT_SECRET
+from tests.support.smtp import CountingInbox, listening
+from tests.support.waiting import eventually
 
 IN_FLIGHT = 8
 """Email sends one delivery process holds at a time (NOTIFY_DELIVERY_CONCURRENCY of the one
@@ -46,13 +44,8 @@ stays a while in flight, where a kill or a cut can catch it."""
 def smtp_server() -> Iterator[tuple[CountingInbox, int]]:
     """A real SMTP server on a free port, counting what arrives by Message-ID."""
     inbox = CountingInbox(SMTP_DELAY)
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
+    with listening(inbox) as port:
         yield inbox, port
-    finally:
-        controller.stop()
 
 
 def mail_env(smtp_port: int) -> dict[str, str]:
