@@ -25,6 +25,7 @@ from notify_core.convert import (
     dict_to_struct,
     struct_to_dict,
 )
+from notify_core.domain import CHANNELS, PRIORITIES, Priority
 from notify_core.errors import InvalidArgument
 from notify_core.storable import check_json, check_text, timestamp_to_datetime, to_utc
 
@@ -157,8 +158,10 @@ def parse_send_json(body: Any) -> ParsedSend:
     if data is not None:
         _check_data_size(data)
     priority = _string(body, "priority", required=False)
-    if priority is not None and priority not in c.PRIORITY_NAMES:
-        raise InvalidArgument("priority", f"must be one of high, normal, low; got {priority!r}")
+    if priority is not None and priority not in PRIORITIES:
+        raise InvalidArgument(
+            "priority", f"must be one of {', '.join(PRIORITIES)}; got {priority!r}"
+        )
     channels = body.get("channels")
     proto_channels: list[common_pb2.Channel] = []
     if channels is not None:
@@ -167,7 +170,7 @@ def parse_send_json(body: Any) -> ParsedSend:
         for i, ch in enumerate(channels):
             if not isinstance(ch, str) or ch not in CHANNEL_TO_PROTO:
                 raise InvalidArgument(
-                    f"channels[{i}]", f"must be one of {', '.join(c.CHANNEL_NAMES)}; got {ch!r}"
+                    f"channels[{i}]", f"must be one of {', '.join(CHANNELS)}; got {ch!r}"
                 )
             proto_channels.append(CHANNEL_TO_PROTO[ch])
     kind = _string(body, "type", required=True) or ""
@@ -271,7 +274,7 @@ def validate_send(
         if send_at <= now:
             send_at = None  # due already: send now
     if req.priority == common_pb2.PRIORITY_UNSPECIFIED:
-        priority = "normal"
+        priority: str = Priority.NORMAL
     elif req.priority in PRIORITY_FROM_PROTO:
         priority = PRIORITY_FROM_PROTO[req.priority]
     else:

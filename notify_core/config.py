@@ -18,7 +18,6 @@ from typing import TypeVar
 from dotenv import dotenv_values
 
 from notify_core.config_names import DeclaredEnv, check_known
-from notify_core.constants import CHANNEL_NAMES as CHANNELS
 from notify_core.constants import (
     EDGE_PROCESSES_MAX,
     HTTP_HEADER_TIMEOUT_SECONDS,
@@ -28,6 +27,7 @@ from notify_core.constants import (
     SEND_LEASE_SECONDS,
     SHUTDOWN_GRACE_SECONDS,
 )
+from notify_core.domain import CHANNELS
 from notify_core.errors import ConfigError
 from notify_core.ratelimit import DEFAULT_LIMITS, Limit, RateRules
 from notify_core.redact import redact_url

@@ -35,7 +35,6 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from notify_core.constants import (
-    CHANNEL_NAMES,
     MAX_TYPE,
     MAX_UNSUBSCRIBE_TOKEN,
     MAX_USER_ID,
@@ -43,6 +42,7 @@ from notify_core.constants import (
     UNSUBSCRIBE_MAX_TTL_SECONDS,
     UNSUBSCRIBE_TTL_SECONDS,
 )
+from notify_core.domain import CHANNELS
 from notify_core.errors import InvalidArgument
 
 VERSION = 1
@@ -69,7 +69,7 @@ class UnsubscribeClaim:
     def channels(self) -> tuple[str, ...]:
         """The channels this claim switches off."""
         if self.channel == UNSUBSCRIBE_ALL_CHANNELS:
-            return tuple(CHANNEL_NAMES)
+            return tuple(CHANNELS)
         return (self.channel,)
 
 
@@ -88,10 +88,10 @@ def _check_type(type_: str, field: str) -> None:
 
 
 def _check_channel(channel: str, field: str) -> None:
-    if channel != UNSUBSCRIBE_ALL_CHANNELS and channel not in CHANNEL_NAMES:
+    if channel != UNSUBSCRIBE_ALL_CHANNELS and channel not in CHANNELS:
         raise InvalidArgument(
             field,
-            f"must be one of {', '.join(CHANNEL_NAMES)} or {UNSUBSCRIBE_ALL_CHANNELS!r}, "
+            f"must be one of {', '.join(CHANNELS)} or {UNSUBSCRIBE_ALL_CHANNELS!r}, "
             f"got {channel!r}",
         )
 

@@ -29,7 +29,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
 
-from notify_core.constants import CHANNEL_NAMES, MAX_TYPE
+from notify_core.constants import MAX_TYPE
+from notify_core.domain import CHANNELS
 from notify_core.errors import InvalidArgument
 from notify_core.storable import check_text
 
@@ -94,9 +95,9 @@ def _object(value: Any, field: str) -> dict[str, Any]:
 def _switches(value: Any, field: str) -> dict[str, bool]:
     switches = {}
     for channel, on in _object(value, field).items():
-        if channel not in CHANNEL_NAMES:
+        if channel not in CHANNELS:
             raise InvalidArgument(
-                f"{field}.{channel}", f"unknown channel; one of {', '.join(CHANNEL_NAMES)}"
+                f"{field}.{channel}", f"unknown channel; one of {', '.join(CHANNELS)}"
             )
         if not isinstance(on, bool):
             raise InvalidArgument(f"{field}.{channel}", f"must be true or false, got {_kind(on)}")

@@ -7,11 +7,8 @@ from typing import Any
 
 import pytest
 
-from notify_core.constants import (
-    CHANNEL_NAMES,
-    MAX_UNSUBSCRIBE_TOKEN,
-    UNSUBSCRIBE_TTL_SECONDS,
-)
+from notify_core.constants import MAX_UNSUBSCRIBE_TOKEN, UNSUBSCRIBE_TTL_SECONDS
+from notify_core.domain import CHANNELS
 from notify_core.errors import InvalidArgument
 from preference_svc.unsubscribe import (
     ONE_CLICK,
@@ -53,7 +50,7 @@ def test_unicode_fields_and_every_channel_round_trip() -> None:
     token = make_token(SECRET, "usér/ø 1", "billing.invoice", "*", LATER)
     claim = read_token(SECRET, token, NOW)
     assert (claim.user_id, claim.type, claim.channel) == ("usér/ø 1", "billing.invoice", "*")
-    assert claim.channels == CHANNEL_NAMES
+    assert claim.channels == CHANNELS
     assert read_token(SECRET, make_token(SECRET, "u", "t", "sms", LATER), NOW).channels == ("sms",)
 
 
