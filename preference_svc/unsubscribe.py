@@ -20,10 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+from notify_core.checks import check_type, check_user_id
 from notify_core.constants import (
-    MAX_TYPE,
     MAX_UNSUBSCRIBE_TOKEN,
-    MAX_USER_ID,
     UNSUBSCRIBE_ALL_CHANNELS,
     UNSUBSCRIBE_MAX_TTL_SECONDS,
     UNSUBSCRIBE_TTL_SECONDS,
@@ -65,11 +64,6 @@ class LinkRequest:
     ttl_seconds: int
 
 
-def _check_type(type_: str, field: str) -> None:
-    if not type_.strip() or len(type_) > MAX_TYPE:
-        raise InvalidArgument(field, f"must be 1 to {MAX_TYPE} characters")
-
-
 def _check_channel(channel: str, field: str) -> None:
     if channel != UNSUBSCRIBE_ALL_CHANNELS and channel not in CHANNELS:
         raise InvalidArgument(
@@ -80,9 +74,8 @@ def _check_channel(channel: str, field: str) -> None:
 
 
 def _check_fields(user_id: str, type_: str, channel: str, prefix: str) -> None:
-    if not user_id.strip() or len(user_id) > MAX_USER_ID:
-        raise InvalidArgument(f"{prefix}user_id", f"must be 1 to {MAX_USER_ID} characters")
-    _check_type(type_, f"{prefix}type")
+    check_user_id(user_id, f"{prefix}user_id")
+    check_type(type_, f"{prefix}type")
     _check_channel(channel, f"{prefix}channel")
 
 
@@ -165,6 +158,6 @@ def parse_link_request(body: Any) -> LinkRequest:
         raise InvalidArgument(
             "ttl_seconds", f"must be a whole number from 1 to {UNSUBSCRIBE_MAX_TTL_SECONDS}"
         )
-    _check_type(type_, "type")
+    check_type(type_, "type")
     _check_channel(channel, "channel")
     return LinkRequest(type_, channel, ttl)
