@@ -84,6 +84,15 @@ class NotificationState(StrEnum):
     MERGED = "merged"
 
 
+class DigestRunStatus(StrEnum):
+    """``digest_runs.status``: queued → running → succeeded or failed (or queued again)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
 class DeliveryStatus(StrEnum):
     PENDING = "pending"
     SENDING = "sending"

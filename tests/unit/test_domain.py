@@ -13,6 +13,7 @@ from notify_core.domain import (
     Channel,
     DeliveryEvent,
     DeliveryStatus,
+    DigestRunStatus,
     IllegalTransition,
     NotificationState,
     Priority,
@@ -109,6 +110,7 @@ def test_the_values_are_the_stored_strings() -> None:
         "pending", "sending", "sent", "retrying", "failed", "delivered", "opened", "clicked",
         "bounced", "held", "merged", "digested", "digest_sent", "skipped",
     }  # fmt: skip
+    assert [s.value for s in DigestRunStatus] == ["queued", "running", "succeeded", "failed"]
     assert f"deliver.{Channel.EMAIL}.{Priority.HIGH}" == "deliver.email.high"
 
 
