@@ -15,11 +15,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from delivery_svc.jobs import group_jobs, stage_jobs
-from notify_core.constants import DELIVERY_CHANNELS
 from notify_core.convert import iso
 from notify_core.db.engine import Database
 from notify_core.db.schema import notification_deliveries as deliveries
 from notify_core.db.schema import notifications
+from notify_core.domain import DELIVERY_CHANNELS, DeliveryEvent, DeliveryStatus, sources, target
 from notify_core.errors import InvalidArgument
 from notify_core.queue.base import WorkQueue
 
@@ -46,7 +46,7 @@ async def list_dead_letters(
             notifications.c.type,
         )
         .join(notifications, notifications.c.id == d.notification_id)
-        .where(d.status == "failed")
+        .where(d.status == DeliveryStatus.FAILED)
         .order_by(d.dead_at.desc())
         .limit(limit)
     )
@@ -83,7 +83,8 @@ async def requeue_dead_letters(
     if not ids and not everything:
         raise InvalidArgument("ids", "name the dead letters to requeue, or ask for all")
     d = deliveries.c
-    where = [d.status == "failed", d.channel.in_(DELIVERY_CHANNELS)]
+    (dead,) = sources(DeliveryEvent.REQUEUED)
+    where = [d.status == dead, d.channel.in_(DELIVERY_CHANNELS)]
     if ids:
         where.append(d.id.in_(list(ids)))
     if channel:
@@ -101,7 +102,9 @@ async def requeue_dead_letters(
         await conn.execute(
             deliveries.update()
             .where(d.id.in_([r.id for r in rows]))
-            .values(status="pending", attempts=0, dead_at=None, hold_until=None)
+            .values(
+                status=target(DeliveryEvent.REQUEUED), attempts=0, dead_at=None, hold_until=None
+            )
         )
         jobs = group_jobs((r.id, r.channel, r.priority) for r in rows)
         staged = await stage_jobs(queue, conn, jobs)

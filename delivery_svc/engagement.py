@@ -21,19 +21,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from notify_core.db.engine import Database
 from notify_core.db.schema import UtcDateTime, notifications, utcnow
 from notify_core.db.schema import notification_deliveries as deliveries
-
-OPENED_FROM = ("sent", "delivered")
-"""Statuses an open moves to ``opened``."""
-CLICKED_FROM = ("sent", "delivered", "opened")
-"""Statuses a click moves to ``clicked``."""
+from notify_core.domain import DeliveryEvent, sources, target
 
 
 def _now(at: datetime | None = None) -> Any:
     return sa.literal(at or utcnow(), UtcDateTime())
 
 
-def _forward(to: str, from_: tuple[str, ...]) -> Any:
-    return sa.case((deliveries.c.status.in_(from_), sa.literal(to)), else_=deliveries.c.status)
+def forward(event: DeliveryEvent) -> Any:
+    """The status after ``event`` for a row it applies to; any other keeps its status."""
+    return sa.case(
+        (deliveries.c.status.in_(sources(event)), sa.literal(target(event), sa.String())),
+        else_=deliveries.c.status,
+    )
 
 
 async def record_open(db: Database, delivery_id: str) -> bool:
@@ -58,7 +58,7 @@ async def count_open(conn: AsyncConnection, delivery_id: str, at: datetime | Non
         .values(
             opens=deliveries.c.opens + 1,
             opened_at=sa.func.coalesce(deliveries.c.opened_at, now),
-            status=_forward("opened", OPENED_FROM),
+            status=forward(DeliveryEvent.OPENED),
         )
     )
     return result.rowcount > 0
@@ -73,7 +73,7 @@ async def count_click(conn: AsyncConnection, delivery_id: str, at: datetime | No
         .values(
             clicks=deliveries.c.clicks + 1,
             clicked_at=sa.func.coalesce(deliveries.c.clicked_at, now),
-            status=_forward("clicked", CLICKED_FROM),
+            status=forward(DeliveryEvent.CLICKED),
         )
     )
     if result.rowcount == 0:

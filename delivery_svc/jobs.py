@@ -12,14 +12,15 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from notify_core.constants import DELIVERY_CHANNELS, PRIORITY_NAMES, delivery_queue
+from notify_core.constants import delivery_queue
+from notify_core.domain import DELIVERY_CHANNELS, Priority
 from notify_core.queue.base import Message, Staged, WorkQueue
 
 
 def delivery_message(delivery_id: str, priority: str) -> Message:
     return Message(
         body=json.dumps({"id": delivery_id}).encode(),
-        priority=PRIORITY_NAMES[priority],
+        priority=Priority(priority).queue_priority,
         message_id=delivery_id,
     )
 

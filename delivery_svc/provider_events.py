@@ -64,21 +64,23 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from delivery_svc.engagement import count_click, count_open
+from delivery_svc.engagement import count_click, count_open, forward
 from delivery_svc.providers.events import ProviderEvent
 from delivery_svc.suppressions import normalise, suppress
 from notify_core.constants import PROVIDER_EVENT_PRUNE_BATCH, PROVIDER_EVENT_RECEIPT_DAYS
 from notify_core.db.engine import Database
 from notify_core.db.schema import UtcDateTime, provider_event_receipts, utcnow
 from notify_core.db.schema import notification_deliveries as deliveries
+from notify_core.domain import DeliveryEvent, DeliveryStatus, sources
 
 CHANNEL = "email"
-DELIVERED_FROM = ("sent",)
-"""Statuses a ``delivered`` (or ``complained``) event moves to ``delivered``."""
-REACHED = ("sent", "delivered", "opened", "clicked")
+REACHED = (
+    DeliveryStatus.SENT,
+    DeliveryStatus.DELIVERED,
+    DeliveryStatus.OPENED,
+    DeliveryStatus.CLICKED,
+)
 """Statuses whose ``delivered_at`` a ``delivered`` event may fill in."""
-ENDED_FROM = ("sent", "delivered")
-"""Statuses a ``bounced`` event makes ``bounced`` and a ``dropped`` one ``failed``."""
 _CHUNK = 500
 _OUR_MESSAGE_ID = re.compile(r"^<([0-9a-fA-F-]{36})\.email@[^<>\s]+>$")
 
@@ -233,26 +235,26 @@ async def _prune(db: Database) -> None:
 # --- applying ---------------------------------------------------------------------------
 
 
-def _when(statuses: tuple[str, ...], then: Any, otherwise: Any) -> Any:
+def _when(statuses: tuple[DeliveryStatus, ...], then: Any, otherwise: Any) -> Any:
     return sa.case((deliveries.c.status.in_(statuses), then), else_=otherwise)
 
 
 def _delivered_values(at: datetime) -> dict[str, Any]:
     d = deliveries.c
     return {
-        "status": _when(DELIVERED_FROM, sa.literal("delivered"), d.status),
+        "status": forward(DeliveryEvent.ARRIVED),
         "delivered_at": _when(
             REACHED, sa.func.coalesce(d.delivered_at, sa.literal(at, UtcDateTime())), d.delivered_at
         ),
-        "error_message": _when(DELIVERED_FROM, sa.null(), d.error_message),
+        "error_message": _when(sources(DeliveryEvent.ARRIVED), sa.null(), d.error_message),
     }
 
 
-def _ended_values(status: str, error: str) -> dict[str, Any]:
+def _ended_values(event: DeliveryEvent, error: str) -> dict[str, Any]:
     d = deliveries.c
     return {
-        "status": _when(ENDED_FROM, sa.literal(status), d.status),
-        "error_message": _when(ENDED_FROM, sa.literal(error), d.error_message),
+        "status": forward(event),
+        "error_message": _when(sources(event), sa.literal(error), d.error_message),
     }
 
 
@@ -294,13 +296,13 @@ async def _apply(conn: AsyncConnection, event: ProviderEvent, target: _Target) -
         del values["error_message"]
         suppressed = await _suppress(conn, event, target)
     elif event.kind == "bounced":
-        values = _ended_values("bounced", _error_text(event))
+        values = _ended_values(DeliveryEvent.BOUNCED, _error_text(event))
         suppressed = await _suppress(conn, event, target)
     elif event.kind == "dropped":
-        values = _ended_values("failed", _error_text(event))
+        values = _ended_values(DeliveryEvent.DROPPED, _error_text(event))
     elif event.kind == "deferred":
         note = sa.literal(_error_text(event))
-        values = {"error_message": _when(("sent",), note, d.error_message)}
+        values = {"error_message": _when((DeliveryStatus.SENT,), note, d.error_message)}
     if values:
         await conn.execute(deliveries.update().where(d.id == delivery_id).values(**values))
     return int(suppressed)

@@ -2,19 +2,13 @@
 
 ``/t/o/<token>.gif`` is a 1x1 pixel whose fetch counts an open of one delivery;
 ``/t/c/<token>`` counts a click and redirects to the link's target. Both tokens carry
-their own proof, an HMAC-SHA256 with the signing secret (``NOTIFY_SIGNING_SECRET``), so
-the edge redirects **only** to a URL this service signed: the click route is not an open
-redirect, and changing one character of a token makes it worthless.
-
-Token format (version 1), URL-safe base64 without padding of::
-
-    0x01                        version
-    delivery_id [, target_url]  each: 2-byte big-endian length, then UTF-8 bytes
-    mac                         32 bytes: HMAC-SHA256(secret, purpose 0x00 payload)
-
-with the purpose ``notify/track-open`` or ``notify/track-click``, so that an open token
-is never a click token, nor an unsubscribe token signed with the same secret. Tracking
-links do not expire: mail is read, and its links followed, years later.
+their own proof: a :mod:`notify_core.signed` token signed with the signing secret
+(``NOTIFY_SIGNING_SECRET``), so the edge redirects **only** to a URL this service signed:
+the click route is not an open redirect, and changing one character of a token makes it
+worthless. Its fields are the delivery id (and the target URL), its purpose
+``track-open`` or ``track-click``, so that an open token is never a click token, nor an
+unsubscribe token signed with the same secret. Tracking links do not expire: mail is
+read, and its links followed, years later (links of the version 1 layout still count).
 
 :func:`rewrite_links` puts every ``<a href="http(s)://…">`` of an HTML body behind its
 click URL, leaving alone ``mailto:``, ``tel:``, ``#anchors``, relative links, links to
@@ -24,13 +18,8 @@ this service (``public_url``: unsubscribe, already tracked), any link whose URL 
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
 import html
 import re
-import struct
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -42,14 +31,12 @@ from notify_core.constants import (
     TRACK_OPEN_PATH,
 )
 from notify_core.errors import InvalidArgument
+from notify_core.signed import V1, malformed, sign, verify
 
-VERSION = 1
-MAC_BYTES = 32
 MAX_DELIVERY_ID = 64
-OPEN = b"notify/track-open\x00"
-CLICK = b"notify/track-click\x00"
+OPEN = "track-open"
+CLICK = "track-click"
 
-_LENGTH = struct.Struct(">H")
 # What a browser does with these in a link is not what a URL parser does: not tracked.
 _UNSAFE_IN_URL = re.compile(r"[\x00-\x1f\x7f\\]")
 _URL_SAFE = "!#$%&'()*+,/:;=?@[]~"
@@ -66,10 +53,6 @@ class ClickClaim:
     delivery_id: str
     url: str
     """The signed target: the redirect goes exactly here."""
-
-
-def _mac(secret: str, purpose: bytes, payload: bytes) -> bytes:
-    return hmac.new(secret.encode(), purpose + payload, hashlib.sha256).digest()
 
 
 def _check_delivery_id(delivery_id: str) -> None:
@@ -107,27 +90,15 @@ def normalise_target(url: str) -> str:
     return normal
 
 
-def _pack(*fields: str) -> bytes:
-    payload = bytes([VERSION])
-    for text in fields:
-        raw = text.encode()
-        payload += _LENGTH.pack(len(raw)) + raw
-    return payload
-
-
-def _token(secret: str, purpose: bytes, payload: bytes) -> str:
-    return base64.urlsafe_b64encode(payload + _mac(secret, purpose, payload)).rstrip(b"=").decode()
-
-
 def open_token(secret: str, delivery_id: str) -> str:
     _check_delivery_id(delivery_id)
-    return _token(secret, OPEN, _pack(delivery_id))
+    return sign(secret, OPEN, (delivery_id,))
 
 
 def click_token(secret: str, delivery_id: str, target_url: str) -> str:
     """The token for a click on ``target_url`` (normalised, see :func:`normalise_target`)."""
     _check_delivery_id(delivery_id)
-    return _token(secret, CLICK, _pack(delivery_id, normalise_target(target_url)))
+    return sign(secret, CLICK, (delivery_id, normalise_target(target_url)))
 
 
 def _base(public_url: str) -> str:
@@ -144,47 +115,11 @@ def click_url(secret: str, public_url: str, delivery_id: str, target_url: str) -
     return f"{_base(public_url)}{TRACK_CLICK_PATH}{click_token(secret, delivery_id, target_url)}"
 
 
-def _malformed(problem: str) -> InvalidArgument:
-    return InvalidArgument("token", f"is malformed ({problem}); use the link exactly as sent")
-
-
-def _read(secret: str, purpose: bytes, token: str, count: int) -> list[str]:
-    if not token:
-        raise InvalidArgument("token", "is required")
-    if len(token) > MAX_TRACKING_TOKEN:
-        raise _malformed(f"longer than {MAX_TRACKING_TOKEN} characters")
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-    except (binascii.Error, ValueError):
-        raise _malformed("not URL-safe base64") from None
-    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode() != token:
-        raise _malformed("not URL-safe base64 without padding")
-    if len(raw) < 1 + MAC_BYTES:
-        raise _malformed("too short")
-    payload, mac = raw[:-MAC_BYTES], raw[-MAC_BYTES:]
-    if not hmac.compare_digest(mac, _mac(secret, purpose, payload)):
-        raise InvalidArgument(
-            "token", "bad signature: the link was altered or was not issued by this service"
-        )
-    if payload[0] != VERSION:
-        raise _malformed(f"unsupported version {payload[0]}")
-    fields: list[str] = []
-    at = 1
-    for _ in range(count):
-        if at + _LENGTH.size > len(payload):
-            raise _malformed("truncated")
-        (size,) = _LENGTH.unpack_from(payload, at)
-        at += _LENGTH.size
-        if at + size > len(payload):
-            raise _malformed("truncated")
-        try:
-            fields.append(payload[at : at + size].decode())
-        except UnicodeDecodeError:
-            raise _malformed("a field is not UTF-8") from None
-        at += size
-    if at != len(payload):
-        raise _malformed("trailing bytes")
-    return fields
+def _read(secret: str, purpose: str, token: str, count: int) -> tuple[str, ...]:
+    verified = verify(
+        secret, purpose, token, count=count, now=None, max_chars=MAX_TRACKING_TOKEN, v1=V1.LASTING
+    )
+    return verified.fields
 
 
 def read_open_token(secret: str, token: str) -> str:
@@ -197,7 +132,7 @@ def read_click_token(secret: str, token: str) -> ClickClaim:
     """Delivery id and target of a valid click token; ``InvalidArgument("token", …)``."""
     delivery_id, url = _read(secret, CLICK, token, 2)
     if urlsplit(url).scheme not in ("http", "https"):
-        raise _malformed("the target is not http(s)")
+        raise malformed("the target is not http(s)")
     return ClickClaim(delivery_id, url)
 
 

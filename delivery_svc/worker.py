@@ -41,13 +41,13 @@ from delivery_svc.jobs import delivery_message
 from delivery_svc.providers.base import SendResult
 from delivery_svc.retry import retry_delay
 from notify_core.constants import (
-    DELIVERY_PRIORITIES,
     SEND_LEASE_SECONDS,
     delivery_queue,
 )
 from notify_core.db.engine import Database
 from notify_core.db.schema import notification_deliveries as deliveries
 from notify_core.db.schema import notifications
+from notify_core.domain import PRIORITIES, DeliveryEvent, DeliveryStatus, sources, target
 from notify_core.errors import DeliveryError, NotifyError, Unavailable
 from notify_core.queue.base import Delivery, Message, WorkQueue, job_ids
 
@@ -115,7 +115,7 @@ class DeliveryWorker:
         return self._channel.breakers()
 
     async def run(self) -> None:
-        await asyncio.gather(*[self._consume(p) for p in DELIVERY_PRIORITIES])
+        await asyncio.gather(*[self._consume(p) for p in PRIORITIES])
 
     async def _consume(self, priority: str) -> None:
         name = delivery_queue(self._channel.name, priority)
@@ -161,16 +161,19 @@ class DeliveryWorker:
         now = datetime.now(UTC)
         lease = now + timedelta(seconds=self._lease)
         d = deliveries.c
+        pending, retrying, sending = sources(DeliveryEvent.CLAIMED)
         claimable = sa.or_(
-            d.status == "pending",
-            sa.and_(d.status == "retrying", d.hold_until <= now + timedelta(seconds=1)),
-            sa.and_(d.status == "sending", d.hold_until < now),
+            d.status == pending,
+            sa.and_(d.status == retrying, d.hold_until <= now + timedelta(seconds=1)),
+            sa.and_(d.status == sending, d.hold_until < now),  # its lease lapsed
         )
         async with self._db.write() as conn:
             got = await conn.execute(
                 deliveries.update()
                 .where(d.id.in_(ids), d.channel == self._channel.name, claimable)
-                .values(status="sending", attempts=d.attempts + 1, hold_until=lease)
+                .values(
+                    status=target(DeliveryEvent.CLAIMED), attempts=d.attempts + 1, hold_until=lease
+                )
                 .returning(d.id)
             )
             mine = [r.id for r in got]
@@ -178,7 +181,10 @@ class DeliveryWorker:
             others = await conn.execute(
                 sa.select(d.id, d.status, d.hold_until, notifications.c.priority)
                 .join(notifications, notifications.c.id == d.notification_id)
-                .where(d.id.in_([i for i in ids if i not in set(mine)]), d.status == "sending")
+                .where(
+                    d.id.in_([i for i in ids if i not in set(mine)]),
+                    d.status == DeliveryStatus.SENDING,
+                )
             )
             later = [
                 (r.id, r.priority, max(1.0, (r.hold_until - now).total_seconds())) for r in others
@@ -272,7 +278,7 @@ class DeliveryWorker:
                 (
                     sent,
                     {
-                        "status": "sent",
+                        "status": target(DeliveryEvent.SENT),
                         "provider": b("b_provider"),
                         "provider_message_id": b("b_pmid"),
                         "recipient": b("b_rcpt"),
@@ -284,7 +290,7 @@ class DeliveryWorker:
                 (
                     failed,
                     {
-                        "status": "failed",
+                        "status": target(DeliveryEvent.GAVE_UP),
                         "provider": b("b_provider"),
                         "error_message": b("b_err"),
                         "dead_at": now,
@@ -293,7 +299,11 @@ class DeliveryWorker:
                 ),
                 (
                     retrying,
-                    {"status": "retrying", "error_message": b("b_err"), "hold_until": b("b_at")},
+                    {
+                        "status": target(DeliveryEvent.RETRY),
+                        "error_message": b("b_err"),
+                        "hold_until": b("b_at"),
+                    },
                 ),
             ):
                 if params:

@@ -26,6 +26,7 @@ from notify_core.convert import iso
 from notify_core.db.engine import Database
 from notify_core.db.lease import lease_holder
 from notify_core.db.schema import utcnow
+from notify_core.domain import DigestRunStatus
 from notify_core.errors import InvalidArgument
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ def progress_line(run: Run, width: int = BAR_WIDTH) -> str:
     """``[#########.........]  31%  3,100/10,000 users  sent 3,000 skipped 90 failed 10
     12.3 s`` (or what the run is waiting for)."""
     c = run.counts
-    if run.status == "queued":
+    if run.status == DigestRunStatus.QUEUED:
         return f"queued (as of {iso(run.as_of)}): waiting for the digest scheduler"
     share = 1.0 if c.due == 0 else min(1.0, c.processed / c.due)
     filled = round(share * width)
@@ -190,7 +191,7 @@ async def main(config: DigestConfig, args: argparse.Namespace, out: TextIO = sys
             else:
                 run = await _run_here(config, db, run.id, out)
             out.write(summary(run) + "\n")
-            return 0 if run.status == "succeeded" else 1
+            return 0 if run.status == DigestRunStatus.SUCCEEDED else 1
         if args.run_id is None:
             latest = await runs.list_runs(db, args.limit)
             if args.json:

@@ -21,6 +21,7 @@ from notify_core.constants import DIGEST_MAX_AHEAD_DAYS, DIGEST_RUNS_MAX_LIMIT
 from notify_core.db.engine import Database
 from notify_core.db.schema import digest_runs as t
 from notify_core.db.schema import new_id, utcnow
+from notify_core.domain import DigestRunStatus
 from notify_core.errors import InvalidArgument, NotFound
 
 PHASES = ("query", "render", "send", "record")
@@ -86,7 +87,7 @@ class Run:
 
     @property
     def done(self) -> bool:
-        return self.status in ("succeeded", "failed")
+        return self.status in (DigestRunStatus.SUCCEEDED, DigestRunStatus.FAILED)
 
 
 def _run(row: Any) -> Run:
@@ -140,7 +141,7 @@ async def request_run(db: Database, as_of: datetime | None, trigger: str) -> Run
                 .values(
                     id=new_id(),
                     trigger=trigger,
-                    status="queued",
+                    status=DigestRunStatus.QUEUED,
                     as_of=as_of or now,
                     created_at=now,
                     skipped_by_reason={},
@@ -177,7 +178,9 @@ async def requeue_running(db: Database) -> int:
     out none, so their node died, or stopped, or lost the lease. Answers how many."""
     async with db.write() as conn:
         result = await conn.execute(
-            t.update().where(t.c.status == "running").values(status="queued")
+            t.update()
+            .where(t.c.status == DigestRunStatus.RUNNING)
+            .values(status=DigestRunStatus.QUEUED)
         )
     return int(result.rowcount or 0)
 
@@ -190,7 +193,7 @@ async def take_next(db: Database, holder: str) -> Run | None:
         row = (
             await conn.execute(
                 sa.select(t.c.id)
-                .where(t.c.status == "queued")
+                .where(t.c.status == DigestRunStatus.QUEUED)
                 .order_by(t.c.created_at, t.c.id)
                 .limit(1)
             )
@@ -200,9 +203,9 @@ async def take_next(db: Database, holder: str) -> Run | None:
         taken = (
             await conn.execute(
                 t.update()
-                .where(t.c.id == row.id, t.c.status == "queued")
+                .where(t.c.id == row.id, t.c.status == DigestRunStatus.QUEUED)
                 .values(
-                    status="running",
+                    status=DigestRunStatus.RUNNING,
                     holder=holder,
                     attempts=t.c.attempts + 1,
                     started_at=sa.func.coalesce(t.c.started_at, now),
@@ -215,7 +218,9 @@ async def take_next(db: Database, holder: str) -> Run | None:
 
 async def has_queued(db: Database) -> bool:
     async with db.read() as conn:
-        found = await conn.execute(sa.select(t.c.id).where(t.c.status == "queued").limit(1))
+        found = await conn.execute(
+            sa.select(t.c.id).where(t.c.status == DigestRunStatus.QUEUED).limit(1)
+        )
         return found.first() is not None
 
 
@@ -245,8 +250,10 @@ async def release(db: Database, run_id: str, error: str | None, *, queue: bool =
     counts stay as recorded."""
     values: dict[str, Any] = {"error": error}
     if queue:
-        values["status"] = "queued"
+        values["status"] = DigestRunStatus.QUEUED
     async with db.write() as conn:
         await conn.execute(
-            t.update().where(t.c.id == run_id, t.c.status == "running").values(**values)
+            t.update()
+            .where(t.c.id == run_id, t.c.status == DigestRunStatus.RUNNING)
+            .values(**values)
         )

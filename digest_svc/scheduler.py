@@ -34,6 +34,7 @@ from notify_core.constants import DIGEST_LEASE, DIGEST_RUN_MAX_ATTEMPTS
 from notify_core.db.engine import Database
 from notify_core.db.lease import Clock, Lease
 from notify_core.db.schema import utcnow
+from notify_core.domain import DigestRunStatus
 from notify_core.errors import NotifyError
 
 log = logging.getLogger(__name__)
@@ -119,7 +120,7 @@ class DigestService:
             return await runs.finish(
                 self._db,
                 run.id,
-                "failed",
+                DigestRunStatus.FAILED,
                 run.counts,
                 f"given up after {DIGEST_RUN_MAX_ATTEMPTS} attempts; last: {run.error}",
             )
@@ -139,7 +140,7 @@ class DigestService:
             raise
         finally:
             self.current = None
-        done = await runs.finish(self._db, run.id, "succeeded", counts)
+        done = await runs.finish(self._db, run.id, DigestRunStatus.SUCCEEDED, counts)
         seconds = done.duration or 0.0
         self.runner.metrics.run_finished(seconds, done.status)
         c = done.counts

@@ -13,15 +13,16 @@ from digest_svc.runs import Run
 from digest_svc.scheduler import DigestService
 from notify_core.constants import DIGEST_RUNS_DEFAULT_LIMIT
 from notify_core.db.engine import Database
+from notify_core.domain import DigestRunStatus
 from notify_core.grpc_server import ServiceSpec, grpc_errors
 from notify_core.storable import timestamp_to_datetime
 
 FULL_NAME = "notify.v1.DigestService"
-STATUS_TO_PROTO = {
-    "queued": digest_pb2.DIGEST_RUN_STATUS_QUEUED,
-    "running": digest_pb2.DIGEST_RUN_STATUS_RUNNING,
-    "succeeded": digest_pb2.DIGEST_RUN_STATUS_SUCCEEDED,
-    "failed": digest_pb2.DIGEST_RUN_STATUS_FAILED,
+STATUS_TO_PROTO: dict[str, digest_pb2.DigestRunStatus] = {
+    DigestRunStatus.QUEUED: digest_pb2.DIGEST_RUN_STATUS_QUEUED,
+    DigestRunStatus.RUNNING: digest_pb2.DIGEST_RUN_STATUS_RUNNING,
+    DigestRunStatus.SUCCEEDED: digest_pb2.DIGEST_RUN_STATUS_SUCCEEDED,
+    DigestRunStatus.FAILED: digest_pb2.DIGEST_RUN_STATUS_FAILED,
 }
 
 

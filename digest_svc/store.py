@@ -39,6 +39,7 @@ from notify_core.db.schema import (
     notification_preferences,
     notifications,
 )
+from notify_core.domain import DeliveryEvent, DeliveryStatus, target
 from notify_core.errors import LeaseLost
 from preference_svc.store import StoredPreferences, from_row
 
@@ -231,7 +232,7 @@ async def load_items(
         .select_from(n.join(d, d.c.notification_id == n.c.id))
         .where(
             n.c.user_id.in_(user_ids),
-            d.c.status == "digested",
+            d.c.status == DeliveryStatus.DIGESTED,
             d.c.channel == "email",
             d.c.created_at <= as_of,
         )
@@ -314,14 +315,16 @@ async def record(
                 if digest in written
                 for delivery in carried
             ],
-            where=d.c.status == "digested",
-            also={"status": "digest_sent", "sent_at": now},
+            where=d.c.status == DeliveryStatus.DIGESTED,
+            also={"status": target(DeliveryEvent.DIGEST_SENT), "sent_at": now},
         )
         for chunk in batched(batch.dropped, _MAX_PARAMS):
             await conn.execute(
                 d.update()
-                .where(d.c.id.in_(chunk), d.c.status == "digested")
-                .values(status="skipped", error_message=TYPE_SWITCHED_OFF)
+                .where(d.c.id.in_(chunk), d.c.status == DeliveryStatus.DIGESTED)
+                .values(
+                    status=target(DeliveryEvent.DIGEST_DROPPED), error_message=TYPE_SWITCHED_OFF
+                )
             )
         await update_many(
             conn,

@@ -24,9 +24,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ingest_svc.validate import NewNotification, validate_send
-from notify_core.constants import MAX_BATCH, PRIORITY_NAMES, QUEUE_ROUTE
+from notify_core.constants import MAX_BATCH, QUEUE_ROUTE
 from notify_core.db.engine import Database
 from notify_core.db.schema import notifications
+from notify_core.domain import NotificationState, Priority
 from notify_core.errors import InvalidArgument, NotifyError, QueueUnavailable
 from notify_core.queue.base import Message, Staged, WorkQueue
 
@@ -45,7 +46,7 @@ def route_message(notification_id: str, priority: str) -> Message:
     """The routing job of one notification."""
     return Message(
         body=json.dumps({"id": notification_id}).encode(),
-        priority=PRIORITY_NAMES[priority],
+        priority=Priority(priority).queue_priority,
         message_id=notification_id,
     )
 
@@ -252,5 +253,5 @@ def _row(n: NewNotification) -> dict[str, object]:
         "created_at": n.created_at,
         "group_key": n.group_key,  # none: never merged
         "send_at": n.send_at,
-        "state": "accepted" if n.send_at is None else "scheduled",
+        "state": (NotificationState.ACCEPTED if n.send_at is None else NotificationState.SCHEDULED),
     }

@@ -26,9 +26,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from ingest_svc.core import Ingest
 from ingest_svc.validate import validate_send
-from notify_core.constants import FANOUT_BATCH, PRIORITY_NAMES, QUEUE_FANOUT
+from notify_core.constants import FANOUT_BATCH, QUEUE_FANOUT
 from notify_core.db.engine import Database
 from notify_core.db.schema import new_id, topic_sends, topic_subscriptions
+from notify_core.domain import Priority
 from notify_core.errors import NotFound
 from notify_core.queue.base import Delivery, Message, WorkQueue
 from preference_svc.topics import check_topic
@@ -39,7 +40,7 @@ log = logging.getLogger(__name__)
 def fanout_message(send_id: str, priority: str) -> Message:
     return Message(
         body=json.dumps({"id": send_id}).encode(),
-        priority=PRIORITY_NAMES[priority],
+        priority=Priority(priority).queue_priority,
         message_id=f"fanout:{send_id}",
     )
 

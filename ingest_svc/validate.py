@@ -17,6 +17,7 @@ from google.protobuf import timestamp_pb2
 from notify.v1 import common_pb2, ingest_pb2
 
 from notify_core import constants as c
+from notify_core.checks import check_field, check_type, check_user_id, json_type
 from notify_core.convert import (
     CHANNEL_FROM_PROTO,
     CHANNEL_TO_PROTO,
@@ -25,8 +26,9 @@ from notify_core.convert import (
     dict_to_struct,
     struct_to_dict,
 )
+from notify_core.domain import CHANNELS, PRIORITIES, Priority
 from notify_core.errors import InvalidArgument
-from notify_core.storable import check_json, check_text, timestamp_to_datetime, to_utc
+from notify_core.storable import check_json, timestamp_to_datetime, to_utc
 
 _SEND_FIELDS = {
     "user_id",
@@ -74,22 +76,8 @@ def _string(body: Mapping[str, Any], name: str, *, required: bool) -> str | None
             raise InvalidArgument(name, "is required")
         return None
     if not isinstance(value, str):
-        raise InvalidArgument(name, f"must be a string, got {_json_type(value)}")
+        raise InvalidArgument(name, f"must be a string, got {json_type(value)}")
     return value
-
-
-def _json_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    if value is None:
-        return "null"
-    return "string"
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +108,7 @@ def _timestamp(body: Mapping[str, Any], name: str) -> timestamp_pb2.Timestamp | 
 def parse_send_json(body: Any) -> ParsedSend:
     """The REST body of ``POST /notifications/send`` as SendRequests."""
     if not isinstance(body, dict):
-        raise InvalidArgument("body", f"must be a JSON object, got {_json_type(body)}")
+        raise InvalidArgument("body", f"must be a JSON object, got {json_type(body)}")
     unknown = sorted(set(body) - _SEND_FIELDS)
     if unknown:
         raise InvalidArgument(unknown[0], "is not a known field")
@@ -138,14 +126,14 @@ def parse_send_json(body: Any) -> ParsedSend:
     elif has_many:
         user_ids = body["user_ids"]
         if not isinstance(user_ids, list):
-            raise InvalidArgument("user_ids", f"must be an array, got {_json_type(user_ids)}")
+            raise InvalidArgument("user_ids", f"must be an array, got {json_type(user_ids)}")
         if not user_ids:
             raise InvalidArgument("user_ids", "must not be empty")
         if len(user_ids) > c.MAX_BATCH:
             raise InvalidArgument("user_ids", f"at most {c.MAX_BATCH} users per request")
         for i, uid in enumerate(user_ids):
             if not isinstance(uid, str):
-                raise InvalidArgument(f"user_ids[{i}]", f"must be a string, got {_json_type(uid)}")
+                raise InvalidArgument(f"user_ids[{i}]", f"must be a string, got {json_type(uid)}")
         if len(set(user_ids)) != len(user_ids):
             raise InvalidArgument("user_ids", "must not repeat a user")
     else:
@@ -153,21 +141,23 @@ def parse_send_json(body: Any) -> ParsedSend:
 
     data = body.get("data")
     if data is not None and not isinstance(data, dict):
-        raise InvalidArgument("data", f"must be a JSON object, got {_json_type(data)}")
+        raise InvalidArgument("data", f"must be a JSON object, got {json_type(data)}")
     if data is not None:
         _check_data_size(data)
     priority = _string(body, "priority", required=False)
-    if priority is not None and priority not in c.PRIORITY_NAMES:
-        raise InvalidArgument("priority", f"must be one of high, normal, low; got {priority!r}")
+    if priority is not None and priority not in PRIORITIES:
+        raise InvalidArgument(
+            "priority", f"must be one of {', '.join(PRIORITIES)}; got {priority!r}"
+        )
     channels = body.get("channels")
     proto_channels: list[common_pb2.Channel] = []
     if channels is not None:
         if not isinstance(channels, list):
-            raise InvalidArgument("channels", f"must be an array, got {_json_type(channels)}")
+            raise InvalidArgument("channels", f"must be an array, got {json_type(channels)}")
         for i, ch in enumerate(channels):
             if not isinstance(ch, str) or ch not in CHANNEL_TO_PROTO:
                 raise InvalidArgument(
-                    f"channels[{i}]", f"must be one of {', '.join(c.CHANNEL_NAMES)}; got {ch!r}"
+                    f"channels[{i}]", f"must be one of {', '.join(CHANNELS)}; got {ch!r}"
                 )
             proto_channels.append(CHANNEL_TO_PROTO[ch])
     kind = _string(body, "type", required=True) or ""
@@ -211,14 +201,6 @@ def _check_data_size(data: Mapping[str, Any]) -> None:
         )
 
 
-def _text(value: str, name: str, limit: int, *, required: bool) -> None:
-    if required and not value.strip():
-        raise InvalidArgument(name, "is required and must not be blank")
-    if len(value) > limit:
-        raise InvalidArgument(name, f"must be at most {limit} characters, got {len(value)}")
-    check_text(value, name)
-
-
 def _data(req: ingest_pb2.SendRequest, name: str) -> dict[str, Any] | None:
     """The request's ``data`` as a dict, every key and value storable, within its size."""
     if not req.HasField("data") or not req.data.fields:
@@ -250,17 +232,17 @@ def validate_send(
         if req.user_id:
             raise InvalidArgument(p + "user_id", "must be empty in a topic send")
     else:
-        _text(req.user_id, p + "user_id", c.MAX_USER_ID, required=True)
-    _text(req.type, p + "type", c.MAX_TYPE, required=True)
-    _text(req.title, p + "title", c.MAX_TITLE, required=True)
+        check_user_id(req.user_id, p + "user_id")
+    check_type(req.type, p + "type")
+    check_field(req.title, p + "title", c.MAX_TITLE)
     if "\r" in req.title or "\n" in req.title:
         # A title is an email subject too: a line break there cannot be sent.
         raise InvalidArgument(p + "title", "must be one line (no CR or LF)")
-    _text(req.message, p + "message", c.MAX_MESSAGE, required=True)
-    _text(req.idempotency_key, p + "idempotency_key", c.MAX_IDEMPOTENCY_KEY, required=False)
-    _text(req.template, p + "template", c.MAX_TEMPLATE, required=False)
-    _text(req.locale, p + "locale", c.MAX_LOCALE, required=False)
-    _text(req.group_key, p + "group_key", c.MAX_GROUP_KEY, required=False)
+    check_field(req.message, p + "message", c.MAX_MESSAGE)
+    check_field(req.idempotency_key, p + "idempotency_key", c.MAX_IDEMPOTENCY_KEY, required=False)
+    check_field(req.template, p + "template", c.MAX_TEMPLATE, required=False)
+    check_field(req.locale, p + "locale", c.MAX_LOCALE, required=False)
+    check_field(req.group_key, p + "group_key", c.MAX_GROUP_KEY, required=False)
     send_at: datetime | None = None
     if req.HasField("send_at"):
         send_at = timestamp_to_datetime(req.send_at, p + "send_at")
@@ -271,7 +253,7 @@ def validate_send(
         if send_at <= now:
             send_at = None  # due already: send now
     if req.priority == common_pb2.PRIORITY_UNSPECIFIED:
-        priority = "normal"
+        priority: str = Priority.NORMAL
     elif req.priority in PRIORITY_FROM_PROTO:
         priority = PRIORITY_FROM_PROTO[req.priority]
     else:

@@ -12,9 +12,8 @@ from dataclasses import dataclass
 
 import jwt
 
-from notify_core.constants import MAX_USER_ID
-from notify_core.errors import InvalidArgument, Unauthenticated
-from notify_core.storable import check_text
+from notify_core.checks import check_user_id
+from notify_core.errors import Unauthenticated
 
 
 def bearer(header: str | None) -> str:
@@ -63,9 +62,7 @@ class Authenticator:
         sub = claims.get("sub")
         if not isinstance(sub, str) or not sub:
             raise Unauthenticated("token 'sub' must be a non-empty string")
-        if len(sub) > MAX_USER_ID:
-            raise InvalidArgument("token.sub", f"must be at most {MAX_USER_ID} characters")
-        return check_text(sub, "token.sub")
+        return check_user_id(sub, "token.sub")
 
     def session(self, token: str) -> tuple[str, float]:
         """The user id of a valid, unexpired token (:meth:`user`) and when it expires

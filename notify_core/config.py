@@ -18,7 +18,6 @@ from typing import TypeVar
 from dotenv import dotenv_values
 
 from notify_core.config_names import DeclaredEnv, check_known
-from notify_core.constants import CHANNEL_NAMES as CHANNELS
 from notify_core.constants import (
     EDGE_PROCESSES_MAX,
     HTTP_HEADER_TIMEOUT_SECONDS,
@@ -28,6 +27,7 @@ from notify_core.constants import (
     SEND_LEASE_SECONDS,
     SHUTDOWN_GRACE_SECONDS,
 )
+from notify_core.domain import CHANNELS, Priority
 from notify_core.errors import ConfigError
 from notify_core.ratelimit import DEFAULT_LIMITS, Limit, RateRules
 from notify_core.redact import redact_url
@@ -37,6 +37,9 @@ N = TypeVar("N", int, float)
 _NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 _DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+DELIVERY_CONCURRENCY: Mapping[str, int] = {Priority.HIGH: 50, Priority.NORMAL: 30, Priority.LOW: 20}
+"""Default sends in flight per channel and priority (5:3:2)."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,7 @@ class Settings:
     retry_schedule: tuple[float, ...] = (60.0, 300.0, 900.0)
     """NOTIFY_RETRY_SCHEDULE: waits before each retry; when spent, a dead letter."""
     delivery_concurrency: Mapping[str, int] = field(
-        default_factory=lambda: {"high": 50, "normal": 30, "low": 20}
+        default_factory=lambda: dict(DELIVERY_CONCURRENCY)
     )
     """NOTIFY_DELIVERY_CONCURRENCY: sends in flight per channel and priority (5:3:2)."""
     send_lease: float = SEND_LEASE_SECONDS
@@ -243,7 +246,7 @@ def _retry_schedule(env: Mapping[str, str]) -> tuple[float, ...]:
 def _concurrency(env: Mapping[str, str]) -> dict[str, int]:
     """``NOTIFY_DELIVERY_CONCURRENCY="high=50,normal=30,low=20"`` (any subset)."""
     name = "NOTIFY_DELIVERY_CONCURRENCY"
-    out = {"high": 50, "normal": 30, "low": 20}
+    out: dict[str, int] = dict(DELIVERY_CONCURRENCY)
     for key, value in _entries(env, name):
         if key not in out:
             raise ConfigError(f"{name}: {key!r} must be high, normal or low")

@@ -8,17 +8,15 @@ from __future__ import annotations
 
 from typing import Final
 
+from notify_core.domain import CHANNELS, DELIVERY_CHANNELS, PRIORITIES, Priority
+
 # --- priorities -------------------------------------------------------------------------
 # Queue priority of a job: AMQP message priority and the embedded queue's sort key.
-PRIORITY_LOW: Final = 0
-PRIORITY_NORMAL: Final = 1
-PRIORITY_HIGH: Final = 2
+# (the priorities and channels themselves are in notify_core.domain).
+PRIORITY_LOW: Final = Priority.LOW.queue_priority
+PRIORITY_NORMAL: Final = Priority.NORMAL.queue_priority
+PRIORITY_HIGH: Final = Priority.HIGH.queue_priority
 MAX_PRIORITY: Final = PRIORITY_HIGH
-PRIORITY_NAMES: Final = {"low": PRIORITY_LOW, "normal": PRIORITY_NORMAL, "high": PRIORITY_HIGH}
-PRIORITY_BY_VALUE: Final = {v: k for k, v in PRIORITY_NAMES.items()}
-
-# --- channels ---------------------------------------------------------------------------
-CHANNEL_NAMES: Final = ("inapp", "email", "sms", "push", "webpush", "webhook")
 
 # --- queues -----------------------------------------------------------------------------
 QUEUE_ROUTE: Final = "route"
@@ -26,9 +24,6 @@ QUEUE_ROUTE: Final = "route"
 
 QUEUE_FANOUT: Final = "fanout"
 """Topic sends: one job per send, consumed by ingest, which fans it out in batches."""
-DELIVERY_CHANNELS: Final = ("email", "webhook")
-"""Channels with delivery workers: the router queues a job for each of their sends."""
-DELIVERY_PRIORITIES: Final = ("high", "normal", "low")
 
 
 def delivery_queue(channel: str, priority: str) -> str:
@@ -36,9 +31,7 @@ def delivery_queue(channel: str, priority: str) -> str:
     return f"deliver.{channel}.{priority}"
 
 
-DELIVERY_QUEUES: Final = tuple(
-    delivery_queue(c, p) for c in DELIVERY_CHANNELS for p in DELIVERY_PRIORITIES
-)
+DELIVERY_QUEUES: Final = tuple(delivery_queue(c, p) for c in DELIVERY_CHANNELS for p in PRIORITIES)
 QUEUES: Final = (QUEUE_ROUTE, QUEUE_FANOUT, *DELIVERY_QUEUES)
 """Every queue a node declares at start (publishers and consumers alike)."""
 SEND_LEASE_SECONDS: Final = 60.0
@@ -195,7 +188,7 @@ TOPIC_PAGE_MAX: Final = 1_000
 # --- templates --------------------------------------------------------------------------
 TEMPLATE_LAYOUT: Final = "layout"
 """The "channel" of a layout: an HTML frame that email templates extend."""
-TEMPLATE_CHANNELS: Final = (*CHANNEL_NAMES, TEMPLATE_LAYOUT)
+TEMPLATE_CHANNELS: Final = (*CHANNELS, TEMPLATE_LAYOUT)
 MAX_TEMPLATE_SUBJECT: Final = 998
 """Characters of a subject template (the longest email header line, RFC 5322)."""
 MAX_TEMPLATE_BODY: Final = 256 * 1024

@@ -14,17 +14,15 @@ from typing import Any, cast
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from notify.v1 import common_pb2
 
-from notify_core.constants import CHANNEL_NAMES
+from notify_core.domain import CHANNELS, Priority
 
-PRIORITY_TO_PROTO = {
-    "low": common_pb2.PRIORITY_LOW,
-    "normal": common_pb2.PRIORITY_NORMAL,
-    "high": common_pb2.PRIORITY_HIGH,
+PRIORITY_TO_PROTO: dict[str, common_pb2.Priority] = {
+    p: cast(common_pb2.Priority, common_pb2.Priority.Value(f"PRIORITY_{p.name}")) for p in Priority
 }
 PRIORITY_FROM_PROTO = {v: k for k, v in PRIORITY_TO_PROTO.items()}
 CHANNEL_TO_PROTO: dict[str, common_pb2.Channel] = {
     name: cast(common_pb2.Channel, common_pb2.Channel.Value(f"CHANNEL_{name.upper()}"))
-    for name in CHANNEL_NAMES
+    for name in CHANNELS
 }
 CHANNEL_FROM_PROTO = {v: k for k, v in CHANNEL_TO_PROTO.items()}
 
@@ -97,7 +95,7 @@ def proto_to_json(n: common_pb2.Notification) -> dict[str, Any]:
         "title": n.title,
         "message": n.message,
         "data": struct_to_dict(n.data),
-        "priority": PRIORITY_FROM_PROTO.get(n.priority, "normal"),
+        "priority": PRIORITY_FROM_PROTO.get(n.priority, Priority.NORMAL),
         "read": n.read,
         "created_at": iso(n.created_at.ToDatetime(tzinfo=UTC)),
         "count": n.count or 1,

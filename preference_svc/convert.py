@@ -12,7 +12,7 @@ from typing import Any
 from google.protobuf import timestamp_pb2
 from notify.v1 import preference_pb2 as pb
 
-from notify_core.constants import CHANNEL_NAMES
+from notify_core.domain import CHANNELS
 from notify_core.errors import InvalidArgument
 from preference_svc.devices import Device, DeviceInput, make_device
 from preference_svc.store import StoredPreferences
@@ -29,7 +29,7 @@ PLATFORM_FROM_PROTO = {v: k for k, v in PLATFORM_TO_PROTO.items()}
 
 
 def _switches(msg: pb.ChannelSwitches) -> dict[str, bool]:
-    return {name: getattr(msg, name) for name in CHANNEL_NAMES if msg.HasField(name)}
+    return {name: getattr(msg, name) for name in CHANNELS if msg.HasField(name)}
 
 
 def _quiet_hours(msg: pb.QuietHours) -> dict[str, Any]:

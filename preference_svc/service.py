@@ -6,6 +6,8 @@ import grpc
 from notify.v1 import preference_pb2 as pb
 from notify.v1 import preference_pb2_grpc
 
+from notify_core.checks import check_field, check_user_id
+from notify_core.constants import MAX_DEVICE_ID
 from notify_core.grpc_server import ServiceSpec, grpc_errors
 from preference_svc.convert import (
     device_from_proto,
@@ -16,14 +18,10 @@ from preference_svc.convert import (
 )
 from preference_svc.devices import DeviceStore
 from preference_svc.store import PreferenceStore
-from preference_svc.topics import TopicStore, check_page, check_topic, check_user_id, check_user_ids
+from preference_svc.topics import TopicStore, check_page, check_topic, check_user_ids
 from preference_svc.validate import parse_preferences
 
 FULL_NAME = "notify.v1.PreferenceService"
-
-
-def _user(user_id: str) -> str:
-    return check_user_id(user_id, "user_id")
 
 
 class PreferenceServicer(preference_pb2_grpc.PreferenceServiceServicer):  # type: ignore[misc]
@@ -44,14 +42,14 @@ class PreferenceServicer(preference_pb2_grpc.PreferenceServiceServicer):  # type
     async def GetPreferences(
         self, request: pb.GetPreferencesRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetPreferencesResponse:
-        stored = await self._prefs.get(_user(request.user_id))
+        stored = await self._prefs.get(check_user_id(request.user_id))
         return pb.GetPreferencesResponse(preferences=preferences_to_proto(stored))
 
     @grpc_errors
     async def UpdatePreferences(
         self, request: pb.UpdatePreferencesRequest, context: grpc.aio.ServicerContext
     ) -> pb.UpdatePreferencesResponse:
-        user_id = _user(request.user_id)
+        user_id = check_user_id(request.user_id)
         update = parse_preferences(
             update_to_json(request), allow_http_webhooks=self._allow_http_webhooks
         )
@@ -62,7 +60,7 @@ class PreferenceServicer(preference_pb2_grpc.PreferenceServiceServicer):  # type
     async def RegisterDevice(
         self, request: pb.RegisterDeviceRequest, context: grpc.aio.ServicerContext
     ) -> pb.RegisterDeviceResponse:
-        user_id = _user(request.user_id)
+        user_id = check_user_id(request.user_id)
         device, created = await self._devices.register(user_id, device_from_proto(request))
         return pb.RegisterDeviceResponse(device=device_to_proto(device), created=created)
 
@@ -70,15 +68,15 @@ class PreferenceServicer(preference_pb2_grpc.PreferenceServiceServicer):  # type
     async def ListDevices(
         self, request: pb.ListDevicesRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListDevicesResponse:
-        devices = await self._devices.list(_user(request.user_id))
+        devices = await self._devices.list(check_user_id(request.user_id))
         return pb.ListDevicesResponse(devices=[device_to_proto(d) for d in devices])
 
     @grpc_errors
     async def UnregisterDevice(
         self, request: pb.UnregisterDeviceRequest, context: grpc.aio.ServicerContext
     ) -> pb.UnregisterDeviceResponse:
-        user_id = _user(request.user_id)
-        device_id = check_user_id(request.id, "id")  # the same shape: 1 to 255 characters
+        user_id = check_user_id(request.user_id)
+        device_id = check_field(request.id, "id", MAX_DEVICE_ID)
         device = await self._devices.unregister(user_id, device_id)
         return pb.UnregisterDeviceResponse(device=device_to_proto(device))
 

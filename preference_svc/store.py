@@ -33,6 +33,7 @@ from notify_core.constants import (
 from notify_core.db.engine import Database
 from notify_core.db.schema import device_tokens, new_id, utcnow
 from notify_core.db.schema import notification_preferences as t
+from notify_core.domain import DEFAULT_SWITCHES
 from preference_svc.validate import (
     DigestInput,
     PreferencesUpdate,
@@ -40,14 +41,6 @@ from preference_svc.validate import (
     Unset,
 )
 
-DEFAULT_SWITCHES = {
-    "inapp": True,
-    "email": True,
-    "sms": False,
-    "push": True,
-    "webpush": True,
-    "webhook": True,
-}
 _SWITCH_COLUMNS = {channel: f"{channel}_enabled" for channel in DEFAULT_SWITCHES}
 
 

@@ -22,10 +22,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from notify_core.checks import check_user_id
 from notify_core.constants import (
     MAX_TOPIC,
     MAX_TOPIC_SUBSCRIBE,
-    MAX_USER_ID,
     TOPIC_PAGE_DEFAULT,
     TOPIC_PAGE_MAX,
 )
@@ -34,7 +34,6 @@ from notify_core.db.schema import topic_subscriptions as t
 from notify_core.db.schema import topics as topics_table
 from notify_core.db.schema import utcnow
 from notify_core.errors import InvalidArgument, PermissionDenied
-from notify_core.storable import check_text
 
 TOPIC_NAME = re.compile(rf"^[A-Za-z0-9._:-]{{1,{MAX_TOPIC}}}$")
 INSERT_BATCH = 1_000
@@ -52,14 +51,6 @@ def check_topic(value: Any, field: str = "topic") -> str:
             f"got {value!r}",
         )
     return value
-
-
-def check_user_id(value: Any, field: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidArgument(field, "must be a non-empty string")
-    if len(value) > MAX_USER_ID:
-        raise InvalidArgument(field, f"must be at most {MAX_USER_ID} characters")
-    return check_text(value, field)
 
 
 def check_user_ids(values: Any, field: str = "user_ids") -> list[str]:

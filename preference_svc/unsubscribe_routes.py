@@ -28,7 +28,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from notify_core.auth import Authenticator, bearer
-from notify_core.constants import MAX_USER_ID
+from notify_core.checks import check_user_id
 from notify_core.errors import InvalidArgument, Unavailable
 from notify_core.http import guarded, json_body
 from preference_svc.store import PreferenceStore, StoredPreferences
@@ -113,9 +113,7 @@ def unsubscribe_routes(
 
     async def create_link(request: Request) -> Response:
         auth.producer(bearer(request.headers.get("authorization")))
-        user_id = str(request.path_params["user_id"])
-        if not user_id.strip() or len(user_id) > MAX_USER_ID:
-            raise InvalidArgument("user_id", f"must be 1 to {MAX_USER_ID} characters")
+        user_id = check_user_id(str(request.path_params["user_id"]))
         key = secret()
         link = parse_link_request(await json_body(request))
         expires_at = int(clock()) + link.ttl_seconds

@@ -29,7 +29,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
 
-from notify_core.constants import CHANNEL_NAMES, MAX_TYPE
+from notify_core.checks import check_type
+from notify_core.domain import CHANNELS
 from notify_core.errors import InvalidArgument
 from notify_core.storable import check_text
 
@@ -94,9 +95,9 @@ def _object(value: Any, field: str) -> dict[str, Any]:
 def _switches(value: Any, field: str) -> dict[str, bool]:
     switches = {}
     for channel, on in _object(value, field).items():
-        if channel not in CHANNEL_NAMES:
+        if channel not in CHANNELS:
             raise InvalidArgument(
-                f"{field}.{channel}", f"unknown channel; one of {', '.join(CHANNEL_NAMES)}"
+                f"{field}.{channel}", f"unknown channel; one of {', '.join(CHANNELS)}"
             )
         if not isinstance(on, bool):
             raise InvalidArgument(f"{field}.{channel}", f"must be true or false, got {_kind(on)}")
@@ -209,9 +210,7 @@ def parse_preferences(body: Any, *, allow_http_webhooks: bool = False) -> Prefer
         if len(per_type) > MAX_TYPES:
             raise InvalidArgument("per_type", f"at most {MAX_TYPES} types")
         for name in per_type:
-            if not name or len(name) > MAX_TYPE:
-                raise InvalidArgument("per_type", f"type names are 1 to {MAX_TYPE} characters")
-            check_text(name, "per_type")
+            check_type(name, "per_type")
         update["per_type"] = {
             name: _switches(value, f"per_type.{name}") for name, value in per_type.items()
         }

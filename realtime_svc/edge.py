@@ -21,7 +21,7 @@ from delivery_svc.tracking_routes import tracking_routes
 from ingest_svc.client import IngestApi
 from ingest_svc.validate import parse_send_json
 from notify_core.auth import Authenticator, bearer
-from notify_core.constants import MAX_USER_ID
+from notify_core.checks import check_user_id
 from notify_core.convert import row_to_json
 from notify_core.db.engine import Database
 from notify_core.errors import InvalidArgument, NotifyError, Unauthenticated
@@ -120,10 +120,7 @@ def create_edge(
 
     def target_user(request: Request) -> str:
         auth.producer(bearer(request.headers.get("authorization")))
-        user_id = str(request.path_params["user_id"])
-        if not user_id.strip() or len(user_id) > MAX_USER_ID:
-            raise InvalidArgument("user_id", f"must be 1 to {MAX_USER_ID} characters")
-        return user_id
+        return check_user_id(str(request.path_params["user_id"]))
 
     async def deliveries(request: Request) -> Response:
         auth.producer(bearer(request.headers.get("authorization")))

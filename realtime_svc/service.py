@@ -7,7 +7,8 @@ from google.protobuf import timestamp_pb2
 from notify.v1 import realtime_pb2, realtime_pb2_grpc
 
 from notify_core.cache.base import CacheBackends
-from notify_core.constants import MAX_BATCH, MAX_USER_ID
+from notify_core.checks import check_user_id
+from notify_core.constants import MAX_BATCH
 from notify_core.convert import proto_to_json, row_to_proto
 from notify_core.errors import InvalidArgument
 from notify_core.grpc_server import ServiceSpec, grpc_errors
@@ -15,14 +16,6 @@ from notify_core.live import publish_live
 from realtime_svc.inbox import Inbox
 
 FULL_NAME = "notify.v1.RealtimeService"
-
-
-def _user(user_id: str, field: str = "user_id") -> str:
-    if not user_id.strip():
-        raise InvalidArgument(field, "is required")
-    if len(user_id) > MAX_USER_ID:
-        raise InvalidArgument(field, f"must be at most {MAX_USER_ID} characters")
-    return user_id
 
 
 class RealtimeServicer(realtime_pb2_grpc.RealtimeServiceServicer):  # type: ignore[misc]
@@ -35,7 +28,9 @@ class RealtimeServicer(realtime_pb2_grpc.RealtimeServiceServicer):  # type: igno
     async def ListInbox(
         self, request: realtime_pb2.ListInboxRequest, context: grpc.aio.ServicerContext
     ) -> realtime_pb2.ListInboxResponse:
-        page = await self._inbox.list_page(_user(request.user_id), request.page, request.limit)
+        page = await self._inbox.list_page(
+            check_user_id(request.user_id), request.page, request.limit
+        )
         return realtime_pb2.ListInboxResponse(
             notifications=[row_to_proto(r) for r in page.rows],
             page=page.page,
@@ -48,7 +43,7 @@ class RealtimeServicer(realtime_pb2_grpc.RealtimeServiceServicer):  # type: igno
     async def GetUnreadCount(
         self, request: realtime_pb2.GetUnreadCountRequest, context: grpc.aio.ServicerContext
     ) -> realtime_pb2.GetUnreadCountResponse:
-        count = await self._inbox.unread_count(_user(request.user_id))
+        count = await self._inbox.unread_count(check_user_id(request.user_id))
         return realtime_pb2.GetUnreadCountResponse(unread_count=count)
 
     @grpc_errors
@@ -57,21 +52,21 @@ class RealtimeServicer(realtime_pb2_grpc.RealtimeServiceServicer):  # type: igno
     ) -> realtime_pb2.MarkReadResponse:
         if not request.id:
             raise InvalidArgument("id", "is required")
-        count = await self._inbox.mark_read(_user(request.user_id), request.id)
+        count = await self._inbox.mark_read(check_user_id(request.user_id), request.id)
         return realtime_pb2.MarkReadResponse(unread_count=count)
 
     @grpc_errors
     async def MarkAllRead(
         self, request: realtime_pb2.MarkAllReadRequest, context: grpc.aio.ServicerContext
     ) -> realtime_pb2.MarkAllReadResponse:
-        updated = await self._inbox.mark_all_read(_user(request.user_id))
+        updated = await self._inbox.mark_all_read(check_user_id(request.user_id))
         return realtime_pb2.MarkAllReadResponse(updated=updated)
 
     @grpc_errors
     async def Publish(
         self, request: realtime_pb2.PublishRequest, context: grpc.aio.ServicerContext
     ) -> realtime_pb2.PublishResponse:
-        user_id = _user(request.user_id)
+        user_id = check_user_id(request.user_id)
         if not request.HasField("notification") or not request.notification.id:
             raise InvalidArgument("notification.id", "is required")
         if request.notification.user_id and request.notification.user_id != user_id:
@@ -87,7 +82,7 @@ class RealtimeServicer(realtime_pb2_grpc.RealtimeServiceServicer):  # type: igno
     ) -> realtime_pb2.GetPresenceResponse:
         if len(request.user_ids) > MAX_BATCH:
             raise InvalidArgument("user_ids", f"at most {MAX_BATCH} users per call")
-        users = [_user(u, f"user_ids[{i}]") for i, u in enumerate(request.user_ids)]
+        users = [check_user_id(u, f"user_ids[{i}]") for i, u in enumerate(request.user_ids)]
         infos = await self._backends.presence.get(users)
         answer = realtime_pb2.GetPresenceResponse()
         for info in infos:

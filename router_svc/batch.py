@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from notify_core.domain import Channel, DeliveryStatus
 from notify_core.ratelimit import Verdict
 from router_svc.plan import (
     Action,
@@ -36,19 +37,23 @@ from router_svc.plan import release as release_one
 GroupKey = tuple[str, str, str]
 """(user, type, group key): the sends that may merge into one inbox entry."""
 
-STATUS: Mapping[Action, str] = {
-    Action.HOLD: "held",
-    Action.MERGE: "merged",
-    Action.DIGEST: "digested",
-    Action.SKIP: "skipped",
+STATUS: Mapping[Action, DeliveryStatus] = {
+    Action.HOLD: DeliveryStatus.HELD,
+    Action.MERGE: DeliveryStatus.MERGED,
+    Action.DIGEST: DeliveryStatus.DIGESTED,
+    Action.SKIP: DeliveryStatus.SKIPPED,
 }
 
 
-def status_of(decision: Decision) -> str:
+def status_of(decision: Decision) -> DeliveryStatus:
     """The delivery status a decision is recorded with: a send is ``delivered`` at once
     in-app (the inbox is the delivery) and ``pending`` for a delivery worker elsewhere."""
     if decision.action is Action.SEND:
-        return "delivered" if decision.channel == "inapp" else "pending"
+        return (
+            DeliveryStatus.DELIVERED
+            if decision.channel == Channel.INAPP
+            else DeliveryStatus.PENDING
+        )
     return STATUS[decision.action]
 
 
@@ -179,7 +184,7 @@ def route(batch: Batch, config: Config) -> Pending:
         )
         plans[n.id] = planned
         owners.append((n.id, n.user_id, n.type))
-        if key is not None and fresh and planned.sends("inapp"):
+        if key is not None and fresh and planned.sends(Channel.INAPP):
             heads[key] = Earlier(n.id, n.created_at)  # the group's inbox entry now
     return Pending(plans, _questions(plans, owners), batch.now, config)
 

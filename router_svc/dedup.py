@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from notify_core.constants import PRIORITY_NAMES
+from notify_core.domain import Priority
 
 
 def actor_of(data: Mapping[str, Any] | None) -> str | None:
@@ -36,4 +36,4 @@ def merged_message(message: str, actor: str | None, count: int) -> str:
 
 def highest(priorities: Iterable[str]) -> str:
     """The highest of the priority names ``priorities`` (``high`` > ``normal`` > ``low``)."""
-    return max(priorities, key=PRIORITY_NAMES.__getitem__)
+    return max(priorities, key=lambda p: Priority(p).queue_priority)

@@ -29,6 +29,7 @@ from notify_core.constants import rate_key
 from notify_core.convert import iso
 from notify_core.db.engine import Database
 from notify_core.db.schema import new_id, notification_deliveries, notifications
+from notify_core.domain import DeliveryStatus, NotificationState
 from notify_core.errors import NotFound
 from notify_core.ratelimit import RateRules, Verdict
 from preference_svc.store import PreferenceStore, StoredPreferences
@@ -95,7 +96,7 @@ async def find_heads(
             sa.tuple_(notifications.c.user_id, notifications.c.type, notifications.c.group_key).in_(
                 sorted(wanted)
             ),
-            notifications.c.state == "routed",
+            notifications.c.state == NotificationState.ROUTED,
             notifications.c.inbox.is_(True),
             notifications.c.created_at >= now - widest,
         )
@@ -186,7 +187,7 @@ def delivery_rows(notification_id: str, p: Plan, now: datetime) -> list[dict[str
                 "channel": d.channel,
                 "status": status,
                 "metadata": meta,
-                "delivered_at": now if status == "delivered" else None,
+                "delivered_at": now if status == DeliveryStatus.DELIVERED else None,
                 "hold_until": d.until,
                 "created_at": now,
             }
@@ -213,7 +214,7 @@ async def list_decisions(database: Database, notification_id: str) -> list[dict[
     return [_decision(r) for r in rows]
 
 
-_TIMED = frozenset({"held", "retrying"})
+_TIMED = frozenset({DeliveryStatus.HELD, DeliveryStatus.RETRYING})
 """Statuses whose ``hold_until`` is a time to show (others use it as a worker's lease)."""
 
 

@@ -30,19 +30,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from notify_core.domain import CHANNELS, DEFAULT_SWITCHES, INTERRUPTIVE, Channel, Priority
 from notify_core.ratelimit import Verdict
 from router_svc.quiet_hours import QuietHours, quiet_until
-
-CHANNELS = ("inapp", "email", "sms", "push", "webpush", "webhook")
-INTERRUPTIVE = frozenset({"push", "webpush", "sms", "email"})
-DEFAULT_SWITCHES: Mapping[str, bool] = {
-    "inapp": True,
-    "email": True,
-    "sms": False,
-    "push": True,
-    "webpush": True,
-    "webhook": True,
-}
 
 
 class Action(StrEnum):
@@ -94,7 +84,7 @@ class Facts:
     """What the plan needs of the notification."""
 
     type: str
-    priority: str = "normal"
+    priority: str = Priority.NORMAL
     channels: Sequence[str] | None = None
     group_key: str | None = None
 
@@ -119,13 +109,14 @@ class Preferences:
 
     def contact_missing(self, channel: str) -> str | None:
         """Why ``channel`` cannot reach the user, or ``None``."""
-        missing = {
-            "email": (self.email, "no email address"),
-            "sms": (self.phone, "no phone number"),
-            "webhook": (self.webhook_url, "no webhook URL"),
-            "push": (self.has_push_device or None, "no registered device"),
-            "webpush": (self.has_webpush_subscription or None, "no web push subscription"),
-        }.get(channel)
+        needs: dict[str, tuple[object, str]] = {
+            Channel.EMAIL: (self.email, "no email address"),
+            Channel.SMS: (self.phone, "no phone number"),
+            Channel.WEBHOOK: (self.webhook_url, "no webhook URL"),
+            Channel.PUSH: (self.has_push_device or None, "no registered device"),
+            Channel.WEBPUSH: (self.has_webpush_subscription or None, "no web push subscription"),
+        }
+        missing = needs.get(channel)
         if missing is not None and not missing[0]:
             return missing[1]
         return None
@@ -163,22 +154,22 @@ class Held:
 
 def matrix(priority: str, online: bool, preferences: Preferences) -> dict[str, tuple[Action, str]]:
     """Step 1: the candidate channels for this priority and presence."""
-    chosen: dict[str, tuple[Action, str]] = {"inapp": (Action.SEND, "in-app inbox")}
-    if priority == "high":
-        chosen["push"] = (Action.SEND, "high priority")
+    chosen: dict[str, tuple[Action, str]] = {Channel.INAPP: (Action.SEND, "in-app inbox")}
+    if priority == Priority.HIGH:
+        chosen[Channel.PUSH] = (Action.SEND, "high priority")
         if not online:
-            chosen["sms"] = (Action.SEND, "high priority, user offline")
-            chosen["email"] = (Action.SEND, "high priority, user offline")
-    elif priority == "normal":
+            chosen[Channel.SMS] = (Action.SEND, "high priority, user offline")
+            chosen[Channel.EMAIL] = (Action.SEND, "high priority, user offline")
+    elif priority == Priority.NORMAL:
         if not online:
-            chosen["push"] = (Action.SEND, "user offline")
-            chosen["email"] = (Action.SEND, "user offline")
+            chosen[Channel.PUSH] = (Action.SEND, "user offline")
+            chosen[Channel.EMAIL] = (Action.SEND, "user offline")
     else:
-        chosen["email"] = (Action.DIGEST, "low priority goes to the digest")
-    if "push" in chosen:
-        chosen["webpush"] = chosen["push"]
+        chosen[Channel.EMAIL] = (Action.DIGEST, "low priority goes to the digest")
+    if Channel.PUSH in chosen:
+        chosen[Channel.WEBPUSH] = chosen[Channel.PUSH]
     if preferences.webhook_url:
-        chosen["webhook"] = (Action.SEND, "user has a webhook")
+        chosen[Channel.WEBHOOK] = (Action.SEND, "user has a webhook")
     return chosen
 
 
@@ -212,7 +203,7 @@ def _timing(
     if (
         quiet_end is not None
         and channel in INTERRUPTIVE
-        and not (facts.priority == "high" and preferences.high_breaks_quiet_hours)
+        and not (facts.priority == Priority.HIGH and preferences.high_breaks_quiet_hours)
     ):
         return Decision(channel, Action.HOLD, "quiet hours", until=quiet_end)
     if verdict is not None and not verdict.allowed:
@@ -223,7 +214,7 @@ def _timing(
 def over_limit(channel: str, verdict: Verdict, now: datetime, config: Config) -> Decision:
     """Step 6 for a send its rate limit refused: email goes to the digest; other channels
     are skipped or held until the window frees a slot, as ``config.over_limit`` says."""
-    if channel == "email":
+    if channel == Channel.EMAIL:
         return Decision(channel, Action.DIGEST, "rate limited: to the digest")
     if config.drops_over_limit(channel):
         return Decision(channel, Action.SKIP, "rate limited: dropped")
@@ -245,7 +236,7 @@ def plan(
     chosen = candidates(facts, online, preferences)
     quiet_end = quiet_until(preferences.quiet_hours, now)
     window = config.window_for(facts.type)
-    to_inbox = "inapp" in chosen and _excluded("inapp", facts.type, preferences) is None
+    to_inbox = Channel.INAPP in chosen and _excluded(Channel.INAPP, facts.type, preferences) is None
     merge = (
         facts.group_key is not None
         and to_inbox

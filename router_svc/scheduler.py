@@ -30,6 +30,7 @@ from notify_core.constants import QUEUE_ROUTE, SCHEDULER_BATCH
 from notify_core.db.engine import Database
 from notify_core.db.schema import notification_deliveries as deliveries
 from notify_core.db.schema import notifications
+from notify_core.domain import DeliveryStatus, NotificationState
 from notify_core.errors import NotifyError
 from notify_core.live import publish_changes
 from notify_core.queue.base import WorkQueue
@@ -90,7 +91,9 @@ class Scheduler:
     async def release_scheduled(self, now: datetime) -> int:
         query = self._claim(
             sa.select(notifications.c.id, notifications.c.priority, notifications.c.send_at)
-            .where(notifications.c.state == "scheduled", notifications.c.send_at <= now)
+            .where(
+                notifications.c.state == NotificationState.SCHEDULED, notifications.c.send_at <= now
+            )
             .order_by(notifications.c.send_at)
             .limit(SCHEDULER_BATCH)
         )
@@ -101,7 +104,7 @@ class Scheduler:
             await conn.execute(
                 notifications.update()
                 .where(notifications.c.id.in_([r.id for r in rows]))
-                .values(state="accepted", created_at=notifications.c.send_at)
+                .values(state=NotificationState.ACCEPTED, created_at=notifications.c.send_at)
             )
             staged = await self._queue.stage(
                 conn, QUEUE_ROUTE, [route_message(r.id, r.priority) for r in rows]
@@ -118,7 +121,7 @@ class Scheduler:
                 notifications,
             )
             .join(notifications, notifications.c.id == deliveries.c.notification_id)
-            .where(deliveries.c.status == "held", deliveries.c.hold_until <= now)
+            .where(deliveries.c.status == DeliveryStatus.HELD, deliveries.c.hold_until <= now)
             .order_by(deliveries.c.hold_until)
             .limit(SCHEDULER_BATCH)
         )
@@ -172,10 +175,10 @@ class Scheduler:
                     status=status,
                     hold_until=d.until,
                     metadata={**row.metadata, "reason": d.reason},
-                    delivered_at=now if status == "delivered" else None,
+                    delivered_at=now if status == DeliveryStatus.DELIVERED else None,
                 )
             )
-            if status == "delivered":
+            if status == DeliveryStatus.DELIVERED:
                 to_inbox.append(row.notification.id)
         if not to_inbox:
             return []

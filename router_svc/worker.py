@@ -23,6 +23,7 @@ from notify_core.constants import QUEUE_ROUTE
 from notify_core.db.bulk import insert_rows
 from notify_core.db.engine import Database
 from notify_core.db.schema import notification_deliveries, notifications
+from notify_core.domain import Channel, DeliveryStatus, NotificationState
 from notify_core.errors import NotifyError
 from notify_core.live import publish_changes
 from notify_core.queue.base import Delivery, Staged, WorkQueue, job_ids
@@ -106,7 +107,8 @@ class Router:
             return [], [], []
         now = datetime.now(UTC)
         query = sa.select(notifications).where(
-            notifications.c.id.in_(sorted(set(ids))), notifications.c.state == "accepted"
+            notifications.c.id.in_(sorted(set(ids))),
+            notifications.c.state == NotificationState.ACCEPTED,
         )
         if not self._db.is_sqlite:
             query = query.with_for_update(skip_locked=True)
@@ -119,7 +121,7 @@ class Router:
             )
             staged = await self._record(conn, rows, plans, now)
             merged = {r.id: head for r in rows if (head := plans[r.id].merge_into()) is not None}
-            inbox_ids = [r.id for r in rows if plans[r.id].sends("inapp")]
+            inbox_ids = [r.id for r in rows if plans[r.id].sends(Channel.INAPP)]
             await self._mark(conn, [r.id for r in rows], merged, inbox_ids, now)
             heads = await self._merge(conn, [r for r in rows if r.id in merged], merged)
             shown = await conn.execute(
@@ -150,7 +152,7 @@ class Router:
         jobs = group_jobs(
             (x["id"], x["channel"], priority[x["notification_id"]])
             for x in records
-            if x["status"] == "pending"
+            if x["status"] == DeliveryStatus.PENDING
         )
         return await stage_jobs(self._queue, conn, jobs)
 
@@ -164,8 +166,8 @@ class Router:
     ) -> None:
         """Mark the notifications ``routed`` (or ``merged``), with their inbox flag."""
         for state, chosen in (
-            ("routed", [i for i in ids if i not in merged]),
-            ("merged", list(merged)),
+            (NotificationState.ROUTED, [i for i in ids if i not in merged]),
+            (NotificationState.MERGED, list(merged)),
         ):
             if chosen:
                 await conn.execute(
