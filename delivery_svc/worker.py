@@ -230,13 +230,19 @@ class DeliveryWorker:
             await asyncio.sleep(pause)
             pause = min(2 * pause, 2.0)
 
-    async def _record(self, outcomes: list[_Outcome]) -> None:
-        """Write every outcome, and stage the retry jobs, in one transaction."""
-        if not outcomes:
-            return
-        now = datetime.now(UTC)
-        d = deliveries.c
-        sent, failed, retrying = [], [], []
+    def _sort(
+        self, outcomes: list[_Outcome], now: datetime
+    ) -> tuple[
+        list[dict[str, Any]],
+        list[dict[str, Any]],
+        list[dict[str, Any]],
+        dict[float, list[tuple[str, Message]]],
+    ]:
+        """The statement parameters of the sent, failed and retrying outcomes, and the
+        retry jobs by delay (errors are counted by kind on the way)."""
+        sent: list[dict[str, Any]] = []
+        failed: list[dict[str, Any]] = []
+        retrying: list[dict[str, Any]] = []
         retries: dict[float, list[tuple[str, Message]]] = {}
         for o in outcomes:
             row = o.row
@@ -272,6 +278,15 @@ class DeliveryWorker:
                         delivery_message(row["delivery_id"], row["priority"]),
                     )
                 )
+        return sent, failed, retrying, retries
+
+    async def _record(self, outcomes: list[_Outcome]) -> None:
+        """Write every outcome, and stage the retry jobs, in one transaction."""
+        if not outcomes:
+            return
+        now = datetime.now(UTC)
+        d = deliveries.c
+        sent, failed, retrying, retries = self._sort(outcomes, now)
         async with self._db.write() as conn:
             b = sa.bindparam
             for params, values in (

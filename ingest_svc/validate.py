@@ -112,33 +112,7 @@ def parse_send_json(body: Any) -> ParsedSend:
     unknown = sorted(set(body) - _SEND_FIELDS)
     if unknown:
         raise InvalidArgument(unknown[0], "is not a known field")
-    has_one, has_many, has_topic = "user_id" in body, "user_ids" in body, "topic" in body
-    if has_one + has_many + has_topic > 1:
-        raise InvalidArgument(
-            "user_ids" if has_many else "topic", "give one of user_id, user_ids or topic"
-        )
-    if not has_one and not has_many and not has_topic:
-        raise InvalidArgument("user_id", "is required (or user_ids, or topic)")
-    topic: str | None = None
-    if has_topic:
-        topic = _string(body, "topic", required=True)
-        user_ids: list[Any] = [""]
-    elif has_many:
-        user_ids = body["user_ids"]
-        if not isinstance(user_ids, list):
-            raise InvalidArgument("user_ids", f"must be an array, got {json_type(user_ids)}")
-        if not user_ids:
-            raise InvalidArgument("user_ids", "must not be empty")
-        if len(user_ids) > c.MAX_BATCH:
-            raise InvalidArgument("user_ids", f"at most {c.MAX_BATCH} users per request")
-        for i, uid in enumerate(user_ids):
-            if not isinstance(uid, str):
-                raise InvalidArgument(f"user_ids[{i}]", f"must be a string, got {json_type(uid)}")
-        if len(set(user_ids)) != len(user_ids):
-            raise InvalidArgument("user_ids", "must not repeat a user")
-    else:
-        user_ids = [_string(body, "user_id", required=True)]
-
+    topic, user_ids, shape = _recipients(body)
     data = body.get("data")
     if data is not None and not isinstance(data, dict):
         raise InvalidArgument("data", f"must be a JSON object, got {json_type(data)}")
@@ -149,17 +123,7 @@ def parse_send_json(body: Any) -> ParsedSend:
         raise InvalidArgument(
             "priority", f"must be one of {', '.join(PRIORITIES)}; got {priority!r}"
         )
-    channels = body.get("channels")
-    proto_channels: list[common_pb2.Channel] = []
-    if channels is not None:
-        if not isinstance(channels, list):
-            raise InvalidArgument("channels", f"must be an array, got {json_type(channels)}")
-        for i, ch in enumerate(channels):
-            if not isinstance(ch, str) or ch not in CHANNEL_TO_PROTO:
-                raise InvalidArgument(
-                    f"channels[{i}]", f"must be one of {', '.join(CHANNELS)}; got {ch!r}"
-                )
-            proto_channels.append(CHANNEL_TO_PROTO[ch])
+    proto_channels = _channels(body.get("channels"))
     kind = _string(body, "type", required=True) or ""
     title = _string(body, "title", required=True) or ""
     message = _string(body, "message", required=True) or ""
@@ -189,8 +153,52 @@ def parse_send_json(body: Any) -> ParsedSend:
             except (ValueError, TypeError) as exc:
                 raise InvalidArgument("data", f"cannot be represented: {exc}") from None
         requests.append(req)
-    shape = "topic" if has_topic else "many" if has_many else "one"
     return ParsedSend(requests, shape, topic)
+
+
+def _recipients(body: Mapping[str, Any]) -> tuple[str | None, list[Any], str]:
+    """The topic (or None), the user ids (one blank id for a topic) and the body's shape:
+    ``one``, ``many`` or ``topic``."""
+    has_one, has_many, has_topic = "user_id" in body, "user_ids" in body, "topic" in body
+    if has_one + has_many + has_topic > 1:
+        raise InvalidArgument(
+            "user_ids" if has_many else "topic", "give one of user_id, user_ids or topic"
+        )
+    if not has_one and not has_many and not has_topic:
+        raise InvalidArgument("user_id", "is required (or user_ids, or topic)")
+    if has_topic:
+        return _string(body, "topic", required=True), [""], "topic"
+    if not has_many:
+        return None, [_string(body, "user_id", required=True)], "one"
+    user_ids = body["user_ids"]
+    if not isinstance(user_ids, list):
+        raise InvalidArgument("user_ids", f"must be an array, got {json_type(user_ids)}")
+    if not user_ids:
+        raise InvalidArgument("user_ids", "must not be empty")
+    if len(user_ids) > c.MAX_BATCH:
+        raise InvalidArgument("user_ids", f"at most {c.MAX_BATCH} users per request")
+    for i, uid in enumerate(user_ids):
+        if not isinstance(uid, str):
+            raise InvalidArgument(f"user_ids[{i}]", f"must be a string, got {json_type(uid)}")
+    if len(set(user_ids)) != len(user_ids):
+        raise InvalidArgument("user_ids", "must not repeat a user")
+    return None, user_ids, "many"
+
+
+def _channels(channels: Any) -> list[common_pb2.Channel]:
+    """``channels`` of the body (absent: none) as proto channels."""
+    if channels is None:
+        return []
+    if not isinstance(channels, list):
+        raise InvalidArgument("channels", f"must be an array, got {json_type(channels)}")
+    out: list[common_pb2.Channel] = []
+    for i, ch in enumerate(channels):
+        if not isinstance(ch, str) or ch not in CHANNEL_TO_PROTO:
+            raise InvalidArgument(
+                f"channels[{i}]", f"must be one of {', '.join(CHANNELS)}; got {ch!r}"
+            )
+        out.append(CHANNEL_TO_PROTO[ch])
+    return out
 
 
 def _check_data_size(data: Mapping[str, Any]) -> None:
