@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 
 from delivery_svc.providers.base import EmailMessage, SendResult
-from delivery_svc.providers.email_mime import check_header_value, extra_headers, parse_address
+from delivery_svc.transport.email_mime import check_header_value, extra_headers, parse_address
 from notify_core.constants import (
     SENDGRID_DEFAULT_BASE_URL,
     SENDGRID_MAX_CONNECTIONS,

@@ -1,9 +1,10 @@
 """Email through Amazon SES (API v2, ``SendEmail`` with raw content).
 
-The message goes as the MIME of :mod:`.email_mime`, so our own headers (Message-ID,
-List-Unsubscribe, ...) reach the recipient as they are. boto3 is synchronous: one client
-is created up front (clients are thread-safe) and each call runs in a worker thread.
-botocore's own retries are off; the delivery workers retry, with their backoff.
+The message goes as the MIME of :mod:`delivery_svc.transport.email_mime`, so our own
+headers (Message-ID, List-Unsubscribe, ...) reach the recipient as they are.
+boto3 is synchronous: one client is created up front (clients are thread-safe) and each
+call runs in a worker thread. botocore's own retries are off; the delivery workers retry,
+with their backoff.
 
 Errors: SES refusing the message or its sender (MessageRejected, MailFromDomainNotVerified,
 InvalidParameterValue, other 4xx) is permanent; throttling, SES being unavailable, an
@@ -21,7 +22,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from delivery_svc.providers.base import EmailMessage, SendResult
-from delivery_svc.providers.email_mime import envelope_address, mime_bytes
+from delivery_svc.transport.email_mime import envelope_address, mime_bytes
 from notify_core.constants import (
     SES_CONNECT_TIMEOUT_SECONDS,
     SES_MAX_POOL_CONNECTIONS,

@@ -27,7 +27,7 @@ from typing import Literal
 import aiosmtplib
 
 from delivery_svc.providers.base import EmailMessage, SendResult
-from delivery_svc.providers.email_mime import envelope_address, message_id, mime_bytes
+from delivery_svc.transport.email_mime import envelope_address, message_id, mime_bytes
 from notify_core.constants import (
     SMTP_CONNECT_TIMEOUT_SECONDS,
     SMTP_POOL_DEFAULT,

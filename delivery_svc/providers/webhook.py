@@ -15,7 +15,7 @@ secret without missing a webhook.
 One ``httpx.AsyncClient`` serves every send (pooled keep-alive connections). Redirects are
 never followed, the whole request has a deadline, at most
 :data:`~notify_core.constants.WEBHOOK_MAX_RESPONSE_BYTES` of an answer are read, and every
-connection passes the SSRF guard (:mod:`delivery_svc.providers.ssrf`).
+connection passes the SSRF guard (:mod:`delivery_svc.transport.ssrf`).
 
 Outcomes (the Standard Webhooks status handling):
 
@@ -43,8 +43,8 @@ import httpx
 
 from delivery_svc.config_webhook import SECRET_VAR, WebhookSettings, webhook_secret_key
 from delivery_svc.providers.base import SendResult, WebhookMessage
-from delivery_svc.providers.guarded_http import GuardedTransport
-from delivery_svc.providers.ssrf import (
+from delivery_svc.transport.guarded_http import GuardedTransport
+from delivery_svc.transport.ssrf import (
     PROVIDER,
     Resolver,
     TargetPolicy,

@@ -24,8 +24,8 @@ import trustme
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from delivery_svc.providers.base import WebhookMessage
-from delivery_svc.providers.ssrf import TargetPolicy, static_resolver
 from delivery_svc.providers.webhook import HttpWebhookSender
+from delivery_svc.transport.ssrf import TargetPolicy, static_resolver
 from notify_app.settings import load_settings
 from notify_core.errors import PermanentDeliveryError, TransientDeliveryError
 from tests.support.asgi import serving_app
