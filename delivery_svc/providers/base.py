@@ -1,4 +1,5 @@
-"""What every provider offers the delivery workers: one message in, one result out.
+"""What every provider offers the delivery workers: one message in, one result out; and
+what an email provider declares to be found in the registry (:class:`EmailProviderSpec`).
 
 A provider raises :class:`~notify_core.errors.PermanentDeliveryError` when retrying cannot
 help and :class:`~notify_core.errors.TransientDeliveryError` when it can; nothing else
@@ -7,9 +8,18 @@ escapes it (library exceptions are translated at the provider).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    from delivery_svc.config_email import EmailSettings
+    from delivery_svc.transport.sns import SnsHttp
+    from notify_core.db.engine import Database
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,3 +76,52 @@ class WebhookSender(Protocol):
     async def send(self, message: WebhookMessage) -> SendResult: ...
 
     async def close(self) -> None: ...
+
+
+EventKind = Literal[
+    "delivered", "bounced", "complained", "opened", "clicked", "deferred", "dropped"
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderEvent:
+    """One thing a provider tells us happened to one message for one recipient."""
+
+    provider: str
+    provider_message_id: str | None
+    """SendResult.provider_message_id of the send (SendGrid X-Message-Id, SES MessageId)."""
+    kind: EventKind
+    address: str
+    detail: str
+    """Why (bounce diagnostic, SMTP answer, clicked URL, ...); may be empty."""
+    at: datetime
+    message_id: str | None = None
+    """Our Message-ID, when the event carries it (SendGrid custom_args, SES headers)."""
+    event_id: str | None = None
+    """The provider's id of this event (sg_event_id, SNS MessageId), to drop duplicates."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventWebhook:
+    """Where a provider posts its events, and how we answer."""
+
+    path: str
+    """The edge's route (``POST``)."""
+    receiver: Callable[[EmailSettings, SnsHttp], object | None]
+    """What verifies the posts, from the settings; None turns the route off."""
+    handle: Callable[[Request, Any, Database], Awaitable[Response]]
+    """Answers one post, given the receiver (maybe None) and the database."""
+
+
+@dataclass(frozen=True, slots=True)
+class EmailProviderSpec:
+    """An email provider as the registry knows it."""
+
+    name: str
+    """Its ``NOTIFY_EMAIL_PROVIDER`` value."""
+    read_settings: Callable[[Mapping[str, str], bool], dict[str, Any]]
+    """Its ``NOTIFY_*`` variables, checked, as :class:`EmailSettings` fields; the flag says
+    it is in use (provider or fallback), so what it requires must be set (ConfigError)."""
+    build: Callable[[EmailSettings], EmailProvider]
+    """The provider, from the settings; raises ConfigError when they cannot make one."""
+    events: EventWebhook | None = None
