@@ -1,9 +1,9 @@
 """What every provider offers the delivery workers: one message in, one result out; and
 what an email provider declares to be found in the registry (:class:`EmailProviderSpec`).
 
-A provider raises :class:`~notify_core.errors.PermanentDeliveryError` when retrying cannot
-help and :class:`~notify_core.errors.TransientDeliveryError` when it can; nothing else
-escapes it (library exceptions are translated at the provider).
+A provider's ``send`` answers an :class:`Outcome`: taken, refused for good, or refused for
+now (``retryable``); it raises nothing for one message's failure (library exceptions are
+translated at the provider). Bad configuration raises when the provider is built.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from notify_core.errors import DeliveryError
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -42,18 +44,48 @@ class EmailMessage:
 
 
 @dataclass(frozen=True, slots=True)
-class SendResult:
+class Outcome:
+    """What became of one send: taken (``ok``), or refused, for now (``retryable``) or for
+    good. Providers return it; only bad configuration raises, when the provider is built."""
+
+    ok: bool
+    retryable: bool
+    detail: str
+    """Why it was refused (the provider's answer); empty when taken."""
     provider: str
-    provider_message_id: str | None
+    retry_after: float | None = None
+    """Seconds the provider asked us to wait (a Retry-After header), if it said."""
+    provider_id: str | None = None
     """The provider's id for the message, when it gives one (used to match its events)."""
     recipient: str | None = None
     """Email: the address it went to, recorded so that only it can be suppressed."""
+
+    @classmethod
+    def sent(cls, provider: str, provider_id: str | None) -> Outcome:
+        return cls(True, False, "", provider, provider_id=provider_id)
+
+    @classmethod
+    def refused(cls, error: DeliveryError) -> Outcome:
+        """The outcome a delivery error stands for (transient ones are retryable)."""
+        detail = error.message.removeprefix(f"{error.provider}: ")
+        return cls(False, not error.permanent, detail, error.provider, error.retry_after)
+
+    @property
+    def message(self) -> str:
+        """``provider: detail``, as it is recorded on the delivery."""
+        return f"{self.provider}: {self.detail}"
+
+    @property
+    def kind(self) -> str:
+        """How the worker counts a refusal: ``TransientDeliveryError`` or
+        ``PermanentDeliveryError``."""
+        return "TransientDeliveryError" if self.retryable else "PermanentDeliveryError"
 
 
 class EmailProvider(Protocol):
     name: str
 
-    async def send(self, message: EmailMessage) -> SendResult: ...
+    async def send(self, message: EmailMessage) -> Outcome: ...
 
     async def close(self) -> None: ...
 
@@ -73,7 +105,7 @@ class WebhookMessage:
 class WebhookSender(Protocol):
     name: str
 
-    async def send(self, message: WebhookMessage) -> SendResult: ...
+    async def send(self, message: WebhookMessage) -> Outcome: ...
 
     async def close(self) -> None: ...
 
@@ -89,7 +121,7 @@ class ProviderEvent:
 
     provider: str
     provider_message_id: str | None
-    """SendResult.provider_message_id of the send (SendGrid X-Message-Id, SES MessageId)."""
+    """Outcome.provider_id of the send (SendGrid X-Message-Id, SES MessageId)."""
     kind: EventKind
     address: str
     detail: str

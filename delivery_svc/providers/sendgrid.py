@@ -47,8 +47,8 @@ from delivery_svc.providers.base import (
     EmailProviderSpec,
     EventKind,
     EventWebhook,
+    Outcome,
     ProviderEvent,
-    SendResult,
 )
 from delivery_svc.transport.email_mime import check_header_value, extra_headers, parse_address
 from notify_core.constants import (
@@ -65,9 +65,9 @@ from notify_core.constants import (
 from notify_core.db.engine import Database
 from notify_core.errors import (
     ConfigError,
+    DeliveryError,
     InvalidArgument,
     PermanentDeliveryError,
-    TransientDeliveryError,
     Unauthenticated,
     Unavailable,
 )
@@ -182,26 +182,30 @@ class SendGridProvider:
             follow_redirects=False,
         )
 
-    async def send(self, message: EmailMessage) -> SendResult:
-        body = mail_send_body(message, provider=self.name)
+    async def send(self, message: EmailMessage) -> Outcome:
+        try:
+            body = mail_send_body(message, provider=self.name)
+        except DeliveryError as exc:
+            return Outcome.refused(exc)
         try:
             response = await self._client.post("/v3/mail/send", json=body)
         except httpx.TimeoutException as exc:
-            raise TransientDeliveryError(self.name, f"timed out: {type(exc).__name__}") from None
+            return self._transient(f"timed out: {type(exc).__name__}")
         except httpx.HTTPError as exc:
-            raise TransientDeliveryError(self.name, f"{type(exc).__name__}: {exc}") from None
+            return self._transient(f"{type(exc).__name__}: {exc}")
 
         status = response.status_code
         if status in (200, 202):
-            return SendResult(self.name, response.headers.get("X-Message-Id"))
+            return Outcome.sent(self.name, response.headers.get("X-Message-Id"))
         text = f"{status}: {_errors_text(response)}"
         if status == 429:
-            wait = _retry_after(response, time.time(), rate_limited=True)
-            raise TransientDeliveryError(self.name, text, retry_after=wait)
+            return self._transient(text, _retry_after(response, time.time(), rate_limited=True))
         if 400 <= status < 500 and status != 408:
-            raise PermanentDeliveryError(self.name, text)
-        wait = _retry_after(response, time.time(), rate_limited=False)
-        raise TransientDeliveryError(self.name, text, retry_after=wait)
+            return Outcome(False, False, text, self.name)
+        return self._transient(text, _retry_after(response, time.time(), rate_limited=False))
+
+    def _transient(self, text: str, retry_after: float | None = None) -> Outcome:
+        return Outcome(False, True, text, self.name, retry_after)
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -39,8 +39,8 @@ from delivery_svc.providers.base import (
     EmailProviderSpec,
     EventKind,
     EventWebhook,
+    Outcome,
     ProviderEvent,
-    SendResult,
 )
 from delivery_svc.transport.email_mime import envelope_address, mime_bytes
 from delivery_svc.transport.sns import SnsHttp, SnsMessage, SnsVerifier, SubscribeGetter, iso_time
@@ -162,15 +162,18 @@ class SesProvider:
         )
         self._configuration_set = configuration_set
 
-    async def send(self, message: EmailMessage) -> SendResult:
-        raw = mime_bytes(message, provider=self.name)
-        sender = envelope_address(self.name, "sender", message.sender)
-        to = envelope_address(self.name, "to", message.to)
+    async def send(self, message: EmailMessage) -> Outcome:
+        try:
+            raw = mime_bytes(message, provider=self.name)
+            sender = envelope_address(self.name, "sender", message.sender)
+            to = envelope_address(self.name, "to", message.to)
+        except DeliveryError as exc:
+            return Outcome.refused(exc)
         try:
             response = await asyncio.to_thread(self._send, sender, to, raw)
         except (ClientError, BotoCoreError) as exc:
-            raise translate_error(self.name, exc) from None
-        return SendResult(provider=self.name, provider_message_id=response.get("MessageId"))
+            return Outcome.refused(translate_error(self.name, exc))
+        return Outcome.sent(self.name, response.get("MessageId"))
 
     def _send(self, sender: str, to: str, raw: bytes) -> Any:
         if self._configuration_set:

@@ -9,11 +9,12 @@ A connection can die while idle (the server restarted, or timed it out). That is
 at the first command of the next transaction, before any of the message was sent, so the
 slot reconnects and that transaction is tried once more, transparently.
 
-Errors: a 5xx answer to RCPT or DATA refuses this address or this content for good
-(:class:`PermanentDeliveryError`). A 4xx answer, a timeout, a lost or refused connection,
-and whatever refuses *us* rather than the message (a failed STARTTLS or AUTH, 530 "authenticate
-first", a refused MAIL FROM: fixing the settings lets the message through) are
-:class:`TransientDeliveryError`.
+Outcomes: a 5xx answer to RCPT or DATA refuses this address or this content for good (not
+retryable). A 4xx answer, a timeout, a lost or refused connection, and whatever refuses
+*us* rather than the message (a failed STARTTLS or AUTH, 530 "authenticate first", a
+refused MAIL FROM: fixing the settings lets the message through) are retryable. Inside,
+the transaction raises :class:`TransientDeliveryError` / :class:`PermanentDeliveryError`;
+``send`` turns them into the :class:`Outcome`.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 import aiosmtplib
 
 from delivery_svc.config_values import text, whole
-from delivery_svc.providers.base import EmailMessage, EmailProviderSpec, SendResult
+from delivery_svc.providers.base import EmailMessage, EmailProviderSpec, Outcome
 from delivery_svc.transport.email_mime import envelope_address, message_id, mime_bytes
 from notify_core.constants import (
     SMTP_CONNECT_TIMEOUT_SECONDS,
@@ -113,7 +114,13 @@ class SmtpProvider:
         """Connections the pool holds open now (for health and tests)."""
         return sum(1 for s in self._slots if s.client is not None and s.client.is_connected)
 
-    async def send(self, message: EmailMessage) -> SendResult:
+    async def send(self, message: EmailMessage) -> Outcome:
+        try:
+            return await self._send(message)
+        except DeliveryError as exc:
+            return Outcome.refused(exc)
+
+    async def _send(self, message: EmailMessage) -> Outcome:
         if self._closed:
             raise TransientDeliveryError(self.name, "the SMTP provider is closed")
         data = mime_bytes(message, provider=self.name)
@@ -135,7 +142,7 @@ class SmtpProvider:
             raise
         finally:
             self._idle.put_nowait(slot)
-        return SendResult(provider=self.name, provider_message_id=mid)
+        return Outcome.sent(self.name, mid)
 
     async def _transaction(self, slot: _Slot, mail_from: str, rcpt_to: str, data: bytes) -> None:
         client = slot.client
