@@ -31,7 +31,7 @@ def _refused(provider: str, exc: BaseException) -> Outcome:
     """The outcome of a send that raised: a delivery error's, else retryable."""
     if isinstance(exc, DeliveryError):
         return Outcome.refused(exc)
-    return Outcome(False, True, f"unexpected error: {exc!r}", provider)
+    return Outcome.transient(provider, f"unexpected error: {exc!r}")
 
 
 async def suppressed_addresses(database: Database, addresses: Sequence[str]) -> dict[str, str]:
@@ -77,7 +77,7 @@ class FailoverEmail:
                 breaker.success()  # taken, or the provider answered that the message was at fault
             return outcome
         names = ", ".join(p.name for p in self.providers)
-        return Outcome(False, True, f"every provider's circuit is open ({names})", "email")
+        return Outcome.transient("email", f"every provider's circuit is open ({names})")
 
     async def close(self) -> None:
         for provider in self.providers:
@@ -114,10 +114,10 @@ class EmailChannel:
         self, row: Mapping[str, Any], address: str | None, suppressed: Mapping[str, str]
     ) -> Outcome:
         if not address:
-            return Outcome(False, False, "the user has no email address", "email")
+            return Outcome.permanent("email", "the user has no email address")
         if address.lower() in suppressed:
             why = f"{address} is suppressed ({suppressed[address.lower()]})"
-            return Outcome(False, False, why, "email")
+            return Outcome.permanent("email", why)
         try:
             message = await self._composer.compose(row, address)
             outcome = await self.sender.send(message)
@@ -154,13 +154,13 @@ class WebhookChannel:
 
     async def _one(self, row: Mapping[str, Any], url: str | None) -> Outcome:
         if not url:
-            return Outcome(False, False, "the user has no webhook URL", "webhook")
+            return Outcome.permanent("webhook", "the user has no webhook URL")
         host = urlsplit(url).hostname or url
         breaker = self._breakers.setdefault(
             host, Breaker(f"webhook:{host}", self._threshold, self._reset)
         )
         if not breaker.allow():
-            return Outcome(False, True, f"the circuit of {host} is open", "webhook")
+            return Outcome.transient("webhook", f"the circuit of {host} is open")
         try:
             outcome = await self.sender.send(webhook_message(row, url))
         except Exception as exc:

@@ -65,6 +65,16 @@ class Outcome:
         return cls(True, False, "", provider, provider_id=provider_id)
 
     @classmethod
+    def permanent(cls, provider: str, detail: str) -> Outcome:
+        """Refused for good: another try cannot help."""
+        return cls(False, False, detail, provider)
+
+    @classmethod
+    def transient(cls, provider: str, detail: str, retry_after: float | None = None) -> Outcome:
+        """Refused for now: worth another try (after ``retry_after`` seconds, if given)."""
+        return cls(False, True, detail, provider, retry_after)
+
+    @classmethod
     def refused(cls, error: DeliveryError) -> Outcome:
         """The outcome a delivery error stands for (transient ones are retryable)."""
         detail = error.message.removeprefix(f"{error.provider}: ")

@@ -190,22 +190,21 @@ class SendGridProvider:
         try:
             response = await self._client.post("/v3/mail/send", json=body)
         except httpx.TimeoutException as exc:
-            return self._transient(f"timed out: {type(exc).__name__}")
+            return Outcome.transient(self.name, f"timed out: {type(exc).__name__}")
         except httpx.HTTPError as exc:
-            return self._transient(f"{type(exc).__name__}: {exc}")
+            return Outcome.transient(self.name, f"{type(exc).__name__}: {exc}")
 
         status = response.status_code
         if status in (200, 202):
             return Outcome.sent(self.name, response.headers.get("X-Message-Id"))
         text = f"{status}: {_errors_text(response)}"
         if status == 429:
-            return self._transient(text, _retry_after(response, time.time(), rate_limited=True))
+            wait = _retry_after(response, time.time(), rate_limited=True)
+            return Outcome.transient(self.name, text, wait)
         if 400 <= status < 500 and status != 408:
-            return Outcome(False, False, text, self.name)
-        return self._transient(text, _retry_after(response, time.time(), rate_limited=False))
-
-    def _transient(self, text: str, retry_after: float | None = None) -> Outcome:
-        return Outcome(False, True, text, self.name, retry_after)
+            return Outcome.permanent(self.name, text)
+        wait = _retry_after(response, time.time(), rate_limited=False)
+        return Outcome.transient(self.name, text, wait)
 
     async def close(self) -> None:
         await self._client.aclose()
