@@ -8,6 +8,7 @@ drained by a task that exists only while there is something to send; a client th
 overflow is closed with :data:`CLOSE_SLOW_CONSUMER`, so it cannot slow anyone else down.
 When the token the connection was opened with expires it is closed with
 ``CLOSE_TOKEN_EXPIRED``: the client reconnects with a fresh one (``since`` resumes).
+:func:`ws_route` declares ``/ws``, which checks its token before accepting the handshake.
 """
 
 from __future__ import annotations
