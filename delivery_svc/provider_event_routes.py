@@ -32,7 +32,6 @@ from typing import Any
 import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from delivery_svc.config_email import EmailSettings
 from delivery_svc.provider_events import apply_events
@@ -46,7 +45,6 @@ from delivery_svc.providers.events import (
     parse_ses_events,
 )
 from delivery_svc.suppressions import list_suppressions, unsuppress
-from notify_core.auth import Authenticator, bearer
 from notify_core.constants import (
     PROVIDER_WEBHOOK_MAX_BYTES,
     SENDGRID_WEBHOOK_PATH,
@@ -56,9 +54,12 @@ from notify_core.constants import (
 )
 from notify_core.db.engine import Database
 from notify_core.errors import InvalidArgument, NotFound, Unavailable
-from notify_core.http import guarded, read_body
+from notify_core.http import read_body
+from notify_core.routes import PRODUCER, PUBLIC, HttpRoute
 
 log = logging.getLogger(__name__)
+
+SIGNED = "the provider signs each request; the route verifies the signature itself"
 
 SubscribeGetter = Callable[[str], Awaitable[None]]
 """GETs an SNS SubscribeURL; raises Unavailable when SNS did not answer 200."""
@@ -117,9 +118,7 @@ def _limit(request: Request) -> int:
         raise InvalidArgument("limit", f"must be a whole number, got {raw!r}") from None
 
 
-def provider_event_routes(
-    *, auth: Authenticator, database: Database, webhooks: ProviderWebhooks
-) -> list[Route]:
+def provider_event_routes(*, database: Database, webhooks: ProviderWebhooks) -> list[HttpRoute]:
     async def sendgrid(request: Request) -> Response:
         verifier = webhooks.sendgrid
         if verifier is None:
@@ -155,19 +154,17 @@ def provider_event_routes(
         return JSONResponse(answer)
 
     async def suppressions(request: Request) -> Response:
-        auth.producer(bearer(request.headers.get("authorization")))
         limit = _limit(request)
         found = await list_suppressions(database, limit)
         return JSONResponse({"suppressions": found, "limit": limit})
 
     async def delete_suppression(request: Request) -> Response:
-        auth.producer(bearer(request.headers.get("authorization")))
         removed = await unsuppress(database, str(request.path_params["address"]))
         return JSONResponse({"deleted": removed})
 
     return [
-        Route(SENDGRID_WEBHOOK_PATH, guarded(sendgrid), methods=["POST"]),
-        Route(SES_WEBHOOK_PATH, guarded(ses), methods=["POST"]),
-        Route("/email-suppressions", guarded(suppressions), methods=["GET"]),
-        Route("/email-suppressions/{address}", guarded(delete_suppression), methods=["DELETE"]),
+        HttpRoute("POST", SENDGRID_WEBHOOK_PATH, PUBLIC, sendgrid, note=SIGNED),
+        HttpRoute("POST", SES_WEBHOOK_PATH, PUBLIC, ses, note=SIGNED),
+        HttpRoute("GET", "/email-suppressions", PRODUCER, suppressions),
+        HttpRoute("DELETE", "/email-suppressions/{address}", PRODUCER, delete_suppression),
     ]
