@@ -33,18 +33,18 @@ from dataclasses import dataclass, field
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from delivery_svc.config_email import EmailSettings
 from delivery_svc.providers.base import EventWebhook
 from delivery_svc.providers.registry import EMAIL_PROVIDERS
 from delivery_svc.suppressions import list_suppressions, unsuppress
 from delivery_svc.transport.sns import SnsHttp
-from notify_core.auth import Authenticator, bearer
 from notify_core.constants import SUPPRESSIONS_DEFAULT_LIMIT
 from notify_core.db.engine import Database
 from notify_core.errors import InvalidArgument
-from notify_core.http import guarded
+from notify_core.routes import PRODUCER, PUBLIC, HttpRoute
+
+SIGNED = "the provider signs each request; the route verifies the signature itself"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,11 +66,11 @@ class ProviderWebhooks:
         )
 
 
-def _event_route(events: EventWebhook, receiver: object | None, database: Database) -> Route:
+def _event_route(events: EventWebhook, receiver: object | None, database: Database) -> HttpRoute:
     async def handler(request: Request) -> Response:
         return await events.handle(request, receiver, database)
 
-    return Route(events.path, guarded(handler), methods=["POST"])
+    return HttpRoute("POST", events.path, PUBLIC, handler, note=SIGNED)
 
 
 def _limit(request: Request) -> int:
@@ -81,9 +81,7 @@ def _limit(request: Request) -> int:
         raise InvalidArgument("limit", f"must be a whole number, got {raw!r}") from None
 
 
-def provider_event_routes(
-    *, auth: Authenticator, database: Database, webhooks: ProviderWebhooks
-) -> list[Route]:
+def provider_event_routes(*, database: Database, webhooks: ProviderWebhooks) -> list[HttpRoute]:
     events = [
         _event_route(spec.events, webhooks.receivers.get(name), database)
         for name, spec in EMAIL_PROVIDERS.items()
@@ -91,18 +89,16 @@ def provider_event_routes(
     ]
 
     async def suppressions(request: Request) -> Response:
-        auth.producer(bearer(request.headers.get("authorization")))
         limit = _limit(request)
         found = await list_suppressions(database, limit)
         return JSONResponse({"suppressions": found, "limit": limit})
 
     async def delete_suppression(request: Request) -> Response:
-        auth.producer(bearer(request.headers.get("authorization")))
         removed = await unsuppress(database, str(request.path_params["address"]))
         return JSONResponse({"deleted": removed})
 
     return [
         *events,
-        Route("/email-suppressions", guarded(suppressions), methods=["GET"]),
-        Route("/email-suppressions/{address}", guarded(delete_suppression), methods=["DELETE"]),
+        HttpRoute("GET", "/email-suppressions", PRODUCER, suppressions),
+        HttpRoute("DELETE", "/email-suppressions/{address}", PRODUCER, delete_suppression),
     ]

@@ -22,16 +22,17 @@ import logging
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from delivery_svc.engagement import record_click, record_open
 from delivery_svc.tracking import read_click_token, read_open_token
 from notify_core.constants import TRACK_CLICK_PATH, TRACK_OPEN_PATH
 from notify_core.db.engine import Database
 from notify_core.errors import InvalidArgument, NotifyError, Unavailable
-from notify_core.http import guarded
+from notify_core.routes import PUBLIC, HttpRoute
 
 log = logging.getLogger(__name__)
+
+IN_EMAIL = "a link in an email: its signed token names the delivery, and is the authority"
 
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 """A 1x1 transparent GIF (43 bytes)."""
@@ -42,7 +43,7 @@ NO_CACHE = {
 }
 
 
-def tracking_routes(*, database: Database, signing_secret: str | None) -> list[Route]:
+def tracking_routes(*, database: Database, signing_secret: str | None) -> list[HttpRoute]:
     def secret() -> str:
         if not signing_secret:
             raise Unavailable(
@@ -80,6 +81,6 @@ def tracking_routes(*, database: Database, signing_secret: str | None) -> list[R
         return Response(status_code=302, headers={"location": claim.url, **NO_CACHE})
 
     return [
-        Route(TRACK_OPEN_PATH + "{token}.gif", guarded(opened), methods=["GET"]),
-        Route(TRACK_CLICK_PATH + "{token}", guarded(clicked), methods=["GET"]),
+        HttpRoute("GET", TRACK_OPEN_PATH + "{token}.gif", PUBLIC, opened, note=IN_EMAIL),
+        HttpRoute("GET", TRACK_CLICK_PATH + "{token}", PUBLIC, clicked, note=IN_EMAIL),
     ]

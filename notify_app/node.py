@@ -131,6 +131,11 @@ class Node:
         self._closers.extend(parts.closers)
         return parts.specs
 
+    @property
+    def edge(self) -> EdgeServer | None:
+        """The edge this node serves itself (None: none, or only in edge processes)."""
+        return self._edge
+
     async def ready(self) -> None:
         assert self.database and self.queue and self.backends
         await self.database.ping()

@@ -16,25 +16,31 @@ from dataclasses import dataclass
 
 from delivery_svc import assemble as delivery
 from delivery_svc.provider_event_routes import ProviderWebhooks
+from delivery_svc.routes import routes as delivery_routes
 from delivery_svc.transport.sns import SnsHttp
 from digest_svc import assemble as digest
 from digest_svc.scheduler import DigestService
 from ingest_svc import assemble as ingest
-from ingest_svc.client import IngestApi
+from ingest_svc.client import IngestApi, RemoteIngest
+from ingest_svc.routes import routes as ingest_routes
 from notify_app.settings import NodeSettings
 from notify_core.auth import Authenticator
 from notify_core.cache.base import CacheBackends
 from notify_core.db.engine import Database
 from notify_core.parts import Parts
 from notify_core.queue.base import WorkQueue
+from notify_core.routes import HttpRoute
 from preference_svc import assemble as preference
+from preference_svc.routes import routes as preference_routes
 from preference_svc.store import PreferenceStore
 from realtime_svc import assemble as realtime
 from realtime_svc.edge_processes import EdgeNodeFactory, EdgeProcesses
 from realtime_svc.edge_server import EdgeServer
 from router_svc import assemble as router
+from router_svc.routes import routes as router_routes
 from router_svc.scheduler import Scheduler
 from template_svc import assemble as template
+from template_svc.routes import routes as template_routes
 from template_svc.templates import Templates
 
 SERVICES = ("ingest", "router", "preference", "template", "delivery", "realtime", "digest")
@@ -105,21 +111,51 @@ async def _realtime(w: Wiring) -> Parts:
         w.edges = EdgeProcesses(s, w.edge_node, local_ingest=w.ingest is not None)
         w.http_port = w.edges.port
         return realtime.rpcs(w.database, w.backends, s.namespace)
+    ingest_api, remote = _edge_ingest(w)
     parts, w.edge = await realtime.assemble_edge(
         s,
         auth=w.auth,
-        ingest=w.ingest,
         database=w.database,
         backends=w.backends,
-        preferences=w.preferences,
-        templates=w.templates,
         ready=w.ready,
-        allow_http_webhooks=s.webhook.allow_http,
-        provider_webhooks=ProviderWebhooks.from_settings(s.email, w.sns_http),
+        routes=_edge_routes(w, ingest_api),
         sockets=w.edge_sockets,
     )
+    if remote is not None:
+        parts.closers.append(remote)
     w.http_port = await w.edge.start()
     return parts
+
+
+def _edge_ingest(w: Wiring) -> tuple[IngestApi, RemoteIngest | None]:
+    """What the edge sends through: this node's ingest, else IngestService over gRPC (the
+    second value, which the node closes)."""
+    if w.ingest is not None:
+        return w.ingest, None
+    remote = realtime.remote_ingest(w.settings)
+    return remote, remote
+
+
+def _edge_routes(w: Wiring, ingest_api: IngestApi) -> list[HttpRoute]:
+    """The routes of the services below the edge, which it serves beside its own."""
+    s = w.settings
+    return [
+        *ingest_routes(ingest_api),
+        *router_routes(w.database),
+        *preference_routes(
+            w.database,
+            w.preferences,
+            allow_http_webhooks=s.webhook.allow_http,
+            signing_secret=s.signing_secret,
+            public_url=s.public_url,
+        ),
+        *template_routes(w.templates),
+        *delivery_routes(
+            w.database,
+            signing_secret=s.signing_secret,
+            webhooks=ProviderWebhooks.from_settings(s.email, w.sns_http),
+        ),
+    ]
 
 
 async def _delivery(w: Wiring) -> Parts:

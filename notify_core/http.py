@@ -1,4 +1,6 @@
-"""What every HTTP route of the edge shares: the error shape of DESIGN §5 and request bodies.
+"""What every HTTP route of the edge shares: the error shape of DESIGN §5, request bodies
+and whole numbers in the query (routes themselves are declared with
+:mod:`notify_core.routes`).
 
 Every error leaves as ``{"error": {"code", "message"}}`` with the HTTP status of its
 :mod:`notify_core.errors` class; anything else a route raises is logged here and answered
@@ -57,6 +59,17 @@ def guarded(handler: Handler) -> Handler:
             )
 
     return wrapper
+
+
+def int_param(request: Request, name: str, default: int) -> int:
+    """The whole number of query parameter ``name``, or ``default`` when absent or empty."""
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise InvalidArgument(name, f"must be a whole number, got {raw!r}") from None
 
 
 async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:

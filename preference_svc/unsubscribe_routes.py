@@ -25,12 +25,10 @@ from datetime import UTC, datetime
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
-from notify_core.auth import Authenticator, bearer
-from notify_core.checks import check_user_id
 from notify_core.errors import InvalidArgument, Unavailable
-from notify_core.http import guarded, json_body
+from notify_core.http import json_body
+from notify_core.routes import PRODUCER, PUBLIC, HttpRoute
 from preference_svc.store import PreferenceStore, StoredPreferences
 from preference_svc.unsubscribe import (
     UnsubscribeClaim,
@@ -44,6 +42,8 @@ from preference_svc.unsubscribe_pages import confirm_page, done_page
 from preference_svc.validate import PreferencesUpdate
 
 log = logging.getLogger(__name__)
+
+BY_TOKEN = "the link's signed token is the authority (it reaches the user by email)"
 
 
 async def switch_off(store: PreferenceStore, claim: UnsubscribeClaim) -> StoredPreferences:
@@ -66,13 +66,12 @@ def _iso(epoch: int) -> str:
 
 
 def unsubscribe_routes(
-    *,
-    auth: Authenticator,
     preferences: PreferenceStore,
+    *,
     signing_secret: str | None,
     public_url: str | None,
     clock: Callable[[], float] = time.time,
-) -> list[Route]:
+) -> list[HttpRoute]:
     """The routes above; ``public_url`` unset means links use the request's own base URL."""
 
     def secret() -> str:
@@ -111,9 +110,7 @@ def unsubscribe_routes(
             )
         return done_page(claim)
 
-    async def create_link(request: Request) -> Response:
-        auth.producer(bearer(request.headers.get("authorization")))
-        user_id = check_user_id(str(request.path_params["user_id"]))
+    async def create_link(request: Request, user_id: str) -> Response:
         key = secret()
         link = parse_link_request(await json_body(request))
         expires_at = int(clock()) + link.ttl_seconds
@@ -129,7 +126,7 @@ def unsubscribe_routes(
         )
 
     return [
-        Route("/unsubscribe", guarded(show), methods=["GET"]),
-        Route("/unsubscribe", guarded(unsubscribe), methods=["POST"]),
-        Route("/users/{user_id}/unsubscribe-links", guarded(create_link), methods=["POST"]),
+        HttpRoute("GET", "/unsubscribe", PUBLIC, show, note=BY_TOKEN),
+        HttpRoute("POST", "/unsubscribe", PUBLIC, unsubscribe, note=BY_TOKEN),
+        HttpRoute("POST", "/users/{user_id}/unsubscribe-links", PRODUCER, create_link),
     ]

@@ -4,24 +4,23 @@ WebSocket and SSE on this node's HTTP port."""
 from __future__ import annotations
 
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
-from delivery_svc.provider_event_routes import ProviderWebhooks
-from ingest_svc.client import IngestApi, RemoteIngest
+from ingest_svc.client import RemoteIngest
 from notify_core.auth import Authenticator
 from notify_core.cache.base import CacheBackends
 from notify_core.config import Settings
 from notify_core.db.engine import Database
 from notify_core.errors import ConfigError
 from notify_core.parts import Parts
-from preference_svc.store import PreferenceStore
+from notify_core.routes import HttpRoute
 from realtime_svc import service
 from realtime_svc.edge import create_edge
 from realtime_svc.edge_server import EdgeServer
 from realtime_svc.hub import Hub
 from realtime_svc.inbox import Inbox
 from realtime_svc.limits import edge_limits
-from template_svc.templates import Templates
+from realtime_svc.routes import routes as realtime_routes
 
 
 def rpcs(database: Database, backends: CacheBackends, namespace: str) -> Parts:
@@ -45,40 +44,18 @@ async def assemble_edge(
     settings: Settings,
     *,
     auth: Authenticator,
-    ingest: IngestApi | None,
     database: Database,
     backends: CacheBackends,
-    preferences: PreferenceStore,
-    templates: Templates,
     ready: Callable[[], Awaitable[None]],
-    allow_http_webhooks: bool,
-    provider_webhooks: ProviderWebhooks,
+    routes: Sequence[HttpRoute],
     sockets: list[socket.socket] | None,
 ) -> tuple[Parts, EdgeServer]:
-    """The service's parts, and its edge server (not started yet). ``ingest`` None: send
-    through IngestService at NOTIFY_INGEST_TARGET."""
-    remote: RemoteIngest | None = None
-    if ingest is None:
-        ingest = remote = remote_ingest(settings)
+    """The service's parts, and its edge server (not started yet) serving the service's own
+    routes and ``routes``, those of the services below it."""
     inbox = Inbox(database)
     hub = Hub(backends, settings.namespace, edge_limits(settings))
     await hub.start()
     parts = Parts(specs=[service.spec(inbox, backends, settings.namespace)], closers=[hub])
-    if remote is not None:
-        parts.closers.append(remote)
-    app = create_edge(
-        auth=auth,
-        ingest=ingest,
-        inbox=inbox,
-        hub=hub,
-        ready=ready,
-        preferences=preferences,
-        allow_http_webhooks=allow_http_webhooks,
-        templates=templates,
-        database=database,
-        ws_send_queue=settings.ws_send_queue,
-        signing_secret=settings.signing_secret,
-        public_url=settings.public_url,
-        provider_webhooks=provider_webhooks,
-    )
+    own = realtime_routes(auth, inbox, hub, ready, queue_limit=settings.ws_send_queue)
+    app = create_edge(auth, [*own, *routes])
     return parts, EdgeServer(app, hub, settings, sockets)

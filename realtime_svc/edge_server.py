@@ -41,10 +41,10 @@ from notify_core.http import error_response
 from realtime_svc.http_protocol import http_protocol
 from realtime_svc.hub import Hub
 from realtime_svc.sse import STREAM_PATH
+from realtime_svc.ws import WS_PATH
 
 log = logging.getLogger(__name__)
 
-WS_PATH = "/ws"
 WS_MAX_MESSAGE_BYTES = 64 * 1024
 """Largest message a client may send (theirs are ``mark_read`` and the like)."""
 LISTEN_BACKLOG = 4096
@@ -192,6 +192,7 @@ class EdgeServer:
         settings: Settings,
         sockets: list[socket.socket] | None = None,
     ) -> None:
+        self.app = app
         self._hub = hub
         self._grace = settings.shutdown_grace
         self._sockets = sockets or bind_sockets(settings.host, settings.http_port)

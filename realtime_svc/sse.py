@@ -20,14 +20,14 @@ import logging
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from notify_core.auth import Authenticator, bearer
 from notify_core.constants import LIVE_SEND_QUEUE, SSE_CLOSE_TIMEOUT_SECONDS, SSE_KEEPALIVE_SECONDS
 from notify_core.convert import live_event_id
 from notify_core.errors import NotifyError, Unauthenticated
-from notify_core.http import error_response, guarded
+from notify_core.http import error_response
+from notify_core.routes import SELF, HttpRoute
 from realtime_svc.hub import Hub
 from realtime_svc.inbox import Cursor, Inbox
 from realtime_svc.outbox import Outbox, end_at_expiry
@@ -199,9 +199,9 @@ def sse_routes(
     *,
     queue_limit: int = LIVE_SEND_QUEUE,
     keepalive: float = SSE_KEEPALIVE_SECONDS,
-) -> list[Route]:
+) -> list[HttpRoute]:
     """``GET /notifications/stream``: the token comes as ``?token=`` (``EventSource`` cannot
-    set headers) or ``Authorization: Bearer``."""
+    set headers) or ``Authorization: Bearer``, so the route checks it itself."""
 
     async def stream(request: Request) -> Response:
         token = request.query_params.get("token")
@@ -226,4 +226,5 @@ def sse_routes(
             keepalive=keepalive,
         )
 
-    return [Route(STREAM_PATH, guarded(stream), methods=["GET"])]
+    how = "a user token as ?token= (EventSource sets no headers) or Authorization: Bearer"
+    return [HttpRoute("GET", STREAM_PATH, SELF, stream, note=how)]

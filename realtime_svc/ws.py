@@ -8,6 +8,7 @@ drained by a task that exists only while there is something to send; a client th
 overflow is closed with :data:`CLOSE_SLOW_CONSUMER`, so it cannot slow anyone else down.
 When the token the connection was opened with expires it is closed with
 ``CLOSE_TOKEN_EXPIRED``: the client reconnects with a fresh one (``since`` resumes).
+:func:`ws_route` declares ``/ws``, which checks its token before accepting the handshake.
 """
 
 from __future__ import annotations
@@ -20,15 +21,20 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from notify_core.auth import Authenticator
 from notify_core.constants import CLOSE_GOING_AWAY, CLOSE_TOKEN_EXPIRED, LIVE_SEND_QUEUE
-from notify_core.errors import InvalidArgument, NotifyError
+from notify_core.errors import InvalidArgument, NotifyError, Unauthenticated
+from notify_core.http import error_response
+from notify_core.routes import SELF, WEBSOCKET, HttpRoute
 from notify_core.storable import loads
 from realtime_svc.hub import Hub
 from realtime_svc.inbox import Cursor, Inbox
 from realtime_svc.outbox import Outbox, end_at_expiry
-from realtime_svc.resume import opening
+from realtime_svc.resume import opening, resume_cursor
 
 log = logging.getLogger(__name__)
+
+WS_PATH = "/ws"
 
 CLOSE_SLOW_CONSUMER = 4008
 """Close code: the client did not read fast enough and its send queue overflowed."""
@@ -153,3 +159,36 @@ async def _handle_client(session: Session, inbox: Inbox, text: str) -> None:
 
 async def _error(session: Session, code: str, message: str) -> None:
     await session.send_json({"type": "error", "error": {"code": code, "message": message}})
+
+
+def ws_route(
+    auth: Authenticator, hub: Hub, inbox: Inbox, *, queue_limit: int = LIVE_SEND_QUEUE
+) -> HttpRoute:
+    """``/ws``: the user token comes as ``?token=`` (browsers' WebSocket sets no headers)
+    and is checked before the handshake is accepted (401 otherwise)."""
+
+    async def websocket_endpoint(websocket: WebSocket) -> None:
+        try:
+            token = websocket.query_params.get("token")
+            if not token:
+                raise Unauthenticated("missing token (connect to /ws?token=<jwt>)")
+            user_id, expires_at = auth.session(token)
+            since = await resume_cursor(
+                inbox, user_id, "since", websocket.query_params.get("since")
+            )
+        except NotifyError as exc:
+            await websocket.send_denial_response(error_response(exc))
+            return
+        await websocket.accept()
+        await serve_session(
+            websocket,
+            user_id,
+            hub,
+            inbox,
+            expires_at=expires_at,
+            queue_limit=queue_limit,
+            since=since,
+        )
+
+    how = "a user token as ?token= (browsers' WebSocket sets no headers), checked here"
+    return HttpRoute(WEBSOCKET, WS_PATH, SELF, websocket_endpoint, note=how)

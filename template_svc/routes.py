@@ -1,4 +1,4 @@
-"""REST routes for templates, mounted by the HTTP edge; every one needs a producer key.
+"""TemplateService's REST routes on the edge; every one needs a producer key.
 
 ::
 
@@ -26,12 +26,11 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
-from notify_core.auth import Authenticator, bearer
 from notify_core.constants import MAX_INTEGER_COLUMN
 from notify_core.errors import InvalidArgument
-from notify_core.http import guarded, json_body
+from notify_core.http import json_body
+from notify_core.routes import PRODUCER, HttpRoute
 from template_svc.render import Rendered
 from template_svc.templates import Templates
 from template_svc.validate import (
@@ -87,9 +86,10 @@ def _rendered(r: Rendered, template: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
-def template_routes(auth: Authenticator, templates: Templates) -> list[Route]:
+def routes(templates: Templates) -> list[HttpRoute]:
+    """The routes above, on ``templates``."""
+
     def key(request: Request) -> tuple[str, str, str]:
-        auth.producer(bearer(request.headers.get("authorization")))
         return (
             check_name(request.path_params["name"]),
             check_channel(request.path_params["channel"]),
@@ -97,7 +97,6 @@ def template_routes(auth: Authenticator, templates: Templates) -> list[Route]:
         )
 
     async def publish(request: Request) -> Response:
-        auth.producer(bearer(request.headers.get("authorization")))
         name, channel = request.path_params["name"], request.path_params["channel"]
         template = parse_template(await json_body(request), name, channel)
         stored = await templates.publish(template)
@@ -118,7 +117,6 @@ def template_routes(auth: Authenticator, templates: Templates) -> list[Route]:
         return JSONResponse({"deactivated": await templates.store.delete(*key(request))})
 
     async def render(request: Request) -> Response:
-        auth.producer(bearer(request.headers.get("authorization")))
         body = await json_body(request)
         if not isinstance(body, dict):
             raise InvalidArgument("body", "must be an object")
@@ -143,9 +141,9 @@ def template_routes(auth: Authenticator, templates: Templates) -> list[Route]:
         return JSONResponse(_rendered(rendered, stored.to_json()))
 
     return [
-        Route("/templates/render", guarded(render), methods=["POST"]),
-        Route("/templates/{name}/{channel}", guarded(publish), methods=["PUT"]),
-        Route("/templates/{name}/{channel}", guarded(get), methods=["GET"]),
-        Route("/templates/{name}/{channel}", guarded(delete), methods=["DELETE"]),
-        Route("/templates/{name}/{channel}/versions", guarded(versions), methods=["GET"]),
+        HttpRoute("POST", "/templates/render", PRODUCER, render),
+        HttpRoute("PUT", "/templates/{name}/{channel}", PRODUCER, publish),
+        HttpRoute("GET", "/templates/{name}/{channel}", PRODUCER, get),
+        HttpRoute("DELETE", "/templates/{name}/{channel}", PRODUCER, delete),
+        HttpRoute("GET", "/templates/{name}/{channel}/versions", PRODUCER, versions),
     ]

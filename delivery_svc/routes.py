@@ -1,0 +1,21 @@
+"""DeliveryService's REST routes on the edge: open and click tracking
+(:mod:`delivery_svc.tracking_routes`), provider event webhooks and the suppression list
+(:mod:`delivery_svc.provider_event_routes`)."""
+
+from __future__ import annotations
+
+from delivery_svc.provider_event_routes import ProviderWebhooks, provider_event_routes
+from delivery_svc.tracking_routes import tracking_routes
+from notify_core.db.engine import Database
+from notify_core.routes import HttpRoute
+
+
+def routes(
+    database: Database, *, signing_secret: str | None, webhooks: ProviderWebhooks
+) -> list[HttpRoute]:
+    """Every route of the service; ``signing_secret`` signs tracking links, ``webhooks``
+    verifies provider events."""
+    return [
+        *tracking_routes(database=database, signing_secret=signing_secret),
+        *provider_event_routes(database=database, webhooks=webhooks),
+    ]
