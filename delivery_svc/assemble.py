@@ -65,7 +65,7 @@ async def build_workers(
     templates: Templates | None = None,
 ) -> tuple[list[DeliveryWorker], list[Closer]]:
     """The email and webhook workers, and what to close when the node stops."""
-    from delivery_svc.providers.email_factory import create_email_providers
+    from delivery_svc.providers.registry import create_email_providers
     from delivery_svc.providers.webhook import HttpWebhookSender
 
     primary, fallback = create_email_providers(email_settings)

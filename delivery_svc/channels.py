@@ -20,21 +20,18 @@ import sqlalchemy as sa
 
 from delivery_svc.breaker import Breaker
 from delivery_svc.compose import EmailComposer, webhook_message
-from delivery_svc.providers.base import EmailMessage, EmailProvider, SendResult, WebhookSender
+from delivery_svc.providers.base import EmailMessage, EmailProvider, Outcome, WebhookSender
 from notify_core.db.engine import Database
 from notify_core.db.schema import email_suppressions
-from notify_core.errors import (
-    DeliveryError,
-    PermanentDeliveryError,
-    TransientDeliveryError,
-)
+from notify_core.errors import DeliveryError
 from preference_svc.store import PreferenceStore
 
 
-def _as_error(provider: str, exc: BaseException) -> DeliveryError:
+def _refused(provider: str, exc: BaseException) -> Outcome:
+    """The outcome of a send that raised: a delivery error's, else retryable."""
     if isinstance(exc, DeliveryError):
-        return exc
-    return TransientDeliveryError(provider, f"unexpected error: {exc!r}")
+        return Outcome.refused(exc)
+    return Outcome.transient(provider, f"unexpected error: {exc!r}")
 
 
 async def suppressed_addresses(database: Database, addresses: Sequence[str]) -> dict[str, str]:
@@ -64,23 +61,23 @@ class FailoverEmail:
         self.providers = [p for p in (primary, fallback) if p is not None]
         self.breakers = {p.name: Breaker(p.name, threshold, reset) for p in self.providers}
 
-    async def send(self, message: EmailMessage) -> SendResult:
+    async def send(self, message: EmailMessage) -> Outcome:
         for provider in self.providers:
             breaker = self.breakers[provider.name]
             if not breaker.allow():
                 continue
             try:
-                result = await provider.send(message)
-            except PermanentDeliveryError:
-                breaker.success()  # the provider answered; the message was at fault
-                raise
+                outcome = await provider.send(message)
             except Exception as exc:
                 breaker.failure()
-                raise _as_error(provider.name, exc) from exc
-            breaker.success()
-            return result
+                return _refused(provider.name, exc)
+            if outcome.retryable:
+                breaker.failure()
+            else:
+                breaker.success()  # taken, or the provider answered that the message was at fault
+            return outcome
         names = ", ".join(p.name for p in self.providers)
-        raise TransientDeliveryError("email", f"every provider's circuit is open ({names})")
+        return Outcome.transient("email", f"every provider's circuit is open ({names})")
 
     async def close(self) -> None:
         for provider in self.providers:
@@ -105,7 +102,7 @@ class EmailChannel:
     def breakers(self) -> list[Breaker]:
         return list(self.sender.breakers.values())
 
-    async def send_all(self, rows: Sequence[Mapping[str, Any]]) -> list[SendResult | DeliveryError]:
+    async def send_all(self, rows: Sequence[Mapping[str, Any]]) -> list[Outcome]:
         stored = await self._prefs.get_many(sorted({r["user_id"] for r in rows}))
         addresses = {u: p.email for u, p in stored.items()}
         suppressed = await suppressed_addresses(self._db, [a for a in addresses.values() if a])
@@ -115,18 +112,18 @@ class EmailChannel:
 
     async def _one(
         self, row: Mapping[str, Any], address: str | None, suppressed: Mapping[str, str]
-    ) -> SendResult | DeliveryError:
+    ) -> Outcome:
+        if not address:
+            return Outcome.permanent("email", "the user has no email address")
+        if address.lower() in suppressed:
+            why = f"{address} is suppressed ({suppressed[address.lower()]})"
+            return Outcome.permanent("email", why)
         try:
-            if not address:
-                raise PermanentDeliveryError("email", "the user has no email address")
-            if address.lower() in suppressed:
-                raise PermanentDeliveryError(
-                    "email", f"{address} is suppressed ({suppressed[address.lower()]})"
-                )
             message = await self._composer.compose(row, address)
-            return replace(await self.sender.send(message), recipient=address)
+            outcome = await self.sender.send(message)
         except Exception as exc:
-            return _as_error("email", exc)
+            return _refused("email", exc)
+        return replace(outcome, recipient=address) if outcome.ok else outcome
 
 
 class WebhookChannel:
@@ -149,28 +146,27 @@ class WebhookChannel:
     def breakers(self) -> list[Breaker]:
         return list(self._breakers.values())
 
-    async def send_all(self, rows: Sequence[Mapping[str, Any]]) -> list[SendResult | DeliveryError]:
+    async def send_all(self, rows: Sequence[Mapping[str, Any]]) -> list[Outcome]:
         stored = await self._prefs.get_many(sorted({r["user_id"] for r in rows}))
         return list(
             await asyncio.gather(*[self._one(r, stored[r["user_id"]].webhook_url) for r in rows])
         )
 
-    async def _one(self, row: Mapping[str, Any], url: str | None) -> SendResult | DeliveryError:
+    async def _one(self, row: Mapping[str, Any], url: str | None) -> Outcome:
         if not url:
-            return PermanentDeliveryError("webhook", "the user has no webhook URL")
+            return Outcome.permanent("webhook", "the user has no webhook URL")
         host = urlsplit(url).hostname or url
         breaker = self._breakers.setdefault(
             host, Breaker(f"webhook:{host}", self._threshold, self._reset)
         )
         if not breaker.allow():
-            return TransientDeliveryError("webhook", f"the circuit of {host} is open")
+            return Outcome.transient("webhook", f"the circuit of {host} is open")
         try:
-            result = await self.sender.send(webhook_message(row, url))
-        except PermanentDeliveryError as exc:
-            breaker.success()
-            return exc
+            outcome = await self.sender.send(webhook_message(row, url))
         except Exception as exc:
+            outcome = _refused("webhook", exc)
+        if outcome.retryable:
             breaker.failure()
-            return _as_error("webhook", exc)
-        breaker.success()
-        return result
+        else:
+            breaker.success()
+        return outcome

@@ -1,11 +1,15 @@
 """Provider event webhooks on the edge, and the suppression list for operators.
 
-``POST /webhooks/sendgrid``
+Each email provider with events declares its route (path, receiver, handler: the
+``events`` of its registry entry, :mod:`delivery_svc.providers.registry`); this module
+mounts them all:
+
+``POST /webhooks/sendgrid`` (:mod:`delivery_svc.providers.sendgrid`)
     SendGrid's Signed Event Webhook. Verified with ``NOTIFY_SENDGRID_WEBHOOK_PUBLIC_KEY``
     (503 naming it when unset); a signature that does not verify answers 401, a signed
     body that is not SendGrid's JSON array 400; else 200 with the counts of
     :func:`~delivery_svc.provider_events.apply_events`.
-``POST /webhooks/ses``
+``POST /webhooks/ses`` (:mod:`delivery_svc.providers.ses`)
     SES events through an SNS HTTPS subscription. The SNS signature is verified (401),
     with the signing certificate fetched from an SNS host only. A
     ``SubscriptionConfirmation`` is confirmed by GETting its SubscribeURL (an SNS host
@@ -24,90 +28,49 @@ certificate host that is down) answers 5xx.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
-import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from delivery_svc.config_email import EmailSettings
-from delivery_svc.provider_events import apply_events
-from delivery_svc.providers.email_factory import create_sendgrid_webhook_verifier
-from delivery_svc.providers.events import (
-    CertificateFetcher,
-    SendGridWebhookVerifier,
-    SnsVerifier,
-    check_sns_url,
-    fetch_certificate,
-    parse_ses_events,
-)
+from delivery_svc.providers.base import EventWebhook
+from delivery_svc.providers.registry import EMAIL_PROVIDERS
 from delivery_svc.suppressions import list_suppressions, unsuppress
-from notify_core.constants import (
-    PROVIDER_WEBHOOK_MAX_BYTES,
-    SENDGRID_WEBHOOK_PATH,
-    SES_WEBHOOK_PATH,
-    SNS_SUBSCRIBE_TIMEOUT_SECONDS,
-    SUPPRESSIONS_DEFAULT_LIMIT,
-)
+from delivery_svc.transport.sns import SnsHttp
+from notify_core.constants import SUPPRESSIONS_DEFAULT_LIMIT
 from notify_core.db.engine import Database
-from notify_core.errors import InvalidArgument, NotFound, Unavailable
-from notify_core.http import read_body
+from notify_core.errors import InvalidArgument
 from notify_core.routes import PRODUCER, PUBLIC, HttpRoute
 
-log = logging.getLogger(__name__)
-
 SIGNED = "the provider signs each request; the route verifies the signature itself"
-
-SubscribeGetter = Callable[[str], Awaitable[None]]
-"""GETs an SNS SubscribeURL; raises Unavailable when SNS did not answer 200."""
-
-
-async def get_subscribe_url(url: str) -> None:
-    """Confirm an SNS subscription: GET its (checked) SubscribeURL, no redirects."""
-    check_sns_url(url, "SubscribeURL")
-    try:
-        async with httpx.AsyncClient(timeout=SNS_SUBSCRIBE_TIMEOUT_SECONDS) as client:
-            response = await client.get(url)
-    except httpx.HTTPError as exc:
-        raise Unavailable(f"SNS SubscribeURL: {type(exc).__name__}") from None
-    if response.status_code != 200:
-        raise Unavailable(f"SNS SubscribeURL answered HTTP {response.status_code}")
-
-
-@dataclass(frozen=True, slots=True)
-class SnsHttp:
-    """The HTTP calls SNS handling makes (tests give local ones)."""
-
-    fetch_certificate: CertificateFetcher = fetch_certificate
-    get_subscribe_url: SubscribeGetter = get_subscribe_url
 
 
 @dataclass(frozen=True, slots=True)
 class ProviderWebhooks:
-    """What the provider webhook routes verify with."""
+    """What each provider's event route verifies with, by provider name; a provider
+    missing or None here answers as its route does when it is not configured."""
 
-    sendgrid: SendGridWebhookVerifier | None = None
-    """None: ``NOTIFY_SENDGRID_WEBHOOK_PUBLIC_KEY`` is not set."""
-    sns: SnsVerifier | None = None
-    """None: ``NOTIFY_SES_SNS_TOPIC_ARNS`` is not set."""
-    get_subscribe_url: SubscribeGetter = get_subscribe_url
+    receivers: Mapping[str, object | None] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, email: EmailSettings, http: SnsHttp | None = None) -> ProviderWebhooks:
         http = http or SnsHttp()
-        topics = email.ses_sns_topic_arns
         return cls(
-            sendgrid=create_sendgrid_webhook_verifier(email),
-            sns=SnsVerifier(http.fetch_certificate, topic_arns=topics) if topics else None,
-            get_subscribe_url=http.get_subscribe_url,
+            {
+                name: spec.events.receiver(email, http)
+                for name, spec in EMAIL_PROVIDERS.items()
+                if spec.events is not None
+            }
         )
 
 
-async def _bounded_body(request: Request) -> bytes:
-    return await read_body(request, PROVIDER_WEBHOOK_MAX_BYTES)
+def _event_route(events: EventWebhook, receiver: object | None, database: Database) -> HttpRoute:
+    async def handler(request: Request) -> Response:
+        return await events.handle(request, receiver, database)
+
+    return HttpRoute("POST", events.path, PUBLIC, handler, note=SIGNED)
 
 
 def _limit(request: Request) -> int:
@@ -119,39 +82,11 @@ def _limit(request: Request) -> int:
 
 
 def provider_event_routes(*, database: Database, webhooks: ProviderWebhooks) -> list[HttpRoute]:
-    async def sendgrid(request: Request) -> Response:
-        verifier = webhooks.sendgrid
-        if verifier is None:
-            raise Unavailable(
-                "SendGrid event webhooks are disabled: set NOTIFY_SENDGRID_WEBHOOK_PUBLIC_KEY "
-                "to the verification key of the Signed Event Webhook"
-            )
-        events = verifier.events(await _bounded_body(request), request.headers)
-        counts = await apply_events(database, events)
-        log.info("sendgrid events: %s", counts)
-        return JSONResponse(counts)
-
-    async def ses(request: Request) -> Response:
-        if webhooks.sns is None:
-            raise NotFound(
-                "SES event webhooks are off: set NOTIFY_SES_SNS_TOPIC_ARNS to the SNS topics "
-                "SES publishes its events to"
-            )
-        message = await webhooks.sns.verify(await _bounded_body(request))
-        answer: dict[str, Any] = {"type": message.type}
-        if message.type == "SubscriptionConfirmation":
-            if not message.subscribe_url:
-                raise InvalidArgument("SubscribeURL", "is missing from the confirmation")
-            await webhooks.get_subscribe_url(message.subscribe_url)
-            log.info("SNS subscription to %s confirmed", message.topic_arn)
-            answer["confirmed"] = True
-        elif message.type == "Notification":
-            counts = await apply_events(database, parse_ses_events(message))
-            log.info("ses events: %s", counts)
-            answer.update(counts)
-        else:
-            log.warning("SNS subscription to %s was removed", message.topic_arn)
-        return JSONResponse(answer)
+    events = [
+        _event_route(spec.events, webhooks.receivers.get(name), database)
+        for name, spec in EMAIL_PROVIDERS.items()
+        if spec.events is not None
+    ]
 
     async def suppressions(request: Request) -> Response:
         limit = _limit(request)
@@ -163,8 +98,7 @@ def provider_event_routes(*, database: Database, webhooks: ProviderWebhooks) -> 
         return JSONResponse({"deleted": removed})
 
     return [
-        HttpRoute("POST", SENDGRID_WEBHOOK_PATH, PUBLIC, sendgrid, note=SIGNED),
-        HttpRoute("POST", SES_WEBHOOK_PATH, PUBLIC, ses, note=SIGNED),
+        *events,
         HttpRoute("GET", "/email-suppressions", PRODUCER, suppressions),
         HttpRoute("DELETE", "/email-suppressions/{address}", PRODUCER, delete_suppression),
     ]

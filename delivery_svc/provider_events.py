@@ -65,7 +65,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from delivery_svc.engagement import count_click, count_open, forward
-from delivery_svc.providers.events import ProviderEvent
+from delivery_svc.providers.base import ProviderEvent
 from delivery_svc.suppressions import normalise, suppress
 from notify_core.constants import PROVIDER_EVENT_PRUNE_BATCH, PROVIDER_EVENT_RECEIPT_DAYS
 from notify_core.db.engine import Database

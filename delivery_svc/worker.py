@@ -38,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from delivery_svc.breaker import Breaker
 from delivery_svc.jobs import delivery_message
-from delivery_svc.providers.base import SendResult
+from delivery_svc.providers.base import Outcome
 from delivery_svc.retry import retry_delay
 from notify_core.constants import (
     SEND_LEASE_SECONDS,
@@ -48,7 +48,7 @@ from notify_core.db.engine import Database
 from notify_core.db.schema import notification_deliveries as deliveries
 from notify_core.db.schema import notifications
 from notify_core.domain import PRIORITIES, DeliveryEvent, DeliveryStatus, sources, target
-from notify_core.errors import DeliveryError, NotifyError, Unavailable
+from notify_core.errors import NotifyError, Unavailable
 from notify_core.queue.base import Delivery, Message, WorkQueue, job_ids
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ class Channel(Protocol):
 
     name: str
 
-    async def send_all(self, rows: Sequence[Mapping[str, Any]]) -> list[SendResult | DeliveryError]:
+    async def send_all(self, rows: Sequence[Mapping[str, Any]]) -> list[Outcome]:
         """Send one message per row (a delivery joined with its notification); answer each
         outcome in order. Never raises for one message's failure."""
         ...
@@ -81,7 +81,7 @@ class Counters:
 @dataclass(frozen=True, slots=True)
 class _Outcome:
     row: Mapping[str, Any]
-    result: SendResult | DeliveryError
+    result: Outcome
     retry_in: float | None = None
 
 
@@ -207,8 +207,8 @@ class DeliveryWorker:
         )
         return [dict(r._mapping) for r in result]
 
-    def _outcome(self, row: Mapping[str, Any], result: SendResult | DeliveryError) -> _Outcome:
-        if isinstance(result, SendResult) or result.permanent:
+    def _outcome(self, row: Mapping[str, Any], result: Outcome) -> _Outcome:
+        if not result.retryable:
             return _Outcome(row, result)
         wait = retry_delay(
             row["attempts"], self._schedule, draw=self._draw(), retry_after=result.retry_after
@@ -246,18 +246,18 @@ class DeliveryWorker:
         retries: dict[float, list[tuple[str, Message]]] = {}
         for o in outcomes:
             row = o.row
-            if isinstance(o.result, SendResult):
+            if o.result.ok:
                 sent.append(
                     {
                         "b_id": row["delivery_id"],
                         "b_provider": o.result.provider,
-                        "b_pmid": o.result.provider_message_id,
+                        "b_pmid": o.result.provider_id,
                         "b_rcpt": o.result.recipient,
                     }
                 )
                 continue
             error = o.result.message
-            key = type(o.result).__name__
+            key = o.result.kind
             self.counters.by_error[key] = self.counters.by_error.get(key, 0) + 1
             if o.retry_in is None:
                 failed.append(

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from delivery_svc.channels import FailoverEmail
 from delivery_svc.config_email import EmailSettings
-from delivery_svc.providers.email_factory import create_email_providers
+from delivery_svc.providers.registry import create_email_providers
 from digest_svc import service
 from digest_svc.config_digest import DigestSettings
 from digest_svc.runner import DigestRunner

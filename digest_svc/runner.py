@@ -37,7 +37,8 @@ from typing import Any, Protocol
 
 from delivery_svc.channels import suppressed_addresses
 from delivery_svc.compose import unsubscribe_link
-from delivery_svc.providers.base import EmailMessage, SendResult
+from delivery_svc.providers.base import EmailMessage
+from delivery_svc.providers.base import Outcome as SendOutcome
 from digest_svc import store
 from digest_svc.config_digest import DigestSettings
 from digest_svc.content import RATE_LIMITED, Outcome, Recipient, Send, Skip, decide
@@ -56,7 +57,7 @@ from notify_core.constants import DIGEST_TEMPLATE, DIGEST_TYPE
 from notify_core.db.engine import Database
 from notify_core.db.lease import Lease
 from notify_core.db.schema import utcnow
-from notify_core.errors import DeliveryError, InvalidArgument, LeaseLost
+from notify_core.errors import InvalidArgument, LeaseLost
 from notify_core.ratelimit import RateRules
 from router_svc.batch import Question
 from router_svc.inputs import ask_rate_limits
@@ -70,7 +71,7 @@ log = logging.getLogger(__name__)
 class EmailSender(Protocol):
     """The email channel's provider(s): :class:`delivery_svc.channels.FailoverEmail`."""
 
-    async def send(self, message: EmailMessage) -> SendResult: ...
+    async def send(self, message: EmailMessage) -> SendOutcome: ...
 
 
 @dataclass
@@ -82,7 +83,7 @@ class _Due:
     period: str
     outcome: Outcome
     message: EmailMessage | None = None
-    result: SendResult | DeliveryError | None = None
+    result: SendOutcome | None = None
     retry_in: float | None = None
 
 
@@ -105,8 +106,8 @@ def _allows_email(preferences: Preferences, type_: str) -> bool:
     return preferences.allows("email", type_)
 
 
-def failure_reason(error: DeliveryError) -> str:
-    return "refused by the provider" if error.permanent else "provider unavailable"
+def failure_reason(refused: SendOutcome) -> str:
+    return "provider unavailable" if refused.retryable else "refused by the provider"
 
 
 class DigestRunner:
@@ -244,10 +245,7 @@ class DigestRunner:
         async def send(d: _Due) -> None:
             assert d.message is not None
             async with limit:
-                try:
-                    d.result = await self._sender.send(d.message)
-                except DeliveryError as exc:
-                    d.result = exc
+                d.result = await self._sender.send(d.message)
 
         await asyncio.gather(*[send(d) for d in senders])
         counts.timings["send"] += time.perf_counter() - clock
@@ -325,11 +323,12 @@ class DigestRunner:
                 "provider_message_id": None,
                 "error": None,
             }
-            if isinstance(d.result, SendResult):
+            assert d.result is not None
+            if d.result.ok:
                 row.update(
                     status="sent",
                     provider=d.result.provider,
-                    provider_message_id=d.result.provider_message_id,
+                    provider_message_id=d.result.provider_id,
                 )
                 batch.digests.append(row)
                 batch.carried[ident] = [i.delivery_id for i in outcome.digest.items]
@@ -340,11 +339,10 @@ class DigestRunner:
                 delta.sent += 1
                 delta.items += len(outcome.digest.items)
                 continue
-            assert isinstance(d.result, DeliveryError)
             reason = failure_reason(d.result)
             counts.fail(reason)
             delta.failed[reason] = delta.failed.get(reason, 0) + 1
-            if d.result.permanent:
+            if not d.result.retryable:
                 # The address or content was refused: this period is over (its items
                 # stay put aside for the next one).
                 row.update(status="failed", error=d.result.message[:1000])

@@ -13,7 +13,7 @@ import logging
 import socket
 from dataclasses import dataclass, field
 
-from delivery_svc.provider_event_routes import SnsHttp
+from delivery_svc.transport.sns import SnsHttp
 from digest_svc.scheduler import DigestService
 from notify_app.services import ASSEMBLY, SERVICES, Wiring
 from notify_app.settings import NodeSettings

@@ -15,8 +15,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from delivery_svc import assemble as delivery
-from delivery_svc.provider_event_routes import ProviderWebhooks, SnsHttp
+from delivery_svc.provider_event_routes import ProviderWebhooks
 from delivery_svc.routes import routes as delivery_routes
+from delivery_svc.transport.sns import SnsHttp
 from digest_svc import assemble as digest
 from digest_svc.scheduler import DigestService
 from ingest_svc import assemble as ingest

@@ -237,8 +237,6 @@ CLOSE_TOKEN_EXPIRED: Final = 4001
 """WebSocket close code: the token the connection was opened with expired (its ``exp``)."""
 
 # --- email providers --------------------------------------------------------------------
-EMAIL_PROVIDERS: Final = ("smtp", "ses", "sendgrid")
-"""Values of ``NOTIFY_EMAIL_PROVIDER`` and ``NOTIFY_EMAIL_FALLBACK``."""
 EMAIL_DEFAULT_FROM: Final = "Notify <no-reply@localhost>"
 EMAIL_MAX_HEADER_LINE: Final = 998
 """RFC 5322: longest header line, in characters, without its CRLF."""

@@ -1,15 +1,27 @@
-"""What every provider offers the delivery workers: one message in, one result out.
+"""What every provider offers the delivery workers: one message in, one result out; and
+what an email provider declares to be found in the registry (:class:`EmailProviderSpec`).
 
-A provider raises :class:`~notify_core.errors.PermanentDeliveryError` when retrying cannot
-help and :class:`~notify_core.errors.TransientDeliveryError` when it can; nothing else
-escapes it (library exceptions are translated at the provider).
+A provider's ``send`` answers an :class:`Outcome`: taken, refused for good, or refused for
+now (``retryable``); it raises nothing for one message's failure (library exceptions are
+translated at the provider). Bad configuration raises when the provider is built.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from notify_core.errors import DeliveryError
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    from delivery_svc.config_email import EmailSettings
+    from delivery_svc.transport.sns import SnsHttp
+    from notify_core.db.engine import Database
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,18 +44,58 @@ class EmailMessage:
 
 
 @dataclass(frozen=True, slots=True)
-class SendResult:
+class Outcome:
+    """What became of one send: taken (``ok``), or refused, for now (``retryable``) or for
+    good. Providers return it; only bad configuration raises, when the provider is built."""
+
+    ok: bool
+    retryable: bool
+    detail: str
+    """Why it was refused (the provider's answer); empty when taken."""
     provider: str
-    provider_message_id: str | None
+    retry_after: float | None = None
+    """Seconds the provider asked us to wait (a Retry-After header), if it said."""
+    provider_id: str | None = None
     """The provider's id for the message, when it gives one (used to match its events)."""
     recipient: str | None = None
     """Email: the address it went to, recorded so that only it can be suppressed."""
+
+    @classmethod
+    def sent(cls, provider: str, provider_id: str | None) -> Outcome:
+        return cls(True, False, "", provider, provider_id=provider_id)
+
+    @classmethod
+    def permanent(cls, provider: str, detail: str) -> Outcome:
+        """Refused for good: another try cannot help."""
+        return cls(False, False, detail, provider)
+
+    @classmethod
+    def transient(cls, provider: str, detail: str, retry_after: float | None = None) -> Outcome:
+        """Refused for now: worth another try (after ``retry_after`` seconds, if given)."""
+        return cls(False, True, detail, provider, retry_after)
+
+    @classmethod
+    def refused(cls, error: DeliveryError) -> Outcome:
+        """The outcome a delivery error stands for (transient ones are retryable)."""
+        detail = error.message.removeprefix(f"{error.provider}: ")
+        return cls(False, not error.permanent, detail, error.provider, error.retry_after)
+
+    @property
+    def message(self) -> str:
+        """``provider: detail``, as it is recorded on the delivery."""
+        return f"{self.provider}: {self.detail}"
+
+    @property
+    def kind(self) -> str:
+        """How the worker counts a refusal: ``TransientDeliveryError`` or
+        ``PermanentDeliveryError``."""
+        return "TransientDeliveryError" if self.retryable else "PermanentDeliveryError"
 
 
 class EmailProvider(Protocol):
     name: str
 
-    async def send(self, message: EmailMessage) -> SendResult: ...
+    async def send(self, message: EmailMessage) -> Outcome: ...
 
     async def close(self) -> None: ...
 
@@ -63,6 +115,55 @@ class WebhookMessage:
 class WebhookSender(Protocol):
     name: str
 
-    async def send(self, message: WebhookMessage) -> SendResult: ...
+    async def send(self, message: WebhookMessage) -> Outcome: ...
 
     async def close(self) -> None: ...
+
+
+EventKind = Literal[
+    "delivered", "bounced", "complained", "opened", "clicked", "deferred", "dropped"
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderEvent:
+    """One thing a provider tells us happened to one message for one recipient."""
+
+    provider: str
+    provider_message_id: str | None
+    """Outcome.provider_id of the send (SendGrid X-Message-Id, SES MessageId)."""
+    kind: EventKind
+    address: str
+    detail: str
+    """Why (bounce diagnostic, SMTP answer, clicked URL, ...); may be empty."""
+    at: datetime
+    message_id: str | None = None
+    """Our Message-ID, when the event carries it (SendGrid custom_args, SES headers)."""
+    event_id: str | None = None
+    """The provider's id of this event (sg_event_id, SNS MessageId), to drop duplicates."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventWebhook:
+    """Where a provider posts its events, and how we answer."""
+
+    path: str
+    """The edge's route (``POST``)."""
+    receiver: Callable[[EmailSettings, SnsHttp], object | None]
+    """What verifies the posts, from the settings; None turns the route off."""
+    handle: Callable[[Request, Any, Database], Awaitable[Response]]
+    """Answers one post, given the receiver (maybe None) and the database."""
+
+
+@dataclass(frozen=True, slots=True)
+class EmailProviderSpec:
+    """An email provider as the registry knows it."""
+
+    name: str
+    """Its ``NOTIFY_EMAIL_PROVIDER`` value."""
+    read_settings: Callable[[Mapping[str, str], bool], dict[str, Any]]
+    """Its ``NOTIFY_*`` variables, checked, as :class:`EmailSettings` fields; the flag says
+    it is in use (provider or fallback), so what it requires must be set (ConfigError)."""
+    build: Callable[[EmailSettings], EmailProvider]
+    """The provider, from the settings; raises ConfigError when they cannot make one."""
+    events: EventWebhook | None = None

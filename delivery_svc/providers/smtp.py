@@ -9,11 +9,12 @@ A connection can die while idle (the server restarted, or timed it out). That is
 at the first command of the next transaction, before any of the message was sent, so the
 slot reconnects and that transaction is tried once more, transparently.
 
-Errors: a 5xx answer to RCPT or DATA refuses this address or this content for good
-(:class:`PermanentDeliveryError`). A 4xx answer, a timeout, a lost or refused connection,
-and whatever refuses *us* rather than the message (a failed STARTTLS or AUTH, 530 "authenticate
-first", a refused MAIL FROM: fixing the settings lets the message through) are
-:class:`TransientDeliveryError`.
+Outcomes: a 5xx answer to RCPT or DATA refuses this address or this content for good (not
+retryable). A 4xx answer, a timeout, a lost or refused connection, and whatever refuses
+*us* rather than the message (a failed STARTTLS or AUTH, 530 "authenticate first", a
+refused MAIL FROM: fixing the settings lets the message through) are retryable. Inside,
+the transaction raises :class:`TransientDeliveryError` / :class:`PermanentDeliveryError`;
+``send`` turns them into the :class:`Outcome`.
 """
 
 from __future__ import annotations
@@ -21,23 +22,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import aiosmtplib
 
-from delivery_svc.providers.base import EmailMessage, SendResult
-from delivery_svc.providers.email_mime import envelope_address, message_id, mime_bytes
+from delivery_svc.config_values import text, whole
+from delivery_svc.providers.base import EmailMessage, EmailProviderSpec, Outcome
+from delivery_svc.transport.email_mime import envelope_address, message_id, mime_bytes
 from notify_core.constants import (
     SMTP_CONNECT_TIMEOUT_SECONDS,
     SMTP_POOL_DEFAULT,
+    SMTP_POOL_MAX,
     SMTP_SEND_TIMEOUT_SECONDS,
+    SMTP_STARTTLS_MODES,
 )
 from notify_core.errors import (
+    ConfigError,
     DeliveryError,
     PermanentDeliveryError,
     TransientDeliveryError,
 )
+
+if TYPE_CHECKING:
+    from delivery_svc.config_email import EmailSettings
 
 StartTls = Literal["auto", "always", "never"]
 _START_TLS: dict[str, bool | None] = {"auto": None, "always": True, "never": False}
@@ -105,7 +114,13 @@ class SmtpProvider:
         """Connections the pool holds open now (for health and tests)."""
         return sum(1 for s in self._slots if s.client is not None and s.client.is_connected)
 
-    async def send(self, message: EmailMessage) -> SendResult:
+    async def send(self, message: EmailMessage) -> Outcome:
+        try:
+            return await self._send(message)
+        except DeliveryError as exc:
+            return Outcome.refused(exc)
+
+    async def _send(self, message: EmailMessage) -> Outcome:
         if self._closed:
             raise TransientDeliveryError(self.name, "the SMTP provider is closed")
         data = mime_bytes(message, provider=self.name)
@@ -127,7 +142,7 @@ class SmtpProvider:
             raise
         finally:
             self._idle.put_nowait(slot)
-        return SendResult(provider=self.name, provider_message_id=mid)
+        return Outcome.sent(self.name, mid)
 
     async def _transaction(self, slot: _Slot, mail_from: str, rcpt_to: str, data: bytes) -> None:
         client = slot.client
@@ -235,3 +250,41 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, ssl.SSLError):
         return f"TLS failed: {exc.reason or exc}"
     return f"{type(exc).__name__}: {exc}"
+
+
+def read_settings(env: Mapping[str, str], in_use: bool) -> dict[str, Any]:
+    """``NOTIFY_SMTP_*`` as :class:`EmailSettings` fields (none is required)."""
+    username = text(env, "NOTIFY_SMTP_USERNAME")
+    password = env.get("NOTIFY_SMTP_PASSWORD") or None
+    if username and not password:
+        raise ConfigError("NOTIFY_SMTP_PASSWORD is required when NOTIFY_SMTP_USERNAME is set")
+    if password and not username:
+        raise ConfigError("NOTIFY_SMTP_USERNAME is required when NOTIFY_SMTP_PASSWORD is set")
+    starttls = (text(env, "NOTIFY_SMTP_STARTTLS") or "auto").lower()
+    if starttls not in SMTP_STARTTLS_MODES:
+        raise ConfigError(
+            f"NOTIFY_SMTP_STARTTLS must be one of {', '.join(SMTP_STARTTLS_MODES)}, "
+            f"got {starttls!r}"
+        )
+    return {
+        "smtp_host": text(env, "NOTIFY_SMTP_HOST") or "localhost",
+        "smtp_port": whole(env, "NOTIFY_SMTP_PORT", 25, 1, 65535),
+        "smtp_username": username,
+        "smtp_password": password,
+        "smtp_starttls": starttls,
+        "smtp_pool": whole(env, "NOTIFY_SMTP_POOL", SMTP_POOL_DEFAULT, 1, SMTP_POOL_MAX),
+    }
+
+
+def build(email: EmailSettings) -> SmtpProvider:
+    return SmtpProvider(
+        host=email.smtp_host,
+        port=email.smtp_port,
+        username=email.smtp_username,
+        password=email.smtp_password,
+        starttls=cast(StartTls, email.smtp_starttls),
+        pool_size=email.smtp_pool,
+    )
+
+
+PROVIDER = EmailProviderSpec(name="smtp", read_settings=read_settings, build=build)

@@ -15,11 +15,11 @@ secret without missing a webhook.
 One ``httpx.AsyncClient`` serves every send (pooled keep-alive connections). Redirects are
 never followed, the whole request has a deadline, at most
 :data:`~notify_core.constants.WEBHOOK_MAX_RESPONSE_BYTES` of an answer are read, and every
-connection passes the SSRF guard (:mod:`delivery_svc.providers.ssrf`).
+connection passes the SSRF guard (:mod:`delivery_svc.transport.ssrf`).
 
 Outcomes (the Standard Webhooks status handling):
 
-- 2xx: delivered; ``provider_message_id`` is the ``webhook-id``.
+- 2xx: delivered; the outcome's ``provider_id`` is the ``webhook-id``.
 - 3xx: permanent; redirects are not followed (the receiver should fix its URL).
 - 410 Gone: permanent; the receiver wants no more webhooks.
 - 408, 429: transient, honouring ``Retry-After``; any other 4xx: permanent.
@@ -42,9 +42,9 @@ from typing import Any
 import httpx
 
 from delivery_svc.config_webhook import SECRET_VAR, WebhookSettings, webhook_secret_key
-from delivery_svc.providers.base import SendResult, WebhookMessage
-from delivery_svc.providers.guarded_http import GuardedTransport
-from delivery_svc.providers.ssrf import (
+from delivery_svc.providers.base import Outcome, WebhookMessage
+from delivery_svc.transport.guarded_http import GuardedTransport
+from delivery_svc.transport.ssrf import (
     PROVIDER,
     Resolver,
     TargetPolicy,
@@ -206,7 +206,13 @@ class HttpWebhookSender:
             **options,
         )
 
-    async def send(self, message: WebhookMessage) -> SendResult:
+    async def send(self, message: WebhookMessage) -> Outcome:
+        try:
+            return await self._send(message)
+        except DeliveryError as exc:
+            return Outcome.refused(exc)
+
+    async def _send(self, message: WebhookMessage) -> Outcome:
         if not self._keys:
             raise PermanentDeliveryError(
                 PROVIDER, f"{SECRET_VAR} is not set: webhooks are only sent signed"
@@ -248,7 +254,7 @@ class HttpWebhookSender:
         error = outcome_error(response.status_code, response.headers, answer, origin, self._clock())
         if error is not None:
             raise error
-        return SendResult(provider=PROVIDER, provider_message_id=message.message_id)
+        return Outcome.sent(PROVIDER, message.message_id)
 
     async def close(self) -> None:
         await self._client.aclose()

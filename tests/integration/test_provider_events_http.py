@@ -25,9 +25,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from delivery_svc.config_email import EmailSettings
-from delivery_svc.provider_event_routes import get_subscribe_url
 from delivery_svc.provider_events import apply_events
-from delivery_svc.providers.events import ProviderEvent
+from delivery_svc.providers.base import ProviderEvent
+from delivery_svc.transport.sns import get_subscribe_url
 from notify_app.settings import NodeSettings
 from notify_core.db.schema import (
     notification_deliveries,

@@ -15,7 +15,7 @@ import pytest
 
 from delivery_svc.providers.base import EmailMessage
 from delivery_svc.providers.sendgrid import SendGridProvider
-from notify_core.errors import PermanentDeliveryError, TransientDeliveryError
+from tests.support.outcomes import permanent, transient
 from tests.support.procs import free_port
 from tests.support.sendgrid import API_KEY, FakeSendGrid
 
@@ -50,7 +50,7 @@ async def test_an_accepted_message_returns_sendgrids_message_id(
     result = await provider.send(MESSAGE)
     [(message_id, body)] = fake.accepted
     assert result.provider == "sendgrid"
-    assert result.provider_message_id == message_id
+    assert result.provider_id == message_id
     assert body["personalizations"] == [{"to": [{"email": "alice@example.com", "name": "Alice"}]}]
     assert body["from"] == {"email": "no-reply@notify.example.com", "name": "Notify"}
     assert body["reply_to"] == {"email": "support@notify.example.com"}
@@ -73,7 +73,7 @@ async def test_concurrent_sends_all_arrive(
     results = await asyncio.gather(
         *(provider.send(dataclasses.replace(MESSAGE, to=f"u{i}@example.com")) for i in range(50))
     )
-    assert len({r.provider_message_id for r in results}) == 50
+    assert len({r.provider_id for r in results}) == 50
     assert len(fake.accepted) == 50
 
 
@@ -82,42 +82,47 @@ async def test_a_wrong_key_is_permanent_with_sendgrids_message(
 ) -> None:
     provider = SendGridProvider(api_key="SG.wrong", base_url=sendgrid[1])
     try:
-        with pytest.raises(PermanentDeliveryError) as info:
-            await provider.send(MESSAGE)
+        info = permanent(await provider.send(MESSAGE))
     finally:
         await provider.close()
-    assert info.value.message.startswith("sendgrid: 401: The provided authorization grant")
+    assert info.message.startswith("sendgrid: 401: The provided authorization grant")
 
 
 async def test_a_400_carries_each_error_and_its_field(provider: SendGridProvider) -> None:
-    with pytest.raises(PermanentDeliveryError) as info:
-        await provider.send(dataclasses.replace(MESSAGE, subject=""))
-    assert "400: The subject is required. (field subject)" in info.value.message
+    info = permanent(await provider.send(dataclasses.replace(MESSAGE, subject="")))
+    assert "400: The subject is required. (field subject)" in info.message
 
 
 async def test_a_413_is_permanent(provider: SendGridProvider) -> None:
-    with pytest.raises(PermanentDeliveryError, match="413: Payload Too Large"):
-        await provider.send(dataclasses.replace(MESSAGE, to="huge@example.com"))
+    permanent(
+        await provider.send(dataclasses.replace(MESSAGE, to="huge@example.com")),
+        match="413: Payload Too Large",
+    )
 
 
 async def test_a_429_is_transient_with_retry_after(provider: SendGridProvider) -> None:
-    with pytest.raises(TransientDeliveryError) as info:
+    info = transient(
         await provider.send(dataclasses.replace(MESSAGE, to="ratelimited@example.com"))
-    assert info.value.retry_after == 7.0
-    assert "429: too many requests" in info.value.message
+    )
+    assert info.retry_after == 7.0
+    assert "429: too many requests" in info.message
 
 
 async def test_a_500_is_transient(provider: SendGridProvider) -> None:
-    with pytest.raises(TransientDeliveryError, match="500: internal server error") as info:
-        await provider.send(dataclasses.replace(MESSAGE, to="broken@example.com"))
-    assert info.value.retry_after is None
+    info = transient(
+        await provider.send(dataclasses.replace(MESSAGE, to="broken@example.com")),
+        match="500: internal server error",
+    )
+    assert info.retry_after is None
 
 
 async def test_a_timeout_is_transient(sendgrid: tuple[FakeSendGrid, str]) -> None:
     provider = SendGridProvider(api_key=API_KEY, base_url=sendgrid[1], timeout=0.3)
     try:
-        with pytest.raises(TransientDeliveryError, match="timed out"):
-            await provider.send(dataclasses.replace(MESSAGE, to="slow@example.com"))
+        transient(
+            await provider.send(dataclasses.replace(MESSAGE, to="slow@example.com")),
+            match="timed out",
+        )
     finally:
         await provider.close()
 
@@ -125,8 +130,7 @@ async def test_a_timeout_is_transient(sendgrid: tuple[FakeSendGrid, str]) -> Non
 async def test_nothing_listening_is_transient() -> None:
     provider = SendGridProvider(api_key=API_KEY, base_url=f"http://127.0.0.1:{free_port()}")
     try:
-        with pytest.raises(TransientDeliveryError, match="ConnectError"):
-            await provider.send(MESSAGE)
+        transient(await provider.send(MESSAGE), match="ConnectError")
     finally:
         await provider.close()
 
@@ -135,6 +139,5 @@ async def test_a_header_injection_never_leaves_the_process(
     provider: SendGridProvider, sendgrid: tuple[FakeSendGrid, str]
 ) -> None:
     bad = dataclasses.replace(MESSAGE, headers={"X-Tag": "a\r\nBcc: victim@example.com"})
-    with pytest.raises(PermanentDeliveryError, match="line break"):
-        await provider.send(bad)
+    permanent(await provider.send(bad), match="line break")
     assert sendgrid[0].accepted == []

@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 
 from delivery_svc.providers.base import EmailMessage
 from delivery_svc.providers.ses import SesProvider, translate_error
-from notify_core.errors import PermanentDeliveryError, TransientDeliveryError
+from tests.support.outcomes import permanent, transient
 from tests.support.procs import free_port
 from tests.support.ses import CREDENTIALS, REGION, SENDER, stored_messages
 
@@ -46,8 +46,8 @@ async def test_a_raw_email_reaches_ses_with_our_headers(
 ) -> None:
     result = await provider.send(MESSAGE)
     assert result.provider == "ses"
-    assert result.provider_message_id
-    stored = stored_messages(moto_url)[result.provider_message_id]
+    assert result.provider_id
+    stored = stored_messages(moto_url)[result.provider_id]
     assert stored["source"] == SENDER
     assert "alice@example.com" in stored["destinations"]
     msg = email.message_from_string(stored["raw_data"], policy=email.policy.default)
@@ -61,16 +61,18 @@ async def test_a_raw_email_reaches_ses_with_our_headers(
 async def test_each_send_gets_its_own_ses_message_id(provider: SesProvider, moto_url: str) -> None:
     first = await provider.send(MESSAGE)
     second = await provider.send(dataclasses.replace(MESSAGE, to="bob@example.com"))
-    assert first.provider_message_id != second.provider_message_id
+    assert first.provider_id != second.provider_id
     sent = stored_messages(moto_url)
-    assert first.provider_message_id in sent and second.provider_message_id in sent
+    assert first.provider_id in sent and second.provider_id in sent
 
 
 async def test_an_unverified_sender_is_permanent(provider: SesProvider, moto_url: str) -> None:
     before = len(stored_messages(moto_url))
-    with pytest.raises(PermanentDeliveryError, match="MessageRejected") as info:
-        await provider.send(dataclasses.replace(MESSAGE, sender="someone@unverified.example"))
-    assert info.value.provider == "ses"
+    info = permanent(
+        await provider.send(dataclasses.replace(MESSAGE, sender="someone@unverified.example")),
+        match="MessageRejected",
+    )
+    assert info.provider == "ses"
     assert len(stored_messages(moto_url)) == before
 
 
@@ -79,8 +81,7 @@ async def test_an_unreachable_endpoint_is_transient() -> None:
         region=REGION, endpoint_url=f"http://127.0.0.1:{free_port()}", **CREDENTIALS
     )
     try:
-        with pytest.raises(TransientDeliveryError, match="EndpointConnectionError"):
-            await provider.send(MESSAGE)
+        transient(await provider.send(MESSAGE), match="EndpointConnectionError")
     finally:
         await provider.close()
 

@@ -22,7 +22,7 @@ from cryptography.x509.oid import NameOID
 
 from delivery_svc.providers.base import EmailMessage
 from delivery_svc.providers.smtp import SmtpProvider
-from notify_core.errors import PermanentDeliveryError, TransientDeliveryError
+from tests.support.outcomes import permanent, taken, transient
 from tests.support.procs import free_port
 from tests.support.smtp import CountingController, Recorder, start_recorder
 
@@ -75,7 +75,7 @@ async def test_a_message_arrives_as_multipart_alternative_with_its_headers(
         await provider.close()
 
     assert result.provider == "smtp"
-    assert result.provider_message_id == "<n0.email@notify.example.com>"
+    assert result.provider_id == "<n0.email@notify.example.com>"
     [envelope] = recorder.envelopes
     assert envelope.mail_from == "no-reply@notify.example.com"
     assert envelope.rcpt_tos == ["alice@example.com"]
@@ -120,7 +120,7 @@ async def test_sequential_sends_reuse_one_connection(
     provider = SmtpProvider(host="127.0.0.1", port=controller.port, starttls="never")
     try:
         for i in range(5):
-            await provider.send(_message(n=i))
+            taken(await provider.send(_message(n=i)))
     finally:
         await provider.close()
     assert len(recorder.envelopes) == 5
@@ -133,15 +133,13 @@ async def test_a_refused_recipient_is_permanent_and_the_connection_stays_usable(
     recorder, controller = server
     provider = SmtpProvider(host="127.0.0.1", port=controller.port, starttls="never", pool_size=1)
     try:
-        with pytest.raises(PermanentDeliveryError) as info:
-            await provider.send(_message(to="nobody@example.com"))
-        assert "550" in info.value.message and "RCPT" in info.value.message
-        assert info.value.provider == "smtp"
+        info = permanent(await provider.send(_message(to="nobody@example.com")))
+        assert "550" in info.message and "RCPT" in info.message
+        assert info.provider == "smtp"
 
-        with pytest.raises(PermanentDeliveryError, match="554"):
-            await provider.send(_message(to="spam@example.com"))
+        permanent(await provider.send(_message(to="spam@example.com")), match="554")
 
-        await provider.send(_message(to="bob@example.com"))
+        taken(await provider.send(_message(to="bob@example.com")))
     finally:
         await provider.close()
     assert [e.rcpt_tos for e in recorder.envelopes] == [["bob@example.com"]]
@@ -152,8 +150,7 @@ async def test_a_4xx_answer_is_transient(server: tuple[Recorder, CountingControl
     recorder, controller = server
     provider = SmtpProvider(host="127.0.0.1", port=controller.port, starttls="never")
     try:
-        with pytest.raises(TransientDeliveryError, match="451"):
-            await provider.send(_message(to="later@example.com"))
+        transient(await provider.send(_message(to="later@example.com")), match="451")
     finally:
         await provider.close()
     assert recorder.envelopes == []
@@ -162,8 +159,7 @@ async def test_a_4xx_answer_is_transient(server: tuple[Recorder, CountingControl
 async def test_no_server_listening_is_transient() -> None:
     provider = SmtpProvider(host="127.0.0.1", port=free_port(), starttls="never")
     try:
-        with pytest.raises(TransientDeliveryError, match="connecting"):
-            await provider.send(_message())
+        transient(await provider.send(_message()), match="connecting")
     finally:
         await provider.close()
 
@@ -171,8 +167,10 @@ async def test_no_server_listening_is_transient() -> None:
 async def test_a_header_injection_is_refused_before_connecting() -> None:
     provider = SmtpProvider(host="127.0.0.1", port=free_port(), starttls="never")
     try:
-        with pytest.raises(PermanentDeliveryError, match="line break"):
-            await provider.send(_message(subject="Hi\r\nBcc: victim@example.com"))
+        permanent(
+            await provider.send(_message(subject="Hi\r\nBcc: victim@example.com")),
+            match="line break",
+        )
     finally:
         await provider.close()
 
@@ -183,14 +181,14 @@ async def test_a_restarted_server_is_reconnected_to_transparently() -> None:
     controller = start_recorder(recorder, port)
     provider = SmtpProvider(host="127.0.0.1", port=port, starttls="never", pool_size=1)
     try:
-        await provider.send(_message(n=1))
+        taken(await provider.send(_message(n=1)))
         assert provider.open_connections == 1
         # Stop and start again without letting the client's loop run: its pooled
         # connection still looks open and dies at the first command of the next send.
         controller.stop()
         controller = start_recorder(recorder, port)
-        await provider.send(_message(n=2))
-        await provider.send(_message(n=3))
+        taken(await provider.send(_message(n=2)))
+        taken(await provider.send(_message(n=3)))
     finally:
         await provider.close()
         controller.stop()
@@ -279,8 +277,8 @@ async def test_starttls_and_auth(
         tls_context=client_ctx,
     )
     try:
-        await provider.send(_message(n=1))
-        await provider.send(_message(n=2))
+        taken(await provider.send(_message(n=1)))
+        taken(await provider.send(_message(n=2)))
     finally:
         await provider.close()
     assert recorder.sessions == [{"tls": True, "authenticated": True}] * 2
@@ -300,8 +298,7 @@ async def test_a_wrong_password_is_transient(
         tls_context=client_ctx,
     )
     try:
-        with pytest.raises(TransientDeliveryError, match="authentication refused: 535"):
-            await provider.send(_message())
+        transient(await provider.send(_message()), match="authentication refused: 535")
     finally:
         await provider.close()
     assert recorder.envelopes == []
@@ -313,8 +310,7 @@ async def test_an_untrusted_certificate_is_refused(
     _, controller, _ = tls_server
     provider = SmtpProvider(host="127.0.0.1", port=controller.port, starttls="always")
     try:
-        with pytest.raises(TransientDeliveryError, match=r"(?i)certificate"):
-            await provider.send(_message())
+        transient(await provider.send(_message()), match=r"(?i)certificate")
     finally:
         await provider.close()
 
@@ -325,8 +321,7 @@ async def test_starttls_never_against_a_server_requiring_it_is_transient(
     recorder, controller, _ = tls_server
     provider = SmtpProvider(host="127.0.0.1", port=controller.port, starttls="never")
     try:
-        with pytest.raises(TransientDeliveryError, match="530"):
-            await provider.send(_message())
+        transient(await provider.send(_message()), match="530")
     finally:
         await provider.close()
     assert recorder.envelopes == []

@@ -24,11 +24,11 @@ import trustme
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from delivery_svc.providers.base import WebhookMessage
-from delivery_svc.providers.ssrf import TargetPolicy, static_resolver
 from delivery_svc.providers.webhook import HttpWebhookSender
+from delivery_svc.transport.ssrf import TargetPolicy, static_resolver
 from notify_app.settings import load_settings
-from notify_core.errors import PermanentDeliveryError, TransientDeliveryError
 from tests.support.asgi import serving_app
+from tests.support.outcomes import permanent, taken, transient
 from tests.support.webhooks import SECRET, Receiver, secret
 
 OLD_SECRET = secret(9)
@@ -67,7 +67,7 @@ async def test_every_request_verifies_with_the_standard_webhooks_library(
     async with sender_of(SECRET, OLD_SECRET) as sender:
         result = await sender.send(msg)
     assert result.provider == "webhook"
-    assert result.provider_message_id == msg.message_id
+    assert result.provider_id == msg.message_id
     [got] = rec.requests
     assert got.headers["content-type"] == "application/json"
     assert got.headers["webhook-id"] == msg.message_id
@@ -88,7 +88,7 @@ async def test_connections_are_pooled_across_sends(receiver: tuple[Receiver, int
     rec, port = receiver
     async with sender_of() as sender:
         for _ in range(3):
-            await sender.send(message(f"http://127.0.0.1:{port}/accepted"))
+            taken(await sender.send(message(f"http://127.0.0.1:{port}/accepted")))
     assert len(rec.requests) == 3
     assert len({r.client_port for r in rec.requests}) == 1
     for got in rec.requests:
@@ -99,8 +99,9 @@ async def test_without_a_secret_nothing_is_sent(receiver: tuple[Receiver, int]) 
     rec, port = receiver
     sender = HttpWebhookSender((), policy=LOCAL)
     try:
-        with pytest.raises(PermanentDeliveryError, match="NOTIFY_WEBHOOK_SECRET"):
-            await sender.send(message(f"http://127.0.0.1:{port}/ok"))
+        permanent(
+            await sender.send(message(f"http://127.0.0.1:{port}/ok")), match="NOTIFY_WEBHOOK_SECRET"
+        )
     finally:
         await sender.close()
     assert rec.requests == []
@@ -110,8 +111,7 @@ async def test_a_message_id_with_a_dot_is_refused(receiver: tuple[Receiver, int]
     rec, port = receiver
     msg = WebhookMessage(f"http://127.0.0.1:{port}/ok", "msg.1", {"a": 1}, int(time.time()))
     async with sender_of() as sender:
-        with pytest.raises(PermanentDeliveryError, match="webhook-id"):
-            await sender.send(msg)
+        permanent(await sender.send(msg), match="webhook-id")
     assert rec.requests == []
 
 
@@ -121,8 +121,10 @@ async def test_a_message_id_with_a_dot_is_refused(receiver: tuple[Receiver, int]
 async def test_a_redirect_is_not_followed(receiver: tuple[Receiver, int]) -> None:
     rec, port = receiver
     async with sender_of() as sender:
-        with pytest.raises(PermanentDeliveryError, match="redirects are not followed"):
-            await sender.send(message(f"http://127.0.0.1:{port}/redirect"))
+        permanent(
+            await sender.send(message(f"http://127.0.0.1:{port}/redirect")),
+            match="redirects are not followed",
+        )
     assert [r.path for r in rec.requests] == ["/redirect"]
 
 
@@ -134,10 +136,9 @@ async def test_gone_and_other_client_errors_are_permanent(
 ) -> None:
     _, port = receiver
     async with sender_of() as sender:
-        with pytest.raises(PermanentDeliveryError) as caught:
-            await sender.send(message(f"http://127.0.0.1:{port}{path}"))
-    assert words in caught.value.message
-    assert caught.value.retry_after is None
+        caught = permanent(await sender.send(message(f"http://127.0.0.1:{port}{path}")))
+    assert words in caught.message
+    assert caught.retry_after is None
 
 
 async def test_too_many_requests_is_transient_with_its_retry_after(
@@ -145,23 +146,19 @@ async def test_too_many_requests_is_transient_with_its_retry_after(
 ) -> None:
     _, port = receiver
     async with sender_of() as sender:
-        with pytest.raises(TransientDeliveryError) as caught:
-            await sender.send(message(f"http://127.0.0.1:{port}/throttle"))
-        assert caught.value.retry_after == 7.0
-        with pytest.raises(TransientDeliveryError) as caught:
-            await sender.send(message(f"http://127.0.0.1:{port}/request-timeout"))
-        assert "408" in caught.value.message
-        with pytest.raises(TransientDeliveryError) as caught:
-            await sender.send(message(f"http://127.0.0.1:{port}/unavailable"))
-        assert caught.value.retry_after is not None
-        assert 100 <= caught.value.retry_after <= 121
+        caught = transient(await sender.send(message(f"http://127.0.0.1:{port}/throttle")))
+        assert caught.retry_after == 7.0
+        caught = transient(await sender.send(message(f"http://127.0.0.1:{port}/request-timeout")))
+        assert "408" in caught.message
+        caught = transient(await sender.send(message(f"http://127.0.0.1:{port}/unavailable")))
+        assert caught.retry_after is not None
+        assert 100 <= caught.retry_after <= 121
 
 
 async def test_a_server_error_is_transient(receiver: tuple[Receiver, int]) -> None:
     _, port = receiver
     async with sender_of() as sender:
-        with pytest.raises(TransientDeliveryError, match="500: boom"):
-            await sender.send(message(f"http://127.0.0.1:{port}/error"))
+        transient(await sender.send(message(f"http://127.0.0.1:{port}/error")), match="500: boom")
 
 
 async def test_a_slow_receiver_times_out_as_transient(receiver: tuple[Receiver, int]) -> None:
@@ -169,8 +166,7 @@ async def test_a_slow_receiver_times_out_as_transient(receiver: tuple[Receiver, 
     # /slow never answers while the test runs: only the sender's timeout can end the send
     # (the outer bound turns a hang into a failure instead of a stuck run).
     async with sender_of(timeout=0.5) as sender, asyncio.timeout(60):
-        with pytest.raises(TransientDeliveryError):
-            await sender.send(message(f"http://127.0.0.1:{port}/slow"))
+        transient(await sender.send(message(f"http://127.0.0.1:{port}/slow")))
     assert not rec.release.is_set()
     assert [r.path for r in rec.requests] == ["/slow"]
 
@@ -179,7 +175,7 @@ async def test_an_endless_answer_is_read_only_so_far(receiver: tuple[Receiver, i
     _, port = receiver
     async with sender_of(timeout=3.0) as sender:
         result = await sender.send(message(f"http://127.0.0.1:{port}/endless"))
-    assert result.provider_message_id is not None
+    assert result.provider_id is not None
 
 
 async def test_a_closed_port_is_transient() -> None:
@@ -187,8 +183,9 @@ async def test_a_closed_port_is_transient() -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     async with sender_of() as sender:
-        with pytest.raises(TransientDeliveryError, match="could not reach"):
-            await sender.send(message(f"http://127.0.0.1:{port}/ok"))
+        transient(
+            await sender.send(message(f"http://127.0.0.1:{port}/ok")), match="could not reach"
+        )
 
 
 # --- where webhooks may go (SSRF) ----------------------------------------------------------
@@ -212,18 +209,16 @@ async def test_a_closed_port_is_transient() -> None:
 )
 async def test_private_targets_are_refused(url: str, why: str) -> None:
     async with sender_of(policy=TargetPolicy(), timeout=2.0) as sender:
-        with pytest.raises(PermanentDeliveryError) as caught:
-            await sender.send(message(url))
-    assert "refused webhook target" in caught.value.message
-    assert why in caught.value.message
+        caught = permanent(await sender.send(message(url)))
+    assert "refused webhook target" in caught.message
+    assert why in caught.message
 
 
 async def test_a_refused_target_is_never_contacted(receiver: tuple[Receiver, int]) -> None:
     rec, port = receiver
     async with sender_of(policy=TargetPolicy(allow_http=True)) as sender:
         for host in ("127.0.0.1", "localhost", "[::ffff:127.0.0.1]"):
-            with pytest.raises(PermanentDeliveryError, match="loopback"):
-                await sender.send(message(f"http://{host}:{port}/ok"))
+            permanent(await sender.send(message(f"http://{host}:{port}/ok")), match="loopback")
     assert rec.requests == []
 
 
@@ -232,14 +227,16 @@ async def test_a_name_resolving_to_a_private_address_is_refused() -> None:
         {"internal.notify.test": ["10.1.2.3"], "mixed.notify.test": ["8.8.8.8", "127.0.0.1"]}
     )
     async with sender_of(policy=TargetPolicy(), resolver=resolver) as sender:
-        with pytest.raises(PermanentDeliveryError) as caught:
-            await sender.send(message("https://internal.notify.test/hook"))
-        assert "internal.notify.test: resolves to 10.1.2.3" in caught.value.message
+        caught = permanent(await sender.send(message("https://internal.notify.test/hook")))
+        assert "internal.notify.test: resolves to 10.1.2.3" in caught.message
         # One private address among public ones is enough to refuse.
-        with pytest.raises(PermanentDeliveryError, match=r"resolves to 127\.0\.0\.1"):
-            await sender.send(message("https://mixed.notify.test/hook"))
-        with pytest.raises(PermanentDeliveryError, match="does not resolve"):
-            await sender.send(message("https://nowhere.notify.test/hook"))
+        permanent(
+            await sender.send(message("https://mixed.notify.test/hook")),
+            match=r"resolves to 127\.0\.0\.1",
+        )
+        permanent(
+            await sender.send(message("https://nowhere.notify.test/hook")), match="does not resolve"
+        )
 
 
 async def test_the_connection_goes_to_the_checked_address_under_the_original_name(
@@ -251,10 +248,9 @@ async def test_the_connection_goes_to_the_checked_address_under_the_original_nam
     resolver = static_resolver({"hooks.notify.test": ["127.0.0.1"]})
     policy = TargetPolicy(allow_http=True, allowed_hosts=("hooks.notify.test",))
     async with sender_of(policy=policy, resolver=resolver) as sender:
-        await sender.send(message(f"http://hooks.notify.test:{port}/ok"))
+        taken(await sender.send(message(f"http://hooks.notify.test:{port}/ok")))
         # The allow-list names the host, not its addresses: another name is refused.
-        with pytest.raises(PermanentDeliveryError, match="loopback"):
-            await sender.send(message(f"http://127.0.0.1:{port}/ok"))
+        permanent(await sender.send(message(f"http://127.0.0.1:{port}/ok")), match="loopback")
     [got] = rec.requests
     assert got.headers["host"] == f"hooks.notify.test:{port}"
     Webhook(SECRET).verify(got.body, got.headers)
@@ -266,19 +262,16 @@ async def test_allowed_networks_let_their_addresses_through(
     rec, port = receiver
     policy = TargetPolicy(allow_http=True, allowed_hosts=("127.0.0.0/8",))
     async with sender_of(policy=policy, timeout=2.0) as sender:
-        await sender.send(message(f"http://127.0.0.1:{port}/ok"))
-        with pytest.raises(PermanentDeliveryError, match="private"):
-            await sender.send(message("http://10.0.0.5/ok"))
+        taken(await sender.send(message(f"http://127.0.0.1:{port}/ok")))
+        permanent(await sender.send(message("http://10.0.0.5/ok")), match="private")
     assert len(rec.requests) == 1
 
 
 async def test_https_is_required_unless_http_is_allowed(receiver: tuple[Receiver, int]) -> None:
     rec, port = receiver
     async with sender_of(policy=TargetPolicy(allow_private=True)) as sender:
-        with pytest.raises(PermanentDeliveryError, match="https only"):
-            await sender.send(message(f"http://127.0.0.1:{port}/ok"))
-        with pytest.raises(PermanentDeliveryError, match="must be https"):
-            await sender.send(message(f"ftp://127.0.0.1:{port}/ok"))
+        permanent(await sender.send(message(f"http://127.0.0.1:{port}/ok")), match="https only")
+        permanent(await sender.send(message(f"ftp://127.0.0.1:{port}/ok")), match="must be https")
     assert rec.requests == []
 
 
@@ -299,10 +292,11 @@ async def test_https_verifies_the_name_while_connecting_to_the_checked_address(
     ) as port:
         policy = TargetPolicy(allowed_hosts=("hooks.notify.test", "127.0.0.1"))
         async with sender_of(policy=policy, ssl_context=trust, resolver=resolver) as sender:
-            await sender.send(message(f"https://hooks.notify.test:{port}/ok"))
+            taken(await sender.send(message(f"https://hooks.notify.test:{port}/ok")))
             # The certificate names hooks.notify.test only: by address it does not verify.
-            with pytest.raises(TransientDeliveryError, match="could not reach"):
-                await sender.send(message(f"https://127.0.0.1:{port}/ok"))
+            transient(
+                await sender.send(message(f"https://127.0.0.1:{port}/ok")), match="could not reach"
+            )
     [got] = rec.requests
     assert got.headers["host"] == f"hooks.notify.test:{port}"
     Webhook(SECRET).verify(got.body, got.headers)
@@ -320,9 +314,8 @@ async def test_the_sender_takes_its_settings_from_the_environment(
     }
     sender = HttpWebhookSender.from_settings(load_settings(env, env_file=None).webhook)
     try:
-        await sender.send(message(f"http://127.0.0.1:{port}/ok"))
-        with pytest.raises(PermanentDeliveryError, match="private"):
-            await sender.send(message("http://10.0.0.5/ok"))
+        taken(await sender.send(message(f"http://127.0.0.1:{port}/ok")))
+        permanent(await sender.send(message("http://10.0.0.5/ok")), match="private")
     finally:
         await sender.close()
     [got] = rec.requests

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-from delivery_svc.provider_event_routes import SnsHttp
+from delivery_svc.transport.sns import SnsHttp
 from notify_app.node import Node
 from notify_app.settings import NodeSettings
 from notify_core.errors import Unavailable

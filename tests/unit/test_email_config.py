@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from delivery_svc.providers.email_factory import create_email_providers
+from delivery_svc.providers.registry import create_email_providers
 from delivery_svc.providers.sendgrid import SendGridProvider
 from delivery_svc.providers.ses import SesProvider
 from delivery_svc.providers.smtp import SmtpProvider

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from delivery_svc.providers.base import EmailMessage
-from delivery_svc.providers.email_mime import envelope_address, mime_bytes
+from delivery_svc.transport.email_mime import envelope_address, mime_bytes
 from notify_core.errors import PermanentDeliveryError
 
 NOW = dt.datetime(2026, 3, 4, 5, 6, 7, tzinfo=dt.UTC)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from delivery_svc.providers.base import EmailMessage
-from delivery_svc.providers.email_mime import (
+from delivery_svc.transport.email_mime import (
     POLICY,
     _plain_mime,
     build_mime,

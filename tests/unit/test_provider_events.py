@@ -18,14 +18,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
-from delivery_svc.providers.events import (
-    ProviderEvent,
-    SendGridWebhookVerifier,
-    SnsVerifier,
-    parse_sendgrid_events,
-    parse_ses_event,
-    parse_ses_events,
-)
+from delivery_svc.providers.base import ProviderEvent
+from delivery_svc.providers.sendgrid import SendGridWebhookVerifier, parse_sendgrid_events
+from delivery_svc.providers.ses import parse_ses_event, parse_ses_events
+from delivery_svc.transport.sns import SnsVerifier
 from notify_core.errors import InvalidArgument, Unauthenticated
 
 UTC = dt.UTC

@@ -15,7 +15,7 @@ CHINA = "arn:aws-cn:sns:cn-north-1:123456789012:ses.events_2"
 def test_unset_turns_the_ses_endpoint_off() -> None:
     settings = load_settings({}, env_file=None)
     assert settings.email.ses_sns_topic_arns == ()
-    assert ProviderWebhooks.from_settings(settings.email).sns is None
+    assert ProviderWebhooks.from_settings(settings.email).receivers["ses"] is None
 
 
 def test_comma_separated_arns_are_kept_in_order() -> None:
@@ -40,12 +40,12 @@ def test_a_malformed_arn_fails_naming_the_variable(bad: str) -> None:
 
 def test_the_sendgrid_verifier_comes_from_its_key_setting() -> None:
     plain = ProviderWebhooks.from_settings(load_settings({}, env_file=None).email)
-    assert plain.sendgrid is None
+    assert plain.receivers["sendgrid"] is None
     key = (
         "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEDr2LjtURuePQzplybdC+u4CwrqDqBaWjcMMsTbhdbcwHB"
         "cepxo7yAQGhHPTnlvFYPAZFceEu/1FwCM/QmGUhA=="
     )
     env = {"NOTIFY_SENDGRID_WEBHOOK_PUBLIC_KEY": key, "NOTIFY_SES_SNS_TOPIC_ARNS": TOPIC}
     configured = ProviderWebhooks.from_settings(load_settings(env, env_file=None).email)
-    assert configured.sendgrid is not None
-    assert configured.sns is not None
+    assert configured.receivers["sendgrid"] is not None
+    assert configured.receivers["ses"] is not None

@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from delivery_svc.providers.ssrf import (
+from delivery_svc.transport.ssrf import (
     TargetPolicy,
     address_refusal,
     check_url,

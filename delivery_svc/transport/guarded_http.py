@@ -24,7 +24,7 @@ from typing import Any
 import httpcore
 import httpx
 
-from delivery_svc.providers.ssrf import (
+from delivery_svc.transport.ssrf import (
     PROVIDER,
     Resolver,
     TargetPolicy,

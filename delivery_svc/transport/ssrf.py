@@ -13,7 +13,7 @@ private network. The rules:
 - ``NOTIFY_WEBHOOK_ALLOW_PRIVATE=true`` lifts the address rule; ``NOTIFY_WEBHOOK_ALLOWED_HOSTS``
   lifts it for the host names (``*.domain`` for a domain) and networks (CIDRs) it lists.
 
-The check runs where the connection is made (:mod:`delivery_svc.providers.guarded_http`),
+The check runs where the connection is made (:mod:`delivery_svc.transport.guarded_http`),
 on the very addresses then connected to, so a name that resolves to a public address for
 the check and to a private one a moment later (DNS rebinding) gains nothing.
 :func:`check_url` is the early, cheap part that needs no DNS.

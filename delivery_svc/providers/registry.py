@@ -1,0 +1,40 @@
+"""Every email provider by its ``NOTIFY_EMAIL_PROVIDER`` name.
+
+A provider is one module declaring ``PROVIDER`` (an
+:class:`~delivery_svc.providers.base.EmailProviderSpec`: its settings, how to build it and,
+when it has them, its event webhook); adding one is that module and one line here. The
+settings (:mod:`delivery_svc.config_email`), the factory below and the event routes
+(:mod:`delivery_svc.provider_event_routes`) all go through this dict.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from delivery_svc.providers import sendgrid, ses, smtp
+from delivery_svc.providers.base import EmailProvider, EmailProviderSpec
+from notify_core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from delivery_svc.config_email import EmailSettings
+
+EMAIL_PROVIDERS: dict[str, EmailProviderSpec] = {
+    "smtp": smtp.PROVIDER,
+    "ses": ses.PROVIDER,
+    "sendgrid": sendgrid.PROVIDER,
+}
+
+
+def create_email_provider(name: str, email: EmailSettings) -> EmailProvider:
+    """One provider by name from the email settings."""
+    spec = EMAIL_PROVIDERS.get(name)
+    if spec is None:
+        raise ConfigError(f"NOTIFY_EMAIL_PROVIDER: unknown email provider {name!r}")
+    return spec.build(email)
+
+
+def create_email_providers(email: EmailSettings) -> tuple[EmailProvider, EmailProvider | None]:
+    """``(primary, fallback or None)``; close both when the node stops."""
+    primary = create_email_provider(email.provider, email)
+    fallback = create_email_provider(email.fallback, email) if email.fallback else None
+    return primary, fallback

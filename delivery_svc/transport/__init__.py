@@ -1,0 +1,1 @@
+"""How messages travel, apart from who carries them: MIME, the SSRF guard, guarded HTTP."""
