@@ -9,16 +9,7 @@ import pytest
 from notify_core.ratelimit import Verdict
 from router_svc.plan import Action, Config, Earlier, Facts, Plan, Preferences, plan
 from router_svc.quiet_hours import QuietHours
-
-NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
-EVERYTHING = Preferences(
-    switches={c: True for c in ("inapp", "email", "sms", "push", "webpush", "webhook")},
-    email="a@example.com",
-    phone="+14155550100",
-    webhook_url="https://hooks.example.com/x",
-    has_push_device=True,
-    has_webpush_subscription=True,
-)
+from tests.support.plans import EVERYTHING, NOW
 
 
 def run(

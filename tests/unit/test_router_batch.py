@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Sequence
-from datetime import UTC, datetime, time, timedelta
+from datetime import time, timedelta
 from pathlib import Path
 
 import pytest
@@ -23,16 +23,8 @@ from router_svc.batch import (
 )
 from router_svc.plan import Action, Config, Decision, Earlier, Facts, Preferences, plan
 from router_svc.quiet_hours import QuietHours
+from tests.support.plans import EVERYTHING, NOW
 
-NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
-EVERYTHING = Preferences(
-    switches={c: True for c in ("inapp", "email", "sms", "push", "webpush", "webhook")},
-    email="a@example.com",
-    phone="+14155550100",
-    webhook_url="https://hooks.example.com/x",
-    has_push_device=True,
-    has_webpush_subscription=True,
-)
 QUIET = Preferences(
     switches=EVERYTHING.switches,
     email="a@example.com",
