@@ -59,6 +59,10 @@ class Outcome:
     """The provider's id for the message, when it gives one (used to match its events)."""
     recipient: str | None = None
     """Email: the address it went to, recorded so that only it can be suppressed."""
+    gone: bool = False
+    """Push, web push, SMS: the token, subscription or number is gone for good (FCM
+    ``UNREGISTERED``, APNs 410, web push 404/410, Twilio 21610): the device is deactivated
+    or the number suppressed. Always with ``ok`` and ``retryable`` false."""
 
     @classmethod
     def sent(cls, provider: str, provider_id: str | None) -> Outcome:
@@ -73,6 +77,11 @@ class Outcome:
     def transient(cls, provider: str, detail: str, retry_after: float | None = None) -> Outcome:
         """Refused for now: worth another try (after ``retry_after`` seconds, if given)."""
         return cls(False, True, detail, provider, retry_after)
+
+    @classmethod
+    def unreachable(cls, provider: str, detail: str) -> Outcome:
+        """Refused for good because the address is gone: deactivate or suppress it."""
+        return cls(False, False, detail, provider, gone=True)
 
     @classmethod
     def refused(cls, error: DeliveryError) -> Outcome:
@@ -167,3 +176,83 @@ class EmailProviderSpec:
     build: Callable[[EmailSettings], EmailProvider]
     """The provider, from the settings; raises ConfigError when they cannot make one."""
     events: EventWebhook | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PushMessage:
+    """One notification for one device: an FCM or APNs token, or a web push subscription."""
+
+    send_id: str
+    """A UUID stable per (delivery, device): APNs ``apns-id``, the web push/FCM dedupe key."""
+    token: str
+    """FCM registration token, APNs device token (hex), or the web push subscription as
+    the canonical JSON ``{"endpoint": ..., "keys": {"auth": ..., "p256dh": ...}}``."""
+    title: str
+    body: str
+    data: Mapping[str, str]
+    """String values only (FCM requires it); carries ``notification_id`` and the type."""
+    priority: str
+    """``high``, ``normal`` or ``low`` (:class:`notify_core.domain.Priority` values)."""
+    ttl: int
+    """Seconds the push service may hold it for an offline device (0: now or never)."""
+    collapse_key: str | None = None
+    """Newer replaces older on the device (FCM collapse_key, APNs apns-collapse-id,
+    web push Topic); the notification's group key when it has one."""
+    badge: int | None = None
+    """APNs: the user's unread count."""
+
+
+class PushProvider(Protocol):
+    name: str
+    platform: str
+    """The ``device_tokens.platform`` it serves: ``fcm``, ``apns`` or ``webpush``."""
+
+    async def send(self, message: PushMessage) -> Outcome: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PushProviderSpec:
+    """A push provider as the registry knows it (one per platform)."""
+
+    name: str
+    platform: str
+    read_settings: Callable[[Mapping[str, str]], Any | None]
+    """Its ``NOTIFY_*`` variables, checked (ConfigError names the variable); None when
+    they are unset, which turns the platform off."""
+    build: Callable[[Any], PushProvider]
+    """The provider from what ``read_settings`` returned."""
+
+
+@dataclass(frozen=True, slots=True)
+class SmsMessage:
+    """One text for one phone number."""
+
+    send_id: str
+    """Stable per delivery: the idempotency key where the provider takes one."""
+    to: str
+    """E.164, e.g. ``+14155550100``."""
+    body: str
+    """Already cut to ``NOTIFY_SMS_MAX_SEGMENTS``."""
+    status_callback: str | None = None
+    """Where the provider posts status changes (Twilio ``StatusCallback``), if it does."""
+
+
+class SmsProvider(Protocol):
+    name: str
+
+    async def send(self, message: SmsMessage) -> Outcome: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SmsProviderSpec:
+    """An SMS provider as the registry knows it (``NOTIFY_SMS_PROVIDER`` / ``_FALLBACK``)."""
+
+    name: str
+    read_settings: Callable[[Mapping[str, str], bool], Any]
+    """Its ``NOTIFY_*`` variables, checked; the flag says it is in use (provider or
+    fallback), so what it requires must be set (ConfigError naming the variable)."""
+    build: Callable[[Any], SmsProvider]
