@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from delivery_svc import service
 from delivery_svc.channels import EmailChannel, FailoverEmail, WebhookChannel
 from delivery_svc.compose import EmailComposer, Rendered, default_email
 from delivery_svc.config_email import EmailSettings
+from delivery_svc.config_push import PushSettings
 from delivery_svc.config_webhook import WebhookSettings
+from delivery_svc.push_workers import push_workers, sweep_devices
 from delivery_svc.tracking import track_html
 from delivery_svc.worker import Channel, DeliveryWorker
 from notify_core.config import Settings
@@ -108,13 +111,15 @@ async def assemble(
     settings: Settings,
     email_settings: EmailSettings,
     webhook_settings: WebhookSettings,
+    push: PushSettings,
     database: Database,
     queue: WorkQueue,
     preferences: PreferenceStore,
     public_url: str | None,
     templates: Templates,
 ) -> Parts:
-    """The service's parts: its RPCs, one worker task per channel, the providers to close."""
+    """The service's parts: its RPCs, one worker task per channel, the device sweep, the
+    providers to close."""
     workers, closers = await build_workers(
         settings,
         email_settings,
@@ -125,8 +130,12 @@ async def assemble(
         public_url,
         templates,
     )
+    more, more_closers = push_workers(settings, push, database, queue, preferences)
+    workers += more
+    tasks = {f"deliver-{worker.channel}": worker.run for worker in workers}
+    tasks["device-sweep"] = partial(sweep_devices, database, preferences, push.device_stale_days)
     return Parts(
         specs=[service.spec(database, queue, workers)],
-        tasks={f"deliver-{worker.channel}": worker.run for worker in workers},
-        closers=closers,
+        tasks=tasks,
+        closers=closers + more_closers,
     )

@@ -20,18 +20,11 @@ import sqlalchemy as sa
 
 from delivery_svc.breaker import Breaker
 from delivery_svc.compose import EmailComposer, webhook_message
-from delivery_svc.providers.base import EmailMessage, EmailProvider, Outcome, WebhookSender
+from delivery_svc.failover import Failover, refused
+from delivery_svc.providers.base import EmailMessage, Outcome, WebhookSender
 from notify_core.db.engine import Database
 from notify_core.db.schema import email_suppressions
-from notify_core.errors import DeliveryError
 from preference_svc.store import PreferenceStore
-
-
-def _refused(provider: str, exc: BaseException) -> Outcome:
-    """The outcome of a send that raised: a delivery error's, else retryable."""
-    if isinstance(exc, DeliveryError):
-        return Outcome.refused(exc)
-    return Outcome.transient(provider, f"unexpected error: {exc!r}")
 
 
 async def suppressed_addresses(database: Database, addresses: Sequence[str]) -> dict[str, str]:
@@ -47,41 +40,8 @@ async def suppressed_addresses(database: Database, addresses: Sequence[str]) -> 
         return {r.address: r.reason for r in result}
 
 
-class FailoverEmail:
-    """The primary provider, or the fallback while the primary's breaker is open."""
-
-    def __init__(
-        self,
-        primary: EmailProvider,
-        fallback: EmailProvider | None = None,
-        *,
-        threshold: int = 5,
-        reset: float = 30.0,
-    ) -> None:
-        self.providers = [p for p in (primary, fallback) if p is not None]
-        self.breakers = {p.name: Breaker(p.name, threshold, reset) for p in self.providers}
-
-    async def send(self, message: EmailMessage) -> Outcome:
-        for provider in self.providers:
-            breaker = self.breakers[provider.name]
-            if not breaker.allow():
-                continue
-            try:
-                outcome = await provider.send(message)
-            except Exception as exc:
-                breaker.failure()
-                return _refused(provider.name, exc)
-            if outcome.retryable:
-                breaker.failure()
-            else:
-                breaker.success()  # taken, or the provider answered that the message was at fault
-            return outcome
-        names = ", ".join(p.name for p in self.providers)
-        return Outcome.transient("email", f"every provider's circuit is open ({names})")
-
-    async def close(self) -> None:
-        for provider in self.providers:
-            await provider.close()
+FailoverEmail = Failover[EmailMessage]
+"""The email provider(s): the primary, or the fallback while the primary's circuit is open."""
 
 
 class EmailChannel:
@@ -122,7 +82,7 @@ class EmailChannel:
             message = await self._composer.compose(row, address)
             outcome = await self.sender.send(message)
         except Exception as exc:
-            return _refused("email", exc)
+            return refused("email", exc)
         return replace(outcome, recipient=address) if outcome.ok else outcome
 
 
@@ -164,7 +124,7 @@ class WebhookChannel:
         try:
             outcome = await self.sender.send(webhook_message(row, url))
         except Exception as exc:
-            outcome = _refused("webhook", exc)
+            outcome = refused("webhook", exc)
         if outcome.retryable:
             breaker.failure()
         else:

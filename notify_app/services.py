@@ -161,7 +161,15 @@ def _edge_routes(w: Wiring, ingest_api: IngestApi) -> list[HttpRoute]:
 async def _delivery(w: Wiring) -> Parts:
     s = w.settings
     return await delivery.assemble(
-        s, s.email, s.webhook, w.database, w.queue, w.preferences, w.public_url, w.templates
+        s,
+        s.email,
+        s.webhook,
+        s.push,
+        w.database,
+        w.queue,
+        w.preferences,
+        w.public_url,
+        w.templates,
     )
 
 

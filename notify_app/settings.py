@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from delivery_svc.config_email import EmailSettings, email_settings
+from delivery_svc.config_push import PushSettings, push_settings
 from delivery_svc.config_webhook import WebhookSettings, webhook_settings
 from digest_svc.config_digest import DigestSettings, digest_settings
 from notify_core.config import Settings, core_settings, read_environment
@@ -28,6 +29,9 @@ class NodeSettings(Settings):
     (delivery_svc/config_email.py)."""
     digest: DigestSettings = field(default_factory=DigestSettings)
     """NOTIFY_DIGEST_*: digest runs (digest_svc/config_digest.py)."""
+    push: PushSettings = field(default_factory=PushSettings)
+    """Push, web push and SMS: providers, concurrency, device lifecycle
+    (delivery_svc/config_push.py)."""
 
     @property
     def email_from(self) -> str:
@@ -47,4 +51,5 @@ def load_settings(
         webhook=webhook_settings(env),
         email=email_settings(env),
         digest=digest_settings(env),
+        push=push_settings(env),
     )

@@ -243,9 +243,11 @@ def _retry_schedule(env: Mapping[str, str]) -> tuple[float, ...]:
     return tuple(parse_duration(part, "NOTIFY_RETRY_SCHEDULE") for part in raw.split(","))
 
 
-def _concurrency(env: Mapping[str, str]) -> dict[str, int]:
-    """``NOTIFY_DELIVERY_CONCURRENCY="high=50,normal=30,low=20"`` (any subset)."""
-    name = "NOTIFY_DELIVERY_CONCURRENCY"
+def concurrency(
+    env: Mapping[str, str], name: str = "NOTIFY_DELIVERY_CONCURRENCY"
+) -> dict[str, int]:
+    """Sends in flight per priority, e.g. ``high=50,normal=30,low=20`` (any subset; the
+    rest keeps the defaults)."""
     out: dict[str, int] = dict(DELIVERY_CONCURRENCY)
     for key, value in _entries(env, name):
         if key not in out:
@@ -332,7 +334,7 @@ def core_settings(env: Mapping[str, str]) -> Settings:
         public_url=_url(env, "NOTIFY_PUBLIC_URL", ("http", "https")),
         scheduler_interval=_float(env, "NOTIFY_SCHEDULER_INTERVAL", 1.0, 0.01, 3600.0),
         retry_schedule=_retry_schedule(env),
-        delivery_concurrency=_concurrency(env),
+        delivery_concurrency=concurrency(env),
         send_lease=_float(env, "NOTIFY_SEND_LEASE", SEND_LEASE_SECONDS, 1.0, 86_400.0),
         breaker_threshold=_int(env, "NOTIFY_BREAKER_THRESHOLD", 5, 1, 1_000),
         breaker_reset=_float(env, "NOTIFY_BREAKER_RESET", 30.0, 0.01, 86_400.0),

@@ -98,7 +98,15 @@ DIGEST = (
 )
 """Parsed in ``digest_svc/config_digest.py``."""
 
-KNOWN: frozenset[str] = frozenset((*CORE, *EMAIL, *WEBHOOK, *DIGEST))
+PUSH = (
+    "NOTIFY_PUSH_CONCURRENCY",
+    "NOTIFY_WEBPUSH_CONCURRENCY",
+    "NOTIFY_SMS_CONCURRENCY",
+    "NOTIFY_DEVICE_STALE_DAYS",
+)
+"""Parsed in ``delivery_svc/config_push.py`` and the push and SMS provider modules."""
+
+KNOWN: frozenset[str] = frozenset((*CORE, *EMAIL, *WEBHOOK, *DIGEST, *PUSH))
 """Every setting Notify reads."""
 
 

@@ -40,7 +40,12 @@ class Channel(StrEnum):
 
 CHANNELS: Final[tuple[Channel, ...]] = tuple(Channel)
 """Every channel, in the order the API lists them."""
-DELIVERY_CHANNELS: Final[tuple[Channel, ...]] = (Channel.EMAIL, Channel.WEBHOOK)
+DELIVERY_CHANNELS: Final[tuple[Channel, ...]] = (
+    Channel.EMAIL,
+    Channel.WEBHOOK,
+    Channel.PUSH,
+    Channel.WEBPUSH,
+)
 """Channels with delivery workers: the router queues a job for each of their sends."""
 INTERRUPTIVE: Final = frozenset({Channel.PUSH, Channel.WEBPUSH, Channel.SMS, Channel.EMAIL})
 """Channels that reach a person outside the app: quiet hours hold them."""

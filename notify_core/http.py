@@ -72,6 +72,16 @@ def int_param(request: Request, name: str, default: int) -> int:
         raise InvalidArgument(name, f"must be a whole number, got {raw!r}") from None
 
 
+def bool_param(request: Request, name: str) -> bool:
+    """Query parameter ``name`` as ``true``/``false`` (``1``/``0``); false when absent."""
+    raw = (request.query_params.get(name) or "").lower()
+    if raw in ("", "false", "0"):
+        return False
+    if raw in ("true", "1"):
+        return True
+    raise InvalidArgument(name, f"must be true or false, got {raw!r}")
+
+
 async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
     """The request body, read as it arrives; :class:`TooLarge` as soon as it (or its
     declared Content-Length) passes ``limit``, without reading further.

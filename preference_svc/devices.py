@@ -60,6 +60,12 @@ _REGISTER_ATTEMPTS = 5
 """A lost race costs one attempt: n users registering one token at once need up to n."""
 
 
+UNREGISTERED = "unregistered"
+"""``deactivated_reason`` of a device its user or the producer removed."""
+MOVED = "registered again by another user"
+"""``deactivated_reason`` of a token that changed hands."""
+
+
 @dataclass(frozen=True, slots=True)
 class DeviceInput:
     """A checked registration: ``token`` is already in its canonical form."""
@@ -83,6 +89,9 @@ class Device:
     active: bool
     created_at: datetime
     last_used_at: datetime | None
+    deactivated_at: datetime | None = None
+    deactivated_reason: str | None = None
+    """Why it stopped: unregistered, the provider's answer (token gone), unused too long."""
 
     def to_json(self) -> dict[str, Any]:
         """The REST shape; a web push token is given back as the subscription object."""
@@ -97,6 +106,8 @@ class Device:
             "active": self.active,
             "created_at": iso(self.created_at),
             "last_used_at": None if self.last_used_at is None else iso(self.last_used_at),
+            "deactivated_at": None if self.deactivated_at is None else iso(self.deactivated_at),
+            "deactivated_reason": self.deactivated_reason,
         }
 
 
@@ -243,6 +254,8 @@ def _device(row: Any) -> Device:
         active=bool(row.active),
         created_at=row.created_at,
         last_used_at=row.last_used_at,
+        deactivated_at=row.deactivated_at,
+        deactivated_reason=row.deactivated_reason,
     )
 
 
@@ -292,7 +305,11 @@ class DeviceStore:
             return _device(row), False, {user_id}
         owners = {user_id}
         if current is not None:  # the device changed hands (or platforms): retire the old
-            await conn.execute(sa.update(t).where(t.c.id == current.id).values(active=False))
+            await conn.execute(
+                sa.update(t)
+                .where(t.c.id == current.id)
+                .values(active=False, deactivated_at=now, deactivated_reason=MOVED)
+            )
             owners.add(current.user_id)
         insert = (sqlite.insert if self._db.is_sqlite else postgresql.insert)(t)
         stmt = insert.values(
@@ -311,13 +328,12 @@ class DeviceStore:
             raise _Raced
         return _device(inserted), True, owners
 
-    async def list(self, user_id: str) -> list[Device]:
-        """The user's active registrations, oldest first."""
-        query = (
-            sa.select(t)
-            .where(t.c.user_id == user_id, t.c.active == sa.true())
-            .order_by(t.c.created_at, t.c.id)
-        )
+    async def list(self, user_id: str, *, inactive: bool = False) -> list[Device]:
+        """The user's active registrations, oldest first; with ``inactive``, the
+        deactivated ones too (each with why and when)."""
+        query = sa.select(t).where(t.c.user_id == user_id).order_by(t.c.created_at, t.c.id)
+        if not inactive:
+            query = query.where(t.c.active == sa.true())
         async with self._db.read() as conn:
             return [_device(row) for row in await conn.execute(query)]
 
@@ -326,7 +342,7 @@ class DeviceStore:
         stmt = (
             sa.update(t)
             .where(t.c.id == device_id, t.c.user_id == user_id, t.c.active == sa.true())
-            .values(active=False)
+            .values(active=False, deactivated_at=utcnow(), deactivated_reason=UNREGISTERED)
             .returning(*t.c)
         )
         async with self._db.write() as conn:

@@ -7,6 +7,7 @@ caller (:mod:`notify_core.routes` checks either before a handler runs)::
     PUT    /users/{user_id}/preferences           PUT    /preferences        (every field optional)
     POST   /users/{user_id}/devices               POST   /devices            → 201 (200 if known)
     GET    /users/{user_id}/devices               GET    /devices
+           (?include_inactive=true: deactivated ones too, with deactivated_reason/_at)
     DELETE /users/{user_id}/devices/{device_id}   DELETE /devices/{device_id}
 
 Topics are in :mod:`preference_svc.topic_routes`, unsubscribe links in
@@ -19,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from notify_core.db.engine import Database
-from notify_core.http import json_body
+from notify_core.http import bool_param, json_body
 from notify_core.routes import PRODUCER, USER, HttpRoute
 from preference_svc.devices import DeviceStore, parse_device
 from preference_svc.store import PreferenceStore
@@ -71,7 +72,8 @@ def device_routes(devices: DeviceStore) -> list[HttpRoute]:
         return JSONResponse(device.to_json(), status_code=201 if created else 200)
 
     async def list_devices(request: Request, user_id: str) -> Response:
-        return JSONResponse({"devices": [d.to_json() for d in await devices.list(user_id)]})
+        listed = await devices.list(user_id, inactive=bool_param(request, "include_inactive"))
+        return JSONResponse({"devices": [d.to_json() for d in listed]})
 
     async def unregister(request: Request, user_id: str) -> Response:
         device = await devices.unregister(user_id, str(request.path_params["device_id"]))

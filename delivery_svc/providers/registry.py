@@ -12,7 +12,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from delivery_svc.providers import sendgrid, ses, smtp
-from delivery_svc.providers.base import EmailProvider, EmailProviderSpec
+from delivery_svc.providers.base import (
+    EmailProvider,
+    EmailProviderSpec,
+    PushProviderSpec,
+    SmsProviderSpec,
+)
 from notify_core.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -23,6 +28,11 @@ EMAIL_PROVIDERS: dict[str, EmailProviderSpec] = {
     "ses": ses.PROVIDER,
     "sendgrid": sendgrid.PROVIDER,
 }
+
+PUSH_PROVIDERS: dict[str, PushProviderSpec] = {}
+"""Push providers by platform (``fcm``, ``apns``, ``webpush``)."""
+SMS_PROVIDERS: dict[str, SmsProviderSpec] = {}
+"""SMS providers by their ``NOTIFY_SMS_PROVIDER`` name."""
 
 
 def create_email_provider(name: str, email: EmailSettings) -> EmailProvider:

@@ -193,6 +193,12 @@ device_tokens = sa.Table(
     sa.Column("last_used_at", UtcDateTime, default=utcnow),
     sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Column("created_at", UtcDateTime, nullable=False, default=utcnow),
+    sa.Column("deactivated_at", UtcDateTime),
+    sa.Column(
+        "deactivated_reason",
+        sa.Text,
+        comment="why it stopped: the provider's answer, unused too long, unregistered",
+    ),
     sa.Index("idx_device_tokens_user", "user_id"),
     sa.Index("idx_device_tokens_platform", "platform", "active"),
     sa.Index(
@@ -202,6 +208,33 @@ device_tokens = sa.Table(
         postgresql_where=sa.text("active = true"),
         sqlite_where=sa.text("active = 1"),
     ),
+)
+
+push_sends = sa.Table(
+    "push_sends",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True, comment="the send id (APNs apns-id)"),
+    sa.Column(
+        "delivery_id",
+        sa.String(36),
+        sa.ForeignKey("notification_deliveries.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column(
+        "device_id",
+        sa.String(36),
+        sa.ForeignKey("device_tokens.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("platform", sa.String(20), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False, comment="sent, retrying or failed"),
+    sa.Column("provider", sa.String(50), nullable=False),
+    sa.Column("provider_message_id", sa.String(255)),
+    sa.Column("error_message", sa.Text),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("updated_at", UtcDateTime, nullable=False, default=utcnow),
+    sa.UniqueConstraint("delivery_id", "device_id"),
+    sa.Index("idx_push_sends_device", "device_id"),
 )
 
 notification_deliveries = sa.Table(
