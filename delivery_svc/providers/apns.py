@@ -23,7 +23,9 @@ again right after a renewal means a skewed clock: refused for now); other 4xx
 (``PayloadTooLarge``, ``BadTopic``, ``InvalidProviderToken``, ...) refused for good with
 APNs's ``reason``. Every request has a deadline, since APNs may leave a stream unanswered:
 running out of it, or losing the connection, is refused for now, and the next send opens
-a new connection.
+a new connection. The deadline is the send's own (``asyncio.timeout``), not only httpx's:
+httpx's read timeout restarts at every frame of any stream, so on a busy connection an
+unanswered stream would never run out of it.
 
 Why httpx and not ``aioapns``: aioapns (3.3.1) awaits each stream's answer with no
 deadline (``APNsBaseClientProtocol.send_notification`` awaits a bare future), so an
