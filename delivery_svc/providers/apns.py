@@ -10,10 +10,10 @@ refuses renewals more often than every 20 minutes, so it is never renewed per se
 The request: ``apns-topic`` (the bundle id), ``apns-push-type`` (``alert`` when there is a
 title or body, else ``background`` with ``content-available: 1`` at priority 5),
 ``apns-priority`` (10 for ``high``, else 5), ``apns-expiration`` (now + ttl; 0 for "now or
-never"), ``apns-collapse-id`` (the collapse key; one longer than 64 bytes is replaced by
-its SHA-256 in hex, still stable per key), ``apns-id`` (the message's ``send_id``). The
-payload is ``{"aps": ..., **data}``, at most 4 KB; a bigger one is refused for good
-without being sent.
+never"), ``apns-collapse-id`` (the collapse key; one longer than 64 bytes, or not plain
+ASCII, is replaced by its SHA-256 in hex, still stable per key), ``apns-id`` (the
+message's ``send_id``). The payload is ``{"aps": ..., **data}``, at most 4 KB; a bigger one
+is refused for good without being sent.
 
 Answers: 200 taken, with APNs's ``apns-id``; 410 (``Unregistered``) and 400
 ``BadDeviceToken`` / ``DeviceTokenNotForTopic``: the token is gone (the device is
@@ -82,6 +82,7 @@ _APPLE_ID = re.compile(r"[A-Z0-9]{10}")
 _TOPIC = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-]*")
 _DEVICE_TOKEN = re.compile(r"(?:[0-9a-fA-F]{2}){8,100}")
 """Hex of whole bytes (32 today; Apple says the length may change)."""
+_COLLAPSE_ID = re.compile(rf"[\x21-\x7e]{{1,{APNS_MAX_COLLAPSE_ID_BYTES}}}")
 _GONE_REASONS = frozenset({"BadDeviceToken", "DeviceTokenNotForTopic", "Unregistered"})
 EXPIRED_PROVIDER_TOKEN = "ExpiredProviderToken"
 
@@ -198,12 +199,12 @@ class ProviderToken:
 
 
 def collapse_id(key: str) -> str:
-    """``key`` as an ``apns-collapse-id``: itself up to 64 bytes, else its SHA-256 in hex
-    (64 characters), so that distinct keys stay distinct."""
-    raw = key.encode()
-    if len(raw) <= APNS_MAX_COLLAPSE_ID_BYTES:
+    """``key`` as an ``apns-collapse-id``: itself when it is at most 64 visible ASCII
+    characters (what a header value carries as is), else its SHA-256 in hex (64
+    characters), so that distinct keys stay distinct."""
+    if _COLLAPSE_ID.fullmatch(key):
         return key
-    return hashlib.sha256(raw).hexdigest()
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def notification_headers(message: PushMessage, *, topic: str, now: float) -> dict[str, str]:
@@ -349,6 +350,8 @@ class ApnsProvider:
             return Outcome.transient(self.name, f"no answer within {self._timeout:g} s ({name})")
         except httpx.HTTPError as exc:
             return Outcome.transient(self.name, f"{type(exc).__name__}: {exc}")
+        except (httpx.InvalidURL, ValueError) as exc:  # the request cannot be made at all
+            return Outcome.permanent(self.name, f"{type(exc).__name__}: {exc}")
 
     async def close(self) -> None:
         await self._client.aclose()

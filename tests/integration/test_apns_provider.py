@@ -112,13 +112,15 @@ async def test_without_title_or_body_it_is_a_background_push(
     assert pushed.payload["notification_id"] == "n1"
 
 
-async def test_a_long_collapse_key_is_sent_as_its_64_character_digest(
+async def test_a_long_or_non_ascii_collapse_key_is_sent_as_its_64_character_digest(
     provider: ApnsProvider, apns: ApnsServer
 ) -> None:
     taken(await provider.send(message(collapse_key="g" * 65)))
     taken(await provider.send(message(collapse_key="g" * 65)))
-    first, second = (p.headers["apns-collapse-id"] for p in apns.fake.accepted)
+    taken(await provider.send(message(collapse_key="équipe")))
+    first, second, third = (p.headers["apns-collapse-id"] for p in apns.fake.accepted)
     assert first == second and len(first) == 64
+    assert third != first and len(third) == 64
 
 
 async def test_a_payload_over_4_kb_is_permanent_and_not_sent(

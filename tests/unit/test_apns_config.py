@@ -150,12 +150,15 @@ def test_the_payload_keeps_aps_over_a_data_key_and_omits_an_empty_body() -> None
 
 
 @pytest.mark.parametrize(
-    ("key", "expected_length"), [("a" * 64, 64), ("é" * 32, 32), ("é" * 33, 64)]
+    ("key", "kept"),
+    [("a" * 64, True), ("group:build-42", True), ("a" * 65, False), ("é", False), ("a b", False)],
 )
-def test_collapse_ids_stay_within_64_bytes(key: str, expected_length: int) -> None:
+def test_collapse_ids_are_the_key_or_its_digest(key: str, kept: bool) -> None:
     cid = collapse_id(key)
-    assert len(cid) == expected_length and len(cid.encode()) <= 64
-    assert (cid == key) is (len(key.encode()) <= 64)
+    assert (cid == key) is kept
+    assert cid.isascii() and cid.isprintable() and 0 < len(cid) <= 64
+    if not kept:
+        assert len(cid) == 64 and collapse_id(key) == cid
 
 
 def test_the_provider_token_is_cached_renewed_at_50_minutes_and_once_when_rejected(
