@@ -103,6 +103,11 @@ PUSH = (
     "NOTIFY_WEBPUSH_CONCURRENCY",
     "NOTIFY_SMS_CONCURRENCY",
     "NOTIFY_DEVICE_STALE_DAYS",
+    "NOTIFY_APNS_KEY_FILE",
+    "NOTIFY_APNS_KEY_ID",
+    "NOTIFY_APNS_TEAM_ID",
+    "NOTIFY_APNS_TOPIC",
+    "NOTIFY_APNS_ENDPOINT",
 )
 """Parsed in ``delivery_svc/config_push.py`` and the push and SMS provider modules."""
 

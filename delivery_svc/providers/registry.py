@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from delivery_svc.providers import sendgrid, ses, smtp
+from delivery_svc.providers import apns, sendgrid, ses, smtp
 from delivery_svc.providers.base import (
     EmailProvider,
     EmailProviderSpec,
@@ -29,7 +29,9 @@ EMAIL_PROVIDERS: dict[str, EmailProviderSpec] = {
     "sendgrid": sendgrid.PROVIDER,
 }
 
-PUSH_PROVIDERS: dict[str, PushProviderSpec] = {}
+PUSH_PROVIDERS: dict[str, PushProviderSpec] = {
+    "apns": apns.PROVIDER,
+}
 """Push providers by platform (``fcm``, ``apns``, ``webpush``)."""
 SMS_PROVIDERS: dict[str, SmsProviderSpec] = {}
 """SMS providers by their ``NOTIFY_SMS_PROVIDER`` name."""
