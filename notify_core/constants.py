@@ -193,6 +193,18 @@ MAX_TEMPLATE_SUBJECT: Final = 998
 """Characters of a subject template (the longest email header line, RFC 5322)."""
 MAX_TEMPLATE_BODY: Final = 256 * 1024
 """Characters of a body template."""
+MAX_PUSH_TITLE_TEMPLATE: Final = 100
+"""Characters of a push template's title (its ``subject``). FCM and APNs bound the whole
+payload (4 KB), not the title; a lock screen shows one line of it, so more is cut on the
+device anyway."""
+MAX_PUSH_BODY_TEMPLATE: Final = 1_000
+"""Characters of a push template's body: with a full title, at most 3,300 bytes of UTF-8
+for any text of the Basic Multilingual Plane (3 bytes a character at most), which leaves
+room in FCM's and APNs' 4 KB payload for their own keys and the notification's ids."""
+MAX_SMS_BODY_TEMPLATE: Final = 1_600
+"""Characters of an SMS template's body: the longest message Twilio takes (10 segments of
+160 GSM-7 characters). What a template renders is cut to ``NOTIFY_SMS_MAX_SEGMENTS`` when
+the message is sent; this bounds only the source."""
 MAX_TEMPLATE_VARIABLES: Final = 200
 MAX_TEMPLATE_VARIABLE: Final = 100
 """Characters of one declared variable name."""

@@ -17,7 +17,9 @@
 
 ``channel`` is one of inapp, email, sms, push, webpush, webhook, or ``layout``. A template
 is JSON as ``{name, channel, locale, version, subject, body, layout, variables,
-created_at}``; ``locale`` ``""`` is the default.
+created_at}``; ``locale`` ``""`` is the default. ``subject`` is an email's subject
+(required) or a push's title; an SMS has none. Push and SMS parts are bounded
+(:data:`template_svc.validate.PART_LIMITS`).
 """
 
 from __future__ import annotations

@@ -3,10 +3,15 @@
 One :class:`Templates` per node: it holds the store and the renderer, whose cache of
 compiled templates every caller in the process shares.
 
-The delivery worker renders a notification with :meth:`Templates.render_for`. A
-template is looked up by the notification's ``template`` name, the channel, and its
-``locale`` through the fallbacks (``fr-CA`` → ``fr`` → default); an email's layout is
-looked up the same way, from the notification's locale.
+The delivery worker renders a notification with :meth:`Templates.render_for` (email) or
+:meth:`Templates.render_push` and :meth:`Templates.render_sms`. A template is looked up by
+the notification's ``template`` name, the channel, and its ``locale`` through the
+fallbacks (``fr-CA`` → ``fr`` → default); an email's layout is looked up the same way,
+from the notification's locale.
+
+An email naming a template that does not exist fails; a push or an SMS without one is sent
+with the notification's own title and message, so that a producer can name one template
+for every channel and publish it only for the channels that need their own words.
 """
 
 from __future__ import annotations
@@ -23,10 +28,43 @@ from template_svc.store import StoredTemplate, TemplateStore, describe
 from template_svc.validate import TemplateInput
 
 _PARTS = ("subject", "body", "layout")
+_TEXT_MESSAGE_CHANNELS = frozenset({"push", "sms"})
+"""Channels whose body is sent stripped and must not be empty (:func:`_shaped`)."""
 
 
 def _no_layouts(name: str) -> None:
     return None
+
+
+def _shaped(channel: str, rendered: Rendered) -> Rendered:
+    """A push or SMS body as it is sent: stripped (a template's line breaks around its
+    tags would cost characters of an SMS), and refused when nothing is left; other
+    channels as rendered."""
+    if channel not in _TEXT_MESSAGE_CHANNELS:
+        return rendered
+    body = rendered.body.strip()
+    if not body:
+        raise InvalidArgument("body", f"renders to an empty {channel} message")
+    return Rendered(rendered.subject, rendered.html, body, body)
+
+
+@dataclass(frozen=True, slots=True)
+class PushContent:
+    """A push notification's text, rendered from a ``push`` template."""
+
+    title: str
+    """The template's title (``subject``) rendered, whitespace collapsed; the
+    notification's own title when the template has none. ``""`` means no title line."""
+    body: str
+    """The body rendered, without leading or trailing whitespace; never empty."""
+
+
+@dataclass(frozen=True, slots=True)
+class SmsContent:
+    """An SMS's text, rendered from an ``sms`` template; not yet cut to the segment limit."""
+
+    body: str
+    """The body rendered, without leading or trailing whitespace; never empty."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +149,56 @@ class Templates:
             raise NotFound(f"no {describe(name, channel, locale or '')} or fallback")
         return await resolved.render(data, notification)
 
+    async def render_push(
+        self,
+        name: str | None,
+        locale: str | None,
+        data: Mapping[str, Any] | None,
+        notification: Mapping[str, Any],
+    ) -> PushContent | None:
+        """The push of a notification from its ``push`` template ``name`` in ``locale`` or
+        its fallbacks; None when ``name`` is empty or no such template is active (the
+        caller then sends the notification's title and message).
+
+        ``data`` and ``notification`` are as for :meth:`render_for`. Raises
+        :class:`InvalidArgument` when rendering fails (a variable missing from ``data``:
+        the field names it) or the body renders to nothing: that push cannot be sent."""
+        rendered = await self._render_channel(name, "push", locale, data, notification)
+        if rendered is None:
+            return None
+        title = rendered.subject
+        if title is None:
+            title = str(notification.get("title") or "")
+        return PushContent(title=title, body=rendered.body)
+
+    async def render_sms(
+        self,
+        name: str | None,
+        locale: str | None,
+        data: Mapping[str, Any] | None,
+        notification: Mapping[str, Any],
+    ) -> SmsContent | None:
+        """The SMS of a notification from its ``sms`` template, as :meth:`render_push`
+        finds and renders a push (None: no template, send the notification's message)."""
+        rendered = await self._render_channel(name, "sms", locale, data, notification)
+        return None if rendered is None else SmsContent(body=rendered.body)
+
+    async def _render_channel(
+        self,
+        name: str | None,
+        channel: str,
+        locale: str | None,
+        data: Mapping[str, Any] | None,
+        notification: Mapping[str, Any],
+    ) -> Rendered | None:
+        """A text channel's template rendered, its body stripped and required."""
+        if not name:
+            return None
+        resolved = await self.resolve(name, channel, locale)
+        if resolved is None:
+            return None
+        return _shaped(channel, await resolved.render(data, notification))
+
     async def resolve(self, name: str, channel: str, locale: str | None) -> Resolved | None:
         """The template ``name`` for ``channel`` in ``locale`` or its fallbacks, with its
         layout, ready to render; None when there is none."""
@@ -137,7 +225,8 @@ class Templates:
         else:
             found = await self.store.get(name, channel, locale, version)
         layouts = await self._layouts(found.layout, locale)
-        return await self.renderer.render_async(found.source(), data, notification, layouts), found
+        rendered = await self.renderer.render_async(found.source(), data, notification, layouts)
+        return _shaped(channel, rendered), found
 
     async def preview_inline(
         self,
@@ -150,7 +239,10 @@ class Templates:
         try:
             await self._check(template)
             layouts = await self._layouts(template.layout, template.locale)
-            return await self.renderer.render_async(template.source(), data, notification, layouts)
+            rendered = await self.renderer.render_async(
+                template.source(), data, notification, layouts
+            )
+            return _shaped(template.channel, rendered)
         except InvalidArgument as exc:
             if exc.field not in _PARTS:
                 raise

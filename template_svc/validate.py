@@ -21,6 +21,9 @@ from typing import Any
 from notify_core.constants import (
     MAX_DATA_BYTES,
     MAX_LOCALE,
+    MAX_PUSH_BODY_TEMPLATE,
+    MAX_PUSH_TITLE_TEMPLATE,
+    MAX_SMS_BODY_TEMPLATE,
     MAX_TEMPLATE,
     MAX_TEMPLATE_BODY,
     MAX_TEMPLATE_SUBJECT,
@@ -39,6 +42,13 @@ LOCALE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*$")
 VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 TEMPLATE_FIELDS = frozenset({"locale", "subject", "body", "layout", "variables"})
 INLINE_FIELDS = frozenset({"subject", "body", "layout", "variables"})
+PART_LIMITS: Mapping[tuple[str, str], tuple[int, str]] = {
+    ("push", "subject"): (MAX_PUSH_TITLE_TEMPLATE, "a push title"),
+    ("push", "body"): (MAX_PUSH_BODY_TEMPLATE, "a push body"),
+    ("sms", "body"): (MAX_SMS_BODY_TEMPLATE, "an SMS body"),
+}
+"""Channels whose parts are bounded below ``MAX_TEMPLATE_SUBJECT`` and ``MAX_TEMPLATE_BODY``
+(characters of the template's source, checked at publish): what the provider carries."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +159,17 @@ def check_variables(value: Any, field: str = "variables") -> tuple[str, ...] | N
     return tuple(value)
 
 
+def _check_part_limits(channel: str, parts: Mapping[str, str | None], prefix: str) -> None:
+    """Refuse a part longer than its channel allows (:data:`PART_LIMITS`)."""
+    for part, text in parts.items():
+        limit = PART_LIMITS.get((channel, part))
+        if limit is not None and text is not None and len(text) > limit[0]:
+            raise InvalidArgument(
+                prefix + part,
+                f"must be at most {limit[0]} characters for {limit[1]}, got {len(text)}",
+            )
+
+
 def make_template(
     name: str,
     channel: str,
@@ -169,6 +190,9 @@ def make_template(
         raise InvalidArgument(prefix + "subject", "is required for email templates")
     if channel == TEMPLATE_LAYOUT and subject_text is not None:
         raise InvalidArgument(prefix + "subject", "a layout has no subject")
+    if channel == "sms" and subject_text is not None:
+        raise InvalidArgument(prefix + "subject", "an SMS has no subject, only a body")
+    _check_part_limits(channel, {"subject": subject_text, "body": body_text}, prefix)
     layout_name = None
     if layout is not None and layout != "":
         layout_name = check_name(layout, prefix + "layout")

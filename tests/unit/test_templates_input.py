@@ -131,3 +131,41 @@ def test_html_to_text() -> None:
         "  x = 1\n  y\n\n"
         "----------------------------------------\nAcme\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("channel", "part", "limit"),
+    [("push", "subject", 100), ("push", "body", 1_000), ("sms", "body", 1_600)],
+)
+def test_push_and_sms_parts_are_bounded_and_the_error_names_the_part(
+    channel: str, part: str, limit: int
+) -> None:
+    at_limit = {"body": "b", part: "x" * limit}
+    assert getattr(parse_template(at_limit, "welcome", channel), part) == "x" * limit
+    with pytest.raises(InvalidArgument) as info:
+        parse_template({"body": "b", part: "x" * (limit + 1)}, "welcome", channel)
+    assert info.value.field == part
+    assert f"at most {limit} characters" in info.value.message
+    assert f"got {limit + 1}" in info.value.message
+    with pytest.raises(InvalidArgument) as info:
+        parse_inline({"body": "b", part: "x" * (limit + 1)}, channel, None)
+    assert info.value.field == f"template.{part}"
+
+
+def test_an_sms_template_has_no_subject() -> None:
+    with pytest.raises(InvalidArgument) as info:
+        parse_template({"subject": "Hi", "body": "b"}, "welcome", "sms")
+    assert info.value.field == "subject"
+
+
+@pytest.mark.parametrize(
+    ("channel", "body"),
+    [
+        ("email", {"subject": "s" * 900, "body": "b" * 5_000}),
+        ("inapp", {"subject": "s" * 900, "body": "b" * 5_000}),
+        ("webpush", {"subject": "s" * 900, "body": "b" * 5_000}),
+        ("webhook", {"body": "b" * 5_000}),
+    ],
+)
+def test_other_channels_keep_their_general_bounds(channel: str, body: dict[str, Any]) -> None:
+    assert parse_template(body, "welcome", channel).body == body["body"]
