@@ -130,7 +130,7 @@ async def assemble(
         public_url,
         templates,
     )
-    more, more_closers = push_workers(settings, push, database, queue, preferences)
+    more, more_closers = push_workers(settings, push, database, queue, preferences, templates)
     workers += more
     tasks = {f"deliver-{worker.channel}": worker.run for worker in workers}
     tasks["device-sweep"] = partial(sweep_devices, database, preferences, push.device_stale_days)

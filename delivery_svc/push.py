@@ -34,11 +34,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from delivery_svc.breaker import Breaker
 from delivery_svc.failover import Failover
 from delivery_svc.providers.base import Outcome, PushMessage
+from notify_core.convert import row_to_json
 from notify_core.db.engine import Database
 from notify_core.db.schema import notifications, push_sends
 from notify_core.domain import Channel
+from notify_core.errors import NotifyError
 from preference_svc.device_lifecycle import Target, active_devices, deactivate, record_use
 from preference_svc.store import PreferenceStore
+from template_svc.templates import Templates
 
 PLATFORMS: Mapping[str, tuple[str, ...]] = {
     Channel.PUSH: ("fcm", "apns"),
@@ -60,6 +63,22 @@ notification's own title and message)."""
 
 async def own_text(row: Mapping[str, Any]) -> tuple[str, str]:
     return str(row["title"]), str(row["message"])
+
+
+def template_text(templates: Templates) -> PushText:
+    """The push template of the notification's ``template`` (title and body, in its
+    locale or the nearest), else the notification's own title and message. A template
+    that cannot render raises :class:`InvalidArgument` (the delivery fails for good)."""
+
+    async def text(row: Mapping[str, Any]) -> tuple[str, str]:
+        content = await templates.render_push(
+            row["template"], row["locale"], row["data"] or {}, row_to_json(row)
+        )
+        if content is None:
+            return await own_text(row)
+        return content.title, content.body
+
+    return text
 
 
 def send_id(delivery_id: str, device_id: str) -> str:
@@ -101,15 +120,23 @@ class PushChannel:
         done = await self._already_sent([r["delivery_id"] for r in rows])
         badges = await self._badges(users, devices)
         jobs: list[Awaitable[_Send]] = []
+        unrenderable: dict[str, Outcome] = {}
         for row in rows:
-            title, body = await self._text(row)
+            try:
+                title, body = await self._text(row)
+            except NotifyError as exc:
+                unrenderable[row["delivery_id"]] = Outcome.permanent(self.name, exc.message)
+                continue
             for device in devices.get(row["user_id"], []):
                 if (row["delivery_id"], device.id) not in done:
                     message = _message(row, device, title, body, badges.get(row["user_id"]))
                     jobs.append(self._one(row["delivery_id"], device, message))
         sends = list(await asyncio.gather(*jobs))
         await self._record(sends)
-        return [self._overall(r, devices, done, sends) for r in rows]
+        return [
+            unrenderable.get(r["delivery_id"]) or self._overall(r, devices, done, sends)
+            for r in rows
+        ]
 
     async def _one(self, delivery_id: str, device: Target, message: PushMessage) -> _Send:
         provider = self._providers.get(device.platform)

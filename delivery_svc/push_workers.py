@@ -11,7 +11,7 @@ from delivery_svc.config_push import PushSettings
 from delivery_svc.failover import Failover
 from delivery_svc.providers.base import PushMessage
 from delivery_svc.providers.registry import PUSH_PROVIDERS
-from delivery_svc.push import PLATFORMS, PushChannel
+from delivery_svc.push import PLATFORMS, PushChannel, own_text, template_text
 from delivery_svc.worker import DeliveryWorker
 from notify_core.config import Settings
 from notify_core.db.engine import Database
@@ -21,6 +21,7 @@ from notify_core.parts import Closer
 from notify_core.queue.base import WorkQueue
 from preference_svc.device_lifecycle import deactivate_stale
 from preference_svc.store import PreferenceStore
+from template_svc.templates import Templates
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ def push_workers(
     database: Database,
     queue: WorkQueue,
     preferences: PreferenceStore,
+    templates: Templates | None = None,
 ) -> tuple[list[DeliveryWorker], list[Closer]]:
     """One worker for ``push`` (FCM, APNs) and one for ``webpush``; each runs even when no
     provider of its platforms is configured, and fails those sends saying so."""
@@ -65,6 +67,7 @@ def push_workers(
                 database,
                 preferences,
                 {p: f for p, f in providers.items() if p in platforms},
+                text=own_text if templates is None else template_text(templates),
             ),
             concurrency=concurrency[name],
             schedule=settings.retry_schedule,
