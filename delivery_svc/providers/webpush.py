@@ -28,7 +28,7 @@ answer are read.
 
 Answers:
 
-- 200, 201, 202: taken; ``provider_id`` is the ``Location`` the push service gave.
+- 2xx (201 Created, as a rule): taken; ``provider_id`` is the ``Location`` the push service gave.
 - 404, 410: the subscription has expired or was withdrawn: ``Outcome.unreachable``
   (the device is deactivated).
 - 413: permanent (the payload is too large for this push service).
@@ -53,6 +53,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
+import http_ece  # type: ignore[import-untyped]
 import httpx
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -103,7 +104,6 @@ USER_AGENT: Final = "Notify-WebPush/1"
 
 _TOPIC_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 _URGENCY = {"high": "high", "low": "low"}
-_TAKEN = frozenset({200, 201, 202})
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,31 +202,32 @@ def topic_for(collapse_key: str) -> str:
 
 def encode_payload(message: PushMessage) -> bytes:
     """``{"title", "body", "data"}`` as compact JSON, the body cut (with ``…``) so that the
-    whole fits one record; raises when even an empty body does not fit."""
+    whole fits one record; refused for good when even an empty body does not fit."""
     content: dict[str, Any] = {"title": message.title, "body": message.body}
     content["data"] = dict(message.data)
     raw = _compact(content)
     if len(raw) <= MAX_PLAINTEXT_BYTES:
         return raw
-    overflow = len(raw) - MAX_PLAINTEXT_BYTES
-    body = message.body.encode()
-    if overflow + 3 >= len(body):
+    content["body"] = "…"
+    budget = MAX_PLAINTEXT_BYTES - len(_compact(content))
+    if budget < 0:
         raise _permanent(
-            f"the payload is {len(raw)} bytes and cannot be cut to {MAX_PLAINTEXT_BYTES} "
-            "(title and data too long)"
+            f"the payload is {len(raw)} bytes and cannot be cut to {MAX_PLAINTEXT_BYTES}: "
+            "the title and data alone are too long"
         )
-    # The cut is measured in JSON bytes; escapes make the text shorter than that, so cut
-    # once and then trim until it fits.
-    text = body[: len(body) - overflow - 3].decode("utf-8", "ignore")
-    while True:
-        content["body"] = text + "…"
-        raw = _compact(content)
-        if len(raw) <= MAX_PLAINTEXT_BYTES:
-            return raw
-        text = text[: max(0, len(text) - (len(raw) - MAX_PLAINTEXT_BYTES))]
+    # The longest start of the body whose JSON form fits (that length grows with the cut).
+    low, high = 0, len(message.body)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if len(_compact(message.body[:middle])) - 2 <= budget:
+            low = middle
+        else:
+            high = middle - 1
+    content["body"] = message.body[:low] + "…"
+    return _compact(content)
 
 
-def _compact(content: Mapping[str, Any]) -> bytes:
+def _compact(content: object) -> bytes:
     return json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -256,6 +257,8 @@ def parse_subscription(token: str) -> Subscription:
         ) from None
     if not all(isinstance(v, str) for v in (endpoint, auth, p256dh)):
         raise _permanent("the subscription's endpoint and keys must be strings")
+    if not endpoint.lower().startswith("https://"):
+        raise _permanent(f"the endpoint must be an https URL (RFC 8030), got {endpoint[:80]!r}")
     return Subscription(endpoint, {"auth": auth, "p256dh": p256dh})
 
 
@@ -264,7 +267,7 @@ def encrypt(subscription: Subscription, payload: bytes) -> bytes:
     try:
         pusher = WebPusher({"endpoint": subscription.endpoint, "keys": dict(subscription.keys)})
         body = pusher.encode(payload, content_encoding="aes128gcm")["body"]
-    except (WebPushException, ValueError, TypeError, binascii.Error) as exc:
+    except (WebPushException, http_ece.ECEException, ValueError, TypeError, binascii.Error) as exc:
         raise _permanent(f"the subscription's keys are not usable ({exc})") from None
     assert isinstance(body, bytes)
     return body
@@ -274,7 +277,7 @@ def answer_outcome(
     status: int, headers: httpx.Headers, body: bytes, origin: str, now: float
 ) -> Outcome:
     """The outcome of a push service's answer, per the module's table."""
-    if status in _TAKEN:
+    if 200 <= status < 300:
         return Outcome.sent(NAME, headers.get("location"))
     said = f"{origin} answered {status}"
     if status in (404, 410):

@@ -19,6 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -188,6 +189,15 @@ async def test_a_long_body_is_cut_to_fit_one_record(
 # --- the answers ------------------------------------------------------------------------
 
 
+async def test_a_push_taken_without_a_location_has_no_provider_id(
+    push_service: PushService, tmp_path: Path
+) -> None:
+    async with provider_of(settings_of(tmp_path), push_service) as provider:
+        outcome = taken(await provider.send(message(push_service.subscribe("accepted"))))
+    assert outcome.provider_id is None
+    assert len(push_service.pushed) == 1
+
+
 @pytest.mark.parametrize("answer", ["gone", "missing"])
 async def test_an_expired_subscription_is_gone(
     push_service: PushService, tmp_path: Path, answer: str
@@ -276,6 +286,25 @@ async def test_the_ca_named_by_ssl_cert_file_is_trusted(
         await provider.close()
 
 
+async def test_the_push_service_checks_the_jwt_audience(
+    push_service: PushService, tmp_path: Path
+) -> None:
+    """The server is strict: a JWT signed for another origin is refused."""
+    sub = push_service.subscribe()
+    async with provider_of(settings_of(tmp_path), push_service) as provider:
+        elsewhere = provider.authorization("https://push.elsewhere.example")
+    context = ssl.create_default_context(cafile=push_service.ca_file)
+    async with httpx.AsyncClient(verify=context) as client:
+        answer = await client.post(
+            sub.endpoint,
+            content=b"\0" * 128,
+            headers={"authorization": elsewhere, "ttl": "60", "content-encoding": "aes128gcm"},
+        )
+    assert answer.status_code == 401
+    assert "audience" in answer.text.lower()
+    assert push_service.pushed == []
+
+
 # --- the SSRF guard ---------------------------------------------------------------------
 
 
@@ -308,4 +337,5 @@ async def test_plain_http_endpoints_are_refused_even_when_webhooks_allow_http(
     token = push_service.subscribe().token.replace("https://", "http://")
     async with provider_of(settings, push_service) as provider:
         outcome: Outcome = await provider.send(message(token))
-    permanent(outcome, match="https only")
+    permanent(outcome, match="endpoint must be an https URL")
+    assert push_service.attempts == []

@@ -15,7 +15,8 @@ Each subscription it hands out is what a browser would hold: a fresh P-256 key p
 
 A subscription made with an ``answer`` gets that answer instead of being taken: ``gone``
 410, ``missing`` 404, ``too-big`` 413, ``busy`` 429 with ``Retry-After: 30``, ``broken``
-500, ``bad`` 400, ``slow`` waits for :attr:`PushService.release` and then is taken.
+500, ``bad`` 400; ``accepted`` is taken with 202 and no ``Location``; ``slow`` waits for
+:attr:`PushService.release` and then is taken.
 """
 
 from __future__ import annotations
@@ -154,6 +155,9 @@ class PushService:
             await self.release.wait()
         elif sub.answer in _ANSWERS:
             return _ANSWERS[sub.answer]
+        status, headers = 201, {"location": f"{self.origin}/message/{uuid.uuid4().hex}"}
+        if sub.answer == "accepted":
+            status, headers = 202, {}
         body = await request.body()
         if len(body) > MAX_BODY:
             return 413, {}, b"payload too large"
@@ -178,8 +182,7 @@ class PushService:
                 len(body),
             )
         )
-        location = f"{self.origin}/message/{uuid.uuid4().hex}"
-        return 201, {"location": location}, b""
+        return status, headers, b""
 
     def _check_vapid(self, header: str, sub: PushSubscription) -> tuple[dict[str, Any], str]:
         match = re.fullmatch(r"vapid\s+(.+)", header.strip())
