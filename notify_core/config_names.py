@@ -108,6 +108,8 @@ PUSH = (
     "NOTIFY_APNS_TEAM_ID",
     "NOTIFY_APNS_TOPIC",
     "NOTIFY_APNS_ENDPOINT",
+    "NOTIFY_VAPID_PRIVATE_KEY",
+    "NOTIFY_VAPID_SUBJECT",
 )
 """Parsed in ``delivery_svc/config_push.py`` and the push and SMS provider modules."""
 

@@ -36,9 +36,10 @@ pytest_plugins = [
     "tests.support.ses",
     "tests.support.sns",
     "tests.support.apns",
+    "tests.support.webpush",
 ]
 """The protocol fakes' fixtures (``smtp``, ``sendgrid``, ``receiver``, ``moto_url``,
-``sns``, ``apns``, ``apns_key``), for every test that asks for one."""
+``sns``, ``apns``, ``apns_key``, ``push_service``), for every test that asks for one."""
 
 
 def _reachable(url: str, default_port: int) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from delivery_svc.providers import apns, sendgrid, ses, smtp
+from delivery_svc.providers import apns, sendgrid, ses, smtp, webpush
 from delivery_svc.providers.base import (
     EmailProvider,
     EmailProviderSpec,
@@ -31,6 +31,7 @@ EMAIL_PROVIDERS: dict[str, EmailProviderSpec] = {
 
 PUSH_PROVIDERS: dict[str, PushProviderSpec] = {
     "apns": apns.PROVIDER,
+    "webpush": webpush.PROVIDER,
 }
 """Push providers by platform (``fcm``, ``apns``, ``webpush``)."""
 SMS_PROVIDERS: dict[str, SmsProviderSpec] = {}

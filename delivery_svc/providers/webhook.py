@@ -114,13 +114,15 @@ def retry_after_seconds(value: str | None, now: float) -> float | None:
     return max(0.0, when.timestamp() - now)
 
 
-def _origin(url: httpx.URL) -> str:
+def origin_of(url: httpx.URL) -> str:
+    """``scheme://host[:port]`` of ``url`` (the port only when not the scheme's default)."""
     host = f"[{url.host}]" if ":" in url.host else url.host
     port = f":{url.port}" if url.port is not None else ""
     return f"{url.scheme}://{host}{port}"
 
 
-def _snippet(body: bytes) -> str:
+def error_snippet(body: bytes) -> str:
+    """``": <the start of an answer's text>"`` for an error message, or empty."""
     text = body[: WEBHOOK_ERROR_SNIPPET * 4].decode("utf-8", "replace")
     text = " ".join(text.split())[:WEBHOOK_ERROR_SNIPPET]
     return f": {text}" if text else ""
@@ -145,11 +147,13 @@ def outcome_error(
             PROVIDER, f"{said} Gone: the receiver wants no more webhooks; disable the endpoint"
         )
     if status in (408, 429) or status >= 500:
-        return TransientDeliveryError(PROVIDER, f"{said}{_snippet(body)}", retry_after=retry_after)
-    return PermanentDeliveryError(PROVIDER, f"{said}{_snippet(body)}")
+        return TransientDeliveryError(
+            PROVIDER, f"{said}{error_snippet(body)}", retry_after=retry_after
+        )
+    return PermanentDeliveryError(PROVIDER, f"{said}{error_snippet(body)}")
 
 
-async def _read_bounded(response: httpx.Response, limit: int) -> bytes:
+async def read_bounded(response: httpx.Response, limit: int) -> bytes:
     """Up to ``limit`` bytes of the body; the rest is left unread (the connection dropped)."""
     out = bytearray()
     async for chunk in response.aiter_raw():
@@ -228,13 +232,13 @@ class HttpWebhookSender:
                 self._keys, message.message_id, message.timestamp, body
             ),
         }
-        origin = _origin(url)
+        origin = origin_of(url)
         try:
             async with asyncio.timeout(self._timeout):
                 request = self._client.build_request("POST", url, content=body, headers=headers)
                 response = await self._client.send(request, stream=True)
                 try:
-                    answer = await _read_bounded(response, WEBHOOK_MAX_RESPONSE_BYTES)
+                    answer = await read_bounded(response, WEBHOOK_MAX_RESPONSE_BYTES)
                 finally:
                     await response.aclose()
         except TimeoutError:
