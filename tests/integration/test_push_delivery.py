@@ -1,11 +1,14 @@
-"""Push deliveries end to end, on both backends, against the local APNs server: one send
+"""Push deliveries end to end, on both backends, against the local APNs server and push
+service: one send
 per device under the notification's push delivery, devices deactivated when APNs says the
 token is gone, retries honouring Retry-After, templates, quiet hours, the stale sweep."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,10 +19,12 @@ from notify_core.db.schema import device_tokens
 from preference_svc.device_lifecycle import deactivate_stale
 from tests.support.apns import GONE, UNAVAILABLE, ApnsServer
 from tests.support.deliveries import status
+from tests.support.h2server import trusting
 from tests.support.ids import uid
 from tests.support.nodes import Env, running
 from tests.support.push import apns_token, device_row, register, sends_of
 from tests.support.waiting import eventually
+from tests.support.webpush import PushService, vapid_env
 
 
 def with_apns(settings: NodeSettings, apns: ApnsServer, **changes: Any) -> dict[str, Any]:
@@ -180,3 +185,29 @@ async def test_devices_unused_for_the_stale_days_are_deactivated(settings: NodeS
 
 def test_push_settings_default_to_no_provider() -> None:
     assert dataclasses.replace(push_settings({})).providers == {}
+
+
+async def test_a_web_push_arrives_encrypted_for_the_subscription(
+    settings: NodeSettings, push_service: PushService, tmp_path: Path
+) -> None:
+    push = push_settings(vapid_env(tmp_path, NOTIFY_WEBHOOK_ALLOWED_HOSTS="localhost"))
+    with trusting(push_service.ca_file):
+        await _web_push_to(settings, push, push_service)
+
+
+async def _web_push_to(settings: NodeSettings, push: Any, push_service: PushService) -> None:
+    async with running(settings, push=push) as env:
+        user = uid()
+        sub, gone = push_service.subscribe(), push_service.subscribe("gone")
+        await register(env, user, "webpush", json.loads(sub.token))
+        gone_id = await register(env, user, "webpush", json.loads(gone.token))
+        nid = await env.send(user, priority="high", title="Hello", message="From Notify")
+        done = await eventually(
+            lambda: status(env, nid, "webpush"), lambda d: d.get("status") in ("sent", "failed")
+        )
+        assert done["status"] == "sent", done["last_error"]
+        (pushed,) = [p for p in push_service.pushed if p.subscription == sub.id]
+        assert pushed.message["title"] == "Hello" and pushed.message["body"] == "From Notify"
+        assert pushed.message["data"]["notification_id"] == nid
+        assert pushed.urgency == "high"
+        assert not (await device_row(env, gone_id))["active"]

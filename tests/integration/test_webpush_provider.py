@@ -22,14 +22,10 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from delivery_svc.providers.base import Outcome, PushMessage
 from delivery_svc.providers.webpush import (
-    KEY_VAR,
     PROVIDER,
-    SUBJECT_VAR,
     WebPushProvider,
     WebPushSettings,
     read_settings,
@@ -38,23 +34,7 @@ from delivery_svc.providers.webpush import (
 )
 from tests.support.h2server import trusting
 from tests.support.outcomes import permanent, taken, transient
-from tests.support.webpush import MAX_BODY, PushService, PushSubscription
-
-SUBJECT = "mailto:ops@example.com"
-
-
-def vapid_env(tmp_path: Path, name: str = "vapid.pem", **extra: str) -> dict[str, str]:
-    """A fresh VAPID key in ``tmp_path/name`` and the settings naming it."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    path = tmp_path / name
-    path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return {KEY_VAR: str(path), SUBJECT_VAR: SUBJECT, **extra}
+from tests.support.webpush import MAX_BODY, SUBJECT, PushService, PushSubscription, vapid_env
 
 
 def settings_of(tmp_path: Path, name: str = "vapid.pem", **extra: str) -> WebPushSettings:

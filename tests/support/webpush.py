@@ -30,6 +30,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import http_ece  # type: ignore[import-untyped]
@@ -54,6 +55,23 @@ _ANSWERS: dict[str, tuple[int, dict[str, str], bytes]] = {
     "broken": (500, {}, b"internal error"),
     "bad": (400, {}, b"malformed push message"),
 }
+
+
+SUBJECT = "mailto:ops@example.com"
+
+
+def vapid_env(tmp_path: Path, name: str = "vapid.pem", **extra: str) -> dict[str, str]:
+    """A fresh VAPID key in ``tmp_path/name`` and the settings naming it."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    path = tmp_path / name
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return {"NOTIFY_VAPID_PRIVATE_KEY": str(path), "NOTIFY_VAPID_SUBJECT": SUBJECT, **extra}
 
 
 def b64url(data: bytes) -> str:
