@@ -35,9 +35,10 @@ pytest_plugins = [
     "tests.support.webhooks",
     "tests.support.ses",
     "tests.support.sns",
+    "tests.support.fcm",
 ]
 """The protocol fakes' fixtures (``smtp``, ``sendgrid``, ``receiver``, ``moto_url``,
-``sns``), for every test that asks for one."""
+``sns``, ``fcm``, ``fcm_service_account``), for every test that asks for one."""
 
 
 def _reachable(url: str, default_port: int) -> bool:
