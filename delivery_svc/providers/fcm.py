@@ -226,10 +226,15 @@ class FcmProvider:
             ),
             follow_redirects=False,
         )
-        self._tokens = AccessTokens(account, self._client, scope=FCM_SCOPE, clock=clock)
+        self._tokens = AccessTokens(
+            account, self._client, scope=FCM_SCOPE, clock=clock, source=CREDENTIALS
+        )
 
     async def send(self, message: PushMessage) -> Outcome:
-        body = json.dumps(message_body(message), ensure_ascii=False).encode()
+        try:
+            body = json.dumps(message_body(message), ensure_ascii=False).encode()
+        except (TypeError, ValueError) as exc:
+            return Outcome.permanent(NAME, f"the message cannot be sent as JSON: {exc}")
         outcome, refused_token = await self._attempt(body)
         if refused_token is None:
             return outcome

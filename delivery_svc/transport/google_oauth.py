@@ -168,8 +168,11 @@ class AccessTokens:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         margin: float = FCM_TOKEN_REFRESH_MARGIN_SECONDS,
+        source: str = "the service-account key",
     ) -> None:
-        """``clock`` times the token's life (monotonic); ``wall`` dates the assertion."""
+        """``clock`` times the token's life (monotonic); ``wall`` dates the assertion;
+        ``source`` says where the key came from, in the message of a refusal."""
+        self._source = source
         self._account = account
         self._client = client
         self._scope = scope
@@ -181,6 +184,7 @@ class AccessTokens:
         self._token: str | None = None
         self._renew_at = 0.0
         self._refreshes = 0
+        """Refreshes finished: a caller that saw fewer waited on the last one."""
         self._failure: TokenRefused | None = None
 
     async def get(self) -> str:
@@ -193,12 +197,13 @@ class AccessTokens:
                 return self._token
             if self._refreshes != seen and self._failure is not None:
                 raise self._failure  # the refresh this call waited on failed
-            self._refreshes += 1
             try:
                 token, lifetime = await self._fetch()
             except TokenRefused as exc:
                 self._failure = exc
                 raise
+            finally:
+                self._refreshes += 1
             self._failure = None
             self._token = token
             # A short-lived token is kept for half its life rather than not at all.
@@ -232,7 +237,8 @@ class AccessTokens:
         if response.status_code in (400, 401, 403):
             raise TokenRefused(
                 f"the token endpoint refused the service account {self._account.client_email} "
-                f"({text}); check the key file (a deleted or rotated key, or this host's clock)",
+                f"({text}); check {self._source} (a deleted or rotated key?) and this "
+                "host's clock",
                 retryable=False,
             )
         raise TokenRefused(f"the token endpoint answered {text}", retryable=True)

@@ -140,7 +140,7 @@ async def test_concurrent_sends_share_one_http2_connection_and_one_token(
     assert len({o.provider_id for o in outcomes}) == 50
     assert {a.http_version for a in fcm.fake.accepted} == {"2"}
     assert len({a.client for a in fcm.fake.accepted}) == 1
-    assert len(fcm.fake.assertions) == 1
+    assert fcm.fake.token_requests == 1
 
 
 # --- The access token ---------------------------------------------------------------------
@@ -231,6 +231,25 @@ async def test_a_token_endpoint_outage_is_transient(provider: FcmProvider, fcm: 
     transient(await provider.send(MESSAGE), match="token endpoint answered 503 internal_failure")
     fcm.fake.token_answer = None
     taken(await provider.send(MESSAGE))
+
+
+async def test_concurrent_sends_share_one_failed_token_request(
+    provider: FcmProvider, fcm: FcmServer
+) -> None:
+    fcm.fake.token_answer = (400, {"error": "invalid_grant", "error_description": "Invalid JWT"})
+    outcomes = await asyncio.gather(*(provider.send(MESSAGE) for _ in range(10)))
+    for outcome in outcomes:
+        permanent(outcome, match="invalid_grant: Invalid JWT\\); check NOTIFY_FCM_CREDENTIALS")
+    assert fcm.fake.token_requests == 1
+    assert fcm.fake.sends == 0
+
+
+async def test_a_message_that_is_not_json_is_permanent_and_never_sent(
+    provider: FcmProvider, fcm: FcmServer
+) -> None:
+    bad = dataclasses.replace(MESSAGE, data={"at": object()})  # type: ignore[dict-item]
+    permanent(await provider.send(bad), match="cannot be sent as JSON")
+    assert fcm.fake.sends == 0
 
 
 # --- Refusals -----------------------------------------------------------------------------

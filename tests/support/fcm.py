@@ -272,6 +272,8 @@ class FakeFcm:
     """When set, the token endpoint answers this (status, JSON) instead."""
     refuse_tokens: bool = False
     """Every send is refused 401 (as for a token Google no longer takes)."""
+    token_requests: int = 0
+    """Posts to the token endpoint, granted or not."""
     assertions: list[dict[str, Any]] = field(default_factory=list)
     """The claims of every assertion that verified."""
     sends: int = 0
@@ -294,6 +296,7 @@ class FakeFcm:
         )
 
     async def token(self, request: Request) -> Response:
+        self.token_requests += 1
         form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
         if self.token_answer is not None:
             return JSONResponse(self.token_answer[1], status_code=self.token_answer[0])
