@@ -310,6 +310,23 @@ WEBHOOK_SECRET_MAX_BYTES: Final = 64
 MAX_WEBHOOK_ID: Final = 255
 WEBHOOK_USER_AGENT: Final = "Notify-Webhooks/1"
 
+# --- push: Firebase Cloud Messaging -----------------------------------------------------
+FCM_DEFAULT_ENDPOINT: Final = "https://fcm.googleapis.com"
+"""Default of NOTIFY_FCM_ENDPOINT: the FCM HTTP v1 API."""
+FCM_SCOPE: Final = "https://www.googleapis.com/auth/firebase.messaging"
+"""The OAuth 2.0 scope an access token needs to send FCM messages."""
+FCM_ASSERTION_LIFETIME_SECONDS: Final = 3_600
+"""Lifetime of the signed JWT assertion (Google accepts at most an hour)."""
+FCM_TOKEN_REFRESH_MARGIN_SECONDS: Final = 60.0
+"""An access token is replaced this long before Google says it expires."""
+FCM_TIMEOUT_SECONDS: Final = 10.0
+"""One request (connect, send, answer) to FCM or to the token endpoint."""
+FCM_CONNECT_TIMEOUT_SECONDS: Final = 5.0
+FCM_MAX_CONNECTIONS: Final = 10
+"""Connections per host; each HTTP/2 connection carries up to ~100 sends at once."""
+FCM_MAX_ERROR_TEXT: Final = 500
+"""Characters of FCM's error message kept in an outcome's detail."""
+
 # --- engagement tracking ----------------------------------------------------------------
 TRACK_OPEN_PATH: Final = "/t/o/"
 """Open pixels: ``/t/o/<token>.gif`` on the edge."""

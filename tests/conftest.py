@@ -37,9 +37,11 @@ pytest_plugins = [
     "tests.support.sns",
     "tests.support.apns",
     "tests.support.webpush",
+    "tests.support.fcm",
 ]
 """The protocol fakes' fixtures (``smtp``, ``sendgrid``, ``receiver``, ``moto_url``,
-``sns``, ``apns``, ``apns_key``, ``push_service``), for every test that asks for one."""
+``sns``, ``apns``, ``apns_key``, ``push_service``, ``fcm``, ``fcm_service_account``), for
+every test that asks for one."""
 
 
 def _reachable(url: str, default_port: int) -> bool:

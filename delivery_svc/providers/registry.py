@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from delivery_svc.providers import apns, sendgrid, ses, smtp, webpush
+from delivery_svc.providers import apns, fcm, sendgrid, ses, smtp, webpush
 from delivery_svc.providers.base import (
     EmailProvider,
     EmailProviderSpec,
@@ -30,6 +30,7 @@ EMAIL_PROVIDERS: dict[str, EmailProviderSpec] = {
 }
 
 PUSH_PROVIDERS: dict[str, PushProviderSpec] = {
+    "fcm": fcm.PROVIDER,
     "apns": apns.PROVIDER,
     "webpush": webpush.PROVIDER,
 }
