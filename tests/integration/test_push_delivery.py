@@ -19,7 +19,8 @@ from notify_core.db.schema import device_tokens
 from preference_svc.device_lifecycle import deactivate_stale
 from tests.support.apns import GONE, UNAVAILABLE, ApnsServer
 from tests.support.deliveries import status
-from tests.support.h2server import trusting
+from tests.support.fcm import FcmServer
+from tests.support.h2server import bundle, trusting
 from tests.support.ids import uid
 from tests.support.nodes import Env, running
 from tests.support.push import apns_token, device_row, register, sends_of
@@ -211,3 +212,32 @@ async def _web_push_to(settings: NodeSettings, push: Any, push_service: PushServ
         assert pushed.message["data"]["notification_id"] == nid
         assert pushed.urgency == "high"
         assert not (await device_row(env, gone_id))["active"]
+
+
+async def test_fcm_and_apns_devices_of_one_user_each_get_the_push(
+    settings: NodeSettings, apns: ApnsServer, fcm: FcmServer, tmp_path: Path
+) -> None:
+    env_vars = {**apns.env(), "NOTIFY_FCM_CREDENTIALS": str(fcm.credentials)}
+    push = push_settings({**env_vars, "NOTIFY_FCM_ENDPOINT": fcm.url})
+    with trusting(bundle(tmp_path / "cas.pem", apns.ca_file, fcm.ca_file)):
+        await _push_to_both(settings, push, apns, fcm)
+
+
+async def _push_to_both(
+    settings: NodeSettings, push: Any, apns: ApnsServer, fcm: FcmServer
+) -> None:
+    async with running(settings, push=push) as env:
+        user, ios, android = uid(), apns_token(), f"android-{uid()}"
+        await register(env, user, "apns", ios)
+        gone = await register(env, user, "fcm", f"unregistered-{uid()}")
+        await register(env, user, "fcm", android)
+        nid = await env.send(user, priority="high", title="T", message="M", group_key="g1")
+        assert (await sent(env, nid))["status"] == "sent"
+        assert sorted(s["status"] for s in await sends_of(env, nid)) == ["failed", "sent", "sent"]
+        (message,) = [a.message for a in fcm.fake.accepted if a.message["token"] == android]
+        assert message["notification"] == {"title": "T", "body": "M"}
+        assert message["android"]["priority"] == "high"
+        assert message["android"]["collapse_key"] == "g1"
+        assert message["data"]["notification_id"] == nid
+        assert any(p.token == ios for p in apns.fake.accepted)
+        assert not (await device_row(env, gone))["active"]

@@ -236,6 +236,8 @@ class ApnsServer:
     fake: FakeApns
     relay: TcpRelay
     key: ApnsKey
+    ca_file: str
+    """The CA of the server's certificate, PEM."""
 
     @property
     def url(self) -> str:
@@ -278,6 +280,6 @@ async def apns(apns_key: ApnsKey) -> AsyncIterator[ApnsServer]:
     async with serving_h2(fake.app()) as server, relaying(server.port) as relay:
         with trusting(server.ca_file):
             try:
-                yield ApnsServer(fake, relay, apns_key)
+                yield ApnsServer(fake, relay, apns_key, server.ca_file)
             finally:
                 fake.release.set()

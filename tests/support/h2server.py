@@ -98,3 +98,10 @@ def trusting(ca_file: str) -> Iterator[None]:
             os.environ.pop("SSL_CERT_FILE", None)
         else:
             os.environ["SSL_CERT_FILE"] = before
+
+
+def bundle(path: Path, *ca_files: str) -> str:
+    """The CAs ``ca_files`` in one PEM file at ``path`` (for code talking to several test
+    servers, each with its own CA, under one ``SSL_CERT_FILE``)."""
+    path.write_text("".join(Path(f).read_text() for f in ca_files))
+    return str(path)
