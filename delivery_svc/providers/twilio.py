@@ -73,6 +73,7 @@ E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
 MESSAGING_SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
 MESSAGE_SID = re.compile(r"^(SM|MM)[0-9a-fA-F]{32}$")
+ERROR_CODE = re.compile(r"^[0-9]{1,9}$")
 
 GONE_ON_SEND: Mapping[int, str] = {21610: OPTED_OUT, 21211: UNREACHABLE, 21614: UNREACHABLE}
 """Send errors after which the number is suppressed, with the reason."""
@@ -228,7 +229,7 @@ def parse_status_callback(
         return None
     number = form.get("To") or ""
     raw_code = (form.get("ErrorCode") or "").strip()
-    if raw_code and not raw_code.isdigit():
+    if raw_code and not ERROR_CODE.match(raw_code):
         raise InvalidArgument("ErrorCode", f"must be a number, got {raw_code!r}")
     code = int(raw_code) if raw_code else None
     suppress = GONE_ON_CALLBACK.get(code) if code is not None and kind == "failed" else None
@@ -248,7 +249,7 @@ def parse_status_callback(
 class TwilioCallbacks:
     """What the callback route verifies with: the auth token and the public URL."""
 
-    auth_token: str
+    auth_token: str = field(repr=False)
     public_url: str
 
     def verify(self, path_and_query: str, form: FormData, signature: str | None) -> None:

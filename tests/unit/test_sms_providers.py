@@ -152,6 +152,7 @@ def test_statuses_that_change_nothing(status: str) -> None:
         ({"MessageSid": "SM1", "MessageStatus": "sent"}, "MessageSid"),
         ({"MessageSid": MESSAGE_SID}, "MessageStatus"),
         (_form("failed", "3000x"), "ErrorCode"),
+        (_form("failed", "\u00b2"), "ErrorCode"),
     ],
 )
 def test_malformed_callbacks_name_the_field(form: dict[str, str], field: str) -> None:
