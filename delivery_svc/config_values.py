@@ -39,3 +39,5 @@ def http_url(env: Mapping[str, str], name: str) -> str | None:
 
 IN_USE = "NOTIFY_EMAIL_PROVIDER or NOTIFY_EMAIL_FALLBACK"
 """How a provider's required setting names what makes it required."""
+SMS_IN_USE = "NOTIFY_SMS_PROVIDER or NOTIFY_SMS_FALLBACK"
+"""How an SMS provider's required setting names what makes it required."""

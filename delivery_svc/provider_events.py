@@ -239,7 +239,8 @@ def _when(statuses: tuple[DeliveryStatus, ...], then: Any, otherwise: Any) -> An
     return sa.case((deliveries.c.status.in_(statuses), then), else_=otherwise)
 
 
-def _delivered_values(at: datetime) -> dict[str, Any]:
+def delivered_values(at: datetime) -> dict[str, Any]:
+    """The columns a ``delivered`` report writes (also SMS status callbacks')."""
     d = deliveries.c
     return {
         "status": forward(DeliveryEvent.ARRIVED),
@@ -250,7 +251,8 @@ def _delivered_values(at: datetime) -> dict[str, Any]:
     }
 
 
-def _ended_values(event: DeliveryEvent, error: str) -> dict[str, Any]:
+def ended_values(event: DeliveryEvent, error: str) -> dict[str, Any]:
+    """The columns ``event`` (bounced, dropped) writes, with the provider's reason."""
     d = deliveries.c
     return {
         "status": forward(event),
@@ -290,16 +292,16 @@ async def _apply(conn: AsyncConnection, event: ProviderEvent, target: _Target) -
     elif event.kind == "clicked":
         await count_click(conn, delivery_id, event.at)
     elif event.kind == "delivered":
-        values = _delivered_values(event.at)
+        values = delivered_values(event.at)
     elif event.kind == "complained":
-        values = _delivered_values(event.at)
+        values = delivered_values(event.at)
         del values["error_message"]
         suppressed = await _suppress(conn, event, target)
     elif event.kind == "bounced":
-        values = _ended_values(DeliveryEvent.BOUNCED, _error_text(event))
+        values = ended_values(DeliveryEvent.BOUNCED, _error_text(event))
         suppressed = await _suppress(conn, event, target)
     elif event.kind == "dropped":
-        values = _ended_values(DeliveryEvent.DROPPED, _error_text(event))
+        values = ended_values(DeliveryEvent.DROPPED, _error_text(event))
     elif event.kind == "deferred":
         note = sa.literal(_error_text(event))
         values = {"error_message": _when((DeliveryStatus.SENT,), note, d.error_message)}

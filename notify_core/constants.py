@@ -291,6 +291,20 @@ MAX_SUPPRESSED_ADDRESS: Final = 254
 SUPPRESSIONS_DEFAULT_LIMIT: Final = 100
 SUPPRESSIONS_MAX_LIMIT: Final = 1_000
 
+# --- SMS providers ----------------------------------------------------------------------
+TWILIO_DEFAULT_BASE_URL: Final = "https://api.twilio.com"
+TWILIO_TIMEOUT_SECONDS: Final = 15.0
+TWILIO_MAX_CONNECTIONS: Final = 20
+TWILIO_WEBHOOK_PATH: Final = "/webhooks/twilio"
+TWILIO_SIGNATURE_HEADER: Final = "X-Twilio-Signature"
+TWILIO_CALLBACK_MAX_BYTES: Final = 64 * 1024
+"""Largest status callback read (one message's form fields: a few hundred bytes)."""
+SNS_SMS_CONNECT_TIMEOUT_SECONDS: Final = 5.0
+SNS_SMS_READ_TIMEOUT_SECONDS: Final = 15.0
+SNS_SMS_MAX_POOL_CONNECTIONS: Final = 10
+MAX_PHONE_NUMBER: Final = 16
+"""Characters of an E.164 number: "+" and at most 15 digits."""
+
 # --- outgoing webhooks ------------------------------------------------------------------
 WEBHOOK_TIMEOUT_SECONDS: Final = 10.0
 """Default of NOTIFY_WEBHOOK_TIMEOUT: the whole request (connect, send, answer)."""

@@ -356,6 +356,18 @@ email_suppressions = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False, default=utcnow),
 )
 
+# Phone numbers SMS is not sent to: opted out (STOP), invalid, not mobile, or reported
+# unknown by the carrier.
+phone_suppressions = sa.Table(
+    "phone_suppressions",
+    metadata,
+    sa.Column("number", sa.String(16), primary_key=True, comment="E.164"),
+    sa.Column("reason", sa.String(20), nullable=False, comment="opted_out or unreachable"),
+    sa.Column("provider", sa.String(50)),
+    sa.Column("detail", sa.Text),
+    sa.Column("created_at", UtcDateTime, nullable=False, default=utcnow),
+)
+
 # Provider events (SendGrid sg_event_id, SNS MessageId) already applied, so a retried
 # webhook post counts nothing twice; pruned after PROVIDER_EVENT_RECEIPT_DAYS.
 provider_event_receipts = sa.Table(
