@@ -1,4 +1,4 @@
-"""The push, web push (and SMS) workers of a node, and the sweep of unused devices."""
+"""The push, web push and SMS workers of a node, and the sweep of unused devices."""
 
 from __future__ import annotations
 
@@ -9,13 +9,15 @@ from datetime import UTC, datetime
 
 from delivery_svc.config_push import PushSettings
 from delivery_svc.failover import Failover
-from delivery_svc.providers.base import PushMessage
-from delivery_svc.providers.registry import PUSH_PROVIDERS
+from delivery_svc.providers.base import PushMessage, SmsMessage
+from delivery_svc.providers.registry import PUSH_PROVIDERS, SMS_PROVIDERS
+from delivery_svc.providers.twilio import status_callback_url
 from delivery_svc.push import PLATFORMS, PushChannel, own_text, template_text
-from delivery_svc.worker import DeliveryWorker
+from delivery_svc.sms import SmsChannel, no_template, template_body
+from delivery_svc.worker import Channel, DeliveryWorker
 from notify_core.config import Settings
 from notify_core.db.engine import Database
-from notify_core.domain import Channel
+from notify_core.domain import Channel as ChannelName
 from notify_core.errors import NotifyError
 from notify_core.parts import Closer
 from notify_core.queue.base import WorkQueue
@@ -51,15 +53,16 @@ def push_workers(
     preferences: PreferenceStore,
     templates: Templates | None = None,
 ) -> tuple[list[DeliveryWorker], list[Closer]]:
-    """One worker for ``push`` (FCM, APNs) and one for ``webpush``; each runs even when no
-    provider of its platforms is configured, and fails those sends saying so."""
+    """One worker each for ``push`` (FCM, APNs), ``webpush`` and ``sms``; each runs even
+    when no provider of its channel is configured, and fails those sends saying so."""
     providers = push_providers(settings, push)
     concurrency: dict[str, Mapping[str, int]] = {
-        Channel.PUSH: push.push_concurrency,
-        Channel.WEBPUSH: push.webpush_concurrency,
+        ChannelName.PUSH: push.push_concurrency,
+        ChannelName.WEBPUSH: push.webpush_concurrency,
     }
     workers = [
-        DeliveryWorker(
+        _worker(
+            settings,
             database,
             queue,
             PushChannel(
@@ -69,13 +72,60 @@ def push_workers(
                 {p: f for p, f in providers.items() if p in platforms},
                 text=own_text if templates is None else template_text(templates),
             ),
-            concurrency=concurrency[name],
-            schedule=settings.retry_schedule,
-            lease=settings.send_lease,
+            concurrency[name],
         )
         for name, platforms in PLATFORMS.items()
     ]
-    return workers, list(providers.values())
+    closers: list[Closer] = list(providers.values())
+    sms = sms_sender(settings, push)
+    public_url = settings.public_url
+    channel = SmsChannel(
+        database,
+        preferences,
+        sms,
+        max_segments=push.sms_max_segments,
+        status_callback=status_callback_url(public_url) if public_url else None,
+        body=no_template if templates is None else template_body(templates),
+    )
+    workers.append(_worker(settings, database, queue, channel, push.sms_concurrency))
+    if sms is not None:
+        closers.append(sms)
+    return workers, closers
+
+
+def sms_sender(settings: Settings, push: PushSettings) -> Failover[SmsMessage] | None:
+    """The SMS provider and its fallback, each behind its breaker; None: SMS is off (SMS
+    deliveries fail saying so)."""
+    if push.sms_provider is None:
+        return None
+    primary = SMS_PROVIDERS[push.sms_provider].build(push.sms.get(push.sms_provider))
+    fallback = None
+    if push.sms_fallback is not None:
+        fallback = SMS_PROVIDERS[push.sms_fallback].build(push.sms.get(push.sms_fallback))
+    return Failover(
+        primary,
+        fallback,
+        threshold=settings.breaker_threshold,
+        reset=settings.breaker_reset,
+        channel="sms",
+    )
+
+
+def _worker(
+    settings: Settings,
+    database: Database,
+    queue: WorkQueue,
+    channel: Channel,
+    concurrency: Mapping[str, int],
+) -> DeliveryWorker:
+    return DeliveryWorker(
+        database,
+        queue,
+        channel,
+        concurrency=concurrency,
+        schedule=settings.retry_schedule,
+        lease=settings.send_lease,
+    )
 
 
 async def sweep_devices(database: Database, preferences: PreferenceStore, days: int) -> None:

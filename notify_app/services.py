@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from delivery_svc import assemble as delivery
 from delivery_svc.provider_event_routes import ProviderWebhooks
+from delivery_svc.providers.twilio import callbacks_receiver
 from delivery_svc.routes import routes as delivery_routes
 from delivery_svc.transport.sns import SnsHttp
 from digest_svc import assemble as digest
@@ -154,6 +155,7 @@ def _edge_routes(w: Wiring, ingest_api: IngestApi) -> list[HttpRoute]:
             w.database,
             signing_secret=s.signing_secret,
             webhooks=ProviderWebhooks.from_settings(s.email, w.sns_http),
+            twilio=callbacks_receiver(s.push.sms.get("twilio"), s.public_url),
         ),
     ]
 

@@ -112,6 +112,15 @@ PUSH = (
     "NOTIFY_APNS_ENDPOINT",
     "NOTIFY_VAPID_PRIVATE_KEY",
     "NOTIFY_VAPID_SUBJECT",
+    "NOTIFY_SMS_PROVIDER",
+    "NOTIFY_SMS_FALLBACK",
+    "NOTIFY_SMS_MAX_SEGMENTS",
+    "NOTIFY_TWILIO_ACCOUNT_SID",
+    "NOTIFY_TWILIO_AUTH_TOKEN",
+    "NOTIFY_TWILIO_FROM",
+    "NOTIFY_TWILIO_BASE_URL",
+    "NOTIFY_SNS_REGION",
+    "NOTIFY_SNS_ENDPOINT_URL",
 )
 """Parsed in ``delivery_svc/config_push.py`` and the push and SMS provider modules."""
 

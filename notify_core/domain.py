@@ -45,6 +45,7 @@ DELIVERY_CHANNELS: Final[tuple[Channel, ...]] = (
     Channel.WEBHOOK,
     Channel.PUSH,
     Channel.WEBPUSH,
+    Channel.SMS,
 )
 """Channels with delivery workers: the router queues a job for each of their sends."""
 INTERRUPTIVE: Final = frozenset({Channel.PUSH, Channel.WEBPUSH, Channel.SMS, Channel.EMAIL})

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from delivery_svc.providers import apns, fcm, sendgrid, ses, smtp, webpush
+from delivery_svc.providers import apns, fcm, sendgrid, ses, smtp, sns_sms, twilio, webpush
 from delivery_svc.providers.base import (
     EmailProvider,
     EmailProviderSpec,
@@ -35,7 +35,10 @@ PUSH_PROVIDERS: dict[str, PushProviderSpec] = {
     "webpush": webpush.PROVIDER,
 }
 """Push providers by platform (``fcm``, ``apns``, ``webpush``)."""
-SMS_PROVIDERS: dict[str, SmsProviderSpec] = {}
+SMS_PROVIDERS: dict[str, SmsProviderSpec] = {
+    "twilio": twilio.PROVIDER,
+    "sns": sns_sms.PROVIDER,
+}
 """SMS providers by their ``NOTIFY_SMS_PROVIDER`` name."""
 
 

@@ -102,7 +102,7 @@ def test_a_refused_move_raises(current: S, event: E) -> None:
 
 def test_the_values_are_the_stored_strings() -> None:
     assert [c.value for c in CHANNELS] == ["inapp", "email", "sms", "push", "webpush", "webhook"]
-    assert DELIVERY_CHANNELS == ("email", "webhook", "push", "webpush")
+    assert DELIVERY_CHANNELS == ("email", "webhook", "push", "webpush", "sms")
     assert [p.value for p in PRIORITIES] == ["high", "normal", "low"]
     assert {p: p.queue_priority for p in Priority} == {"low": 0, "normal": 1, "high": 2}
     assert {s.value for s in NotificationState} == {"scheduled", "accepted", "routed", "merged"}
