@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from delivery_svc.breaker import Breaker
 from delivery_svc.compose import EmailComposer, webhook_message
 from delivery_svc.providers.base import EmailMessage, EmailProvider, Outcome, WebhookSender
+from notify_core.config import BREAKER_RESET, BREAKER_THRESHOLD
 from notify_core.db.engine import Database
 from notify_core.db.schema import email_suppressions
 from notify_core.errors import DeliveryError
@@ -55,8 +56,8 @@ class FailoverEmail:
         primary: EmailProvider,
         fallback: EmailProvider | None = None,
         *,
-        threshold: int = 5,
-        reset: float = 30.0,
+        threshold: int = BREAKER_THRESHOLD.default,
+        reset: float = BREAKER_RESET.default,
     ) -> None:
         self.providers = [p for p in (primary, fallback) if p is not None]
         self.breakers = {p.name: Breaker(p.name, threshold, reset) for p in self.providers}
@@ -134,8 +135,8 @@ class WebhookChannel:
         preferences: PreferenceStore,
         sender: WebhookSender,
         *,
-        threshold: int = 5,
-        reset: float = 30.0,
+        threshold: int = BREAKER_THRESHOLD.default,
+        reset: float = BREAKER_RESET.default,
     ) -> None:
         self._prefs = preferences
         self.sender = sender

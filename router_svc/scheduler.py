@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from delivery_svc.jobs import group_jobs, stage_jobs
 from ingest_svc.core import route_message
 from notify_core.cache.base import CacheBackends
+from notify_core.config import SCHEDULER_INTERVAL
 from notify_core.constants import QUEUE_ROUTE, SCHEDULER_BATCH
 from notify_core.db.engine import Database
 from notify_core.db.schema import notification_deliveries as deliveries
@@ -52,7 +53,7 @@ class Scheduler:
         namespace: str,
         routing: Routing | None = None,
         *,
-        interval: float = 1.0,
+        interval: float = SCHEDULER_INTERVAL.default,
     ) -> None:
         self._db = database
         self._queue = queue
