@@ -110,9 +110,11 @@ ALLOWED_HOSTS: Setting[tuple[str, ...]] = Setting(
     shown_default="none",
 )
 ALLOW_HTTP = Setting(
-    "NOTIFY_WEBHOOK_ALLOW_HTTP", FLAG, False,
+    "NOTIFY_WEBHOOK_ALLOW_HTTP",
+    FLAG,
+    False,
     "`true` allows plain `http://` webhook URLs, when saved in preferences and when sent",
-)  # fmt: skip
+)
 
 WEBHOOK = SettingsGroup(
     "delivery_svc/config_webhook.py", (SECRET, TIMEOUT, ALLOW_PRIVATE, ALLOWED_HOSTS, ALLOW_HTTP)

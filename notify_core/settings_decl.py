@@ -132,6 +132,15 @@ class SettingsGroup:
         return {s.name: s.show(s.read(env)) for s in self.settings}
 
 
+def required(setting: Setting[T | None], env: Mapping[str, str], when: str) -> T:
+    """The value of a setting that is optional until something needs it; unset raises
+    ``ConfigError("<name> is required when <when>")``."""
+    value = setting.read(env)
+    if value is None:
+        raise ConfigError(f"{setting.name} is required when {when}")
+    return value
+
+
 def markdown_table(groups: Iterable[SettingsGroup]) -> str:
     """The README's configuration table: one row per setting of ``groups``, in order."""
     rows = ["| variable | meaning | default |", "|---|---|---|"]

@@ -73,7 +73,7 @@ from notify_core.errors import (
     Unavailable,
 )
 from notify_core.http import read_body
-from notify_core.settings_decl import TEXT, Parser, Setting, SettingsGroup, url
+from notify_core.settings_decl import TEXT, Parser, Setting, SettingsGroup, required, url
 
 if TYPE_CHECKING:
     from delivery_svc.transport.sns import SnsHttp
@@ -416,10 +416,12 @@ BASE_URL = Setting(
     "where SendGrid's v3 API is reached",
 )
 WEBHOOK_PUBLIC_KEY: Setting[str | None] = Setting(
-    "NOTIFY_SENDGRID_WEBHOOK_PUBLIC_KEY", Parser(_public_key), None,
+    "NOTIFY_SENDGRID_WEBHOOK_PUBLIC_KEY",
+    Parser(_public_key),
+    None,
     "verification key of SendGrid's Signed Event Webhook (base64 or PEM); unset: "
     "`/webhooks/sendgrid` answers 503",
-)  # fmt: skip
+)
 
 SETTINGS = SettingsGroup(
     "delivery_svc/providers/sendgrid.py", (API_KEY, BASE_URL, WEBHOOK_PUBLIC_KEY)
@@ -437,9 +439,7 @@ class SendGridSettings:
 
 def read_settings(env: Mapping[str, str], in_use: bool) -> SendGridSettings:
     """``NOTIFY_SENDGRID_*``, checked; the API key is required when SendGrid is in use."""
-    api_key = API_KEY.read(env)
-    if in_use and api_key is None:
-        raise ConfigError(f"NOTIFY_SENDGRID_API_KEY is required when {IN_USE} is sendgrid")
+    api_key = required(API_KEY, env, f"{IN_USE} is sendgrid") if in_use else API_KEY.read(env)
     return SendGridSettings(api_key, BASE_URL.read(env), WEBHOOK_PUBLIC_KEY.read(env))
 
 

@@ -61,7 +61,7 @@ from notify_core.errors import (
     TransientDeliveryError,
 )
 from notify_core.http import read_body
-from notify_core.settings_decl import Parser, Setting, SettingsGroup, items, url
+from notify_core.settings_decl import Parser, Setting, SettingsGroup, items, required, url
 
 if TYPE_CHECKING:
     from mypy_boto3_sesv2.client import SESV2Client
@@ -356,10 +356,13 @@ ENDPOINT_URL: Setting[str | None] = Setting(
     shown_default="AWS's endpoint",
 )
 SNS_TOPIC_ARNS: Setting[tuple[str, ...]] = Setting(
-    "NOTIFY_SES_SNS_TOPIC_ARNS", items(_topic_arn), (),
+    "NOTIFY_SES_SNS_TOPIC_ARNS",
+    items(_topic_arn),
+    (),
     "comma-separated ARNs of the SNS topics whose events `/webhooks/ses` accepts (and whose "
-    "subscriptions it confirms)", shown_default="unset: the endpoint is off (404)",
-)  # fmt: skip
+    "subscriptions it confirms)",
+    shown_default="unset: the endpoint is off (404)",
+)
 
 SETTINGS = SettingsGroup("delivery_svc/providers/ses.py", (REGION, ENDPOINT_URL, SNS_TOPIC_ARNS))
 
@@ -375,9 +378,7 @@ class SesSettings:
 
 def read_settings(env: Mapping[str, str], in_use: bool) -> SesSettings:
     """``NOTIFY_SES_*``, checked; the region is required when SES is in use."""
-    region = REGION.read(env)
-    if in_use and region is None:
-        raise ConfigError(f"NOTIFY_SES_REGION is required when {IN_USE} is ses")
+    region = required(REGION, env, f"{IN_USE} is ses") if in_use else REGION.read(env)
     return SesSettings(region, ENDPOINT_URL.read(env), SNS_TOPIC_ARNS.read(env))
 
 

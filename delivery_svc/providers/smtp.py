@@ -276,9 +276,11 @@ STARTTLS = Setting(
     "plain text",
 )
 POOL = Setting(
-    "NOTIFY_SMTP_POOL", whole(1, SMTP_POOL_MAX), SMTP_POOL_DEFAULT,
+    "NOTIFY_SMTP_POOL",
+    whole(1, SMTP_POOL_MAX),
+    SMTP_POOL_DEFAULT,
     "SMTP connections kept open and shared by every send",
-)  # fmt: skip
+)
 
 SETTINGS = SettingsGroup(
     "delivery_svc/providers/smtp.py", (HOST, PORT, USERNAME, PASSWORD, STARTTLS, POOL)

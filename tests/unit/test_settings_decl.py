@@ -11,6 +11,7 @@ from notify_core.config import DELIVERY_CONCURRENCY, RETRY_SCHEDULE, WS_SEND_QUE
 from notify_core.errors import ConfigError
 from notify_core.settings_decl import (
     FLAG,
+    TEXT,
     Setting,
     SettingsGroup,
     choice,
@@ -19,6 +20,7 @@ from notify_core.settings_decl import (
     items,
     markdown_table,
     path,
+    required,
     seconds,
     url,
     whole,
@@ -60,6 +62,14 @@ def test_values_are_parsed() -> None:
     assert choice("DEBUG", "INFO", upper=True).parse("info", "N") == "INFO"
     assert url("https", trim_slash=True).parse(" https://x.test/ ", "N") == "https://x.test"
     assert items(lambda v, n: v.upper()).parse("a, b,,c", "N") == ("A", "B", "C")
+
+
+def test_a_setting_required_by_another_names_both() -> None:
+    key: Setting[str | None] = Setting("NOTIFY_X_KEY", TEXT, None, "a key")
+    assert required(key, {"NOTIFY_X_KEY": "k"}, "NOTIFY_X_ON is set") == "k"
+    with pytest.raises(ConfigError) as caught:
+        required(key, {"NOTIFY_X_KEY": " "}, "NOTIFY_X_ON is set")
+    assert caught.value.message == "NOTIFY_X_KEY is required when NOTIFY_X_ON is set"
 
 
 def test_a_path_must_name_a_file(tmp_path: Path) -> None:
