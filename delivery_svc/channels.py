@@ -24,7 +24,7 @@ from delivery_svc.providers.base import EmailMessage, EmailProvider, Outcome, We
 from notify_core.db.engine import Database
 from notify_core.db.schema import email_suppressions
 from notify_core.errors import DeliveryError
-from preference_svc.store import PreferenceStore
+from preference_svc.api import PreferenceStore
 
 
 def _refused(provider: str, exc: BaseException) -> Outcome:
