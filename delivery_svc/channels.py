@@ -25,7 +25,7 @@ from notify_core.config import BREAKER_RESET, BREAKER_THRESHOLD
 from notify_core.db.engine import Database
 from notify_core.db.schema import email_suppressions
 from notify_core.errors import DeliveryError
-from preference_svc.store import PreferenceStore
+from preference_svc.api import PreferenceStore
 
 
 def _refused(provider: str, exc: BaseException) -> Outcome:
