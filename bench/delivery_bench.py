@@ -647,11 +647,13 @@ def _batch(args: argparse.Namespace) -> int:
 
 
 def _normal_concurrency(args: argparse.Namespace) -> int:
+    from notify_core.config import DELIVERY_CONCURRENCY
+
     for part in args.delivery_concurrency.split(","):
         key, _, value = part.partition("=")
         if key.strip() == "normal":
             return int(value)
-    return 30  # the node's default
+    return DELIVERY_CONCURRENCY.default["normal"]  # the node's default
 
 
 def set_preferences(database_url: str, rows: list[dict[str, Any]]) -> None:
@@ -897,8 +899,11 @@ def main() -> None:
             rows += asyncio.run(run_backend(backend, smtp, hooks, args, server_cpus))
     print()
     print(sharing)
+    from notify_core.config import DELIVERY_CONCURRENCY
+
+    default = DELIVERY_CONCURRENCY.parser.show(DELIVERY_CONCURRENCY.default)
     settings = f"NOTIFY_SMTP_POOL={args.smtp_pool}, NOTIFY_DELIVERY_CONCURRENCY=" + (
-        args.delivery_concurrency or "(default high=50,normal=30,low=20)"
+        args.delivery_concurrency or f"(default {default})"
     )
     print(settings)
     print_table(rows, COLUMNS)

@@ -20,8 +20,8 @@ from notify_core.config import Settings
 from notify_core.db.engine import Database
 from notify_core.parts import Closer, Parts
 from notify_core.queue.base import WorkQueue
-from preference_svc.store import PreferenceStore
-from template_svc.templates import Templates
+from preference_svc.api import PreferenceStore
+from template_svc.api import Templates
 
 
 @dataclass(frozen=True, slots=True)

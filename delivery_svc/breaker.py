@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from notify_core.config import BREAKER_RESET, BREAKER_THRESHOLD
+
 
 class State(StrEnum):
     CLOSED = "closed"
@@ -28,8 +30,8 @@ class State(StrEnum):
 @dataclass
 class Breaker:
     name: str
-    threshold: int = 5
-    reset: float = 30.0
+    threshold: int = BREAKER_THRESHOLD.default
+    reset: float = BREAKER_RESET.default
     clock: Callable[[], float] = time.monotonic
     _state: State = State.CLOSED
     _failures: int = 0

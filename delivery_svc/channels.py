@@ -22,9 +22,10 @@ from delivery_svc.breaker import Breaker
 from delivery_svc.compose import EmailComposer, webhook_message
 from delivery_svc.failover import Failover, refused
 from delivery_svc.providers.base import EmailMessage, Outcome, WebhookSender
+from notify_core.config import BREAKER_RESET, BREAKER_THRESHOLD
 from notify_core.db.engine import Database
 from notify_core.db.schema import email_suppressions
-from preference_svc.store import PreferenceStore
+from preference_svc.api import PreferenceStore
 
 
 async def suppressed_addresses(database: Database, addresses: Sequence[str]) -> dict[str, str]:
@@ -94,8 +95,8 @@ class WebhookChannel:
         preferences: PreferenceStore,
         sender: WebhookSender,
         *,
-        threshold: int = 5,
-        reset: float = 30.0,
+        threshold: int = BREAKER_THRESHOLD.default,
+        reset: float = BREAKER_RESET.default,
     ) -> None:
         self._prefs = preferences
         self.sender = sender

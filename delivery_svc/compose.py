@@ -25,7 +25,7 @@ from delivery_svc.providers.base import EmailMessage, WebhookMessage
 from notify_core.constants import UNSUBSCRIBE_TTL_SECONDS
 from notify_core.convert import row_to_json
 from notify_core.errors import InvalidArgument, NotFound, PermanentDeliveryError
-from preference_svc.unsubscribe import list_unsubscribe_headers, make_token, unsubscribe_url
+from preference_svc.api import list_unsubscribe_headers, make_token, unsubscribe_url
 
 
 @dataclass(frozen=True, slots=True)

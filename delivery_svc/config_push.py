@@ -1,20 +1,9 @@
 """Push, web push and SMS settings, parsed from the same environment as the core settings.
 
-Each provider module reads and checks its own variables (``read_settings``: FCM, APNs and
-web push are off while theirs are unset; DESIGN §9.3 names them). Here: what the channels
-share.
-
-``NOTIFY_PUSH_CONCURRENCY``, ``NOTIFY_WEBPUSH_CONCURRENCY``, ``NOTIFY_SMS_CONCURRENCY``
-    Deliveries in flight per priority on each channel's queues, as
-    ``NOTIFY_DELIVERY_CONCURRENCY`` (``high=50,normal=30,low=20``; any subset). A push
-    delivery sends to every device of its user at once.
-``NOTIFY_SMS_PROVIDER``, ``NOTIFY_SMS_FALLBACK`` (unset: SMS off)
-    ``twilio`` or ``sns``; the fallback is used while the provider's breaker is open.
-``NOTIFY_SMS_MAX_SEGMENTS`` (3)
-    Longer texts are cut, with an ellipsis, to fit this many segments.
-``NOTIFY_DEVICE_STALE_DAYS`` (270)
-    Devices no provider took a push for in this many days are deactivated (FCM considers
-    a token unused for 270 days expired).
+Each provider module declares and reads its own variables (``SETTINGS`` and
+``read_settings``: FCM, APNs and web push are off while theirs are unset; DESIGN §9.3
+names them). Here: what the channels share, declared once (:data:`PUSH`), and
+:data:`GROUPS`, every push and SMS setting for the composition root.
 """
 
 from __future__ import annotations
@@ -24,16 +13,70 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from delivery_svc.config_values import text, whole
-from delivery_svc.sms_text import DEFAULT_MAX_SEGMENTS, max_segments
-from notify_core.config import DELIVERY_CONCURRENCY, concurrency
+from delivery_svc.providers.registry import PUSH_PROVIDERS, SMS_PROVIDERS
+from delivery_svc.sms_text import DEFAULT_MAX_SEGMENTS, MAX_SEGMENTS
+from notify_core.config import DELIVERY_CONCURRENCY
+from notify_core.config_rules import concurrency
 from notify_core.errors import ConfigError
+from notify_core.settings_decl import Setting, SettingsGroup, choice, whole
 
-DEVICE_STALE_DAYS = 270
+
+def _concurrency(channel: str, what: str) -> Setting[Mapping[str, int]]:
+    return Setting(
+        f"NOTIFY_{channel}_CONCURRENCY",
+        concurrency(DELIVERY_CONCURRENCY.default),
+        DELIVERY_CONCURRENCY.default,
+        f"{what} deliveries in flight per priority, as `NOTIFY_DELIVERY_CONCURRENCY`",
+    )
+
+
+PUSH_CONCURRENCY = _concurrency(
+    "PUSH", "push (FCM, APNs); a push delivery sends to all of its user's devices at once:"
+)
+WEBPUSH_CONCURRENCY = _concurrency("WEBPUSH", "web push")
+SMS_CONCURRENCY = _concurrency("SMS", "SMS")
+DEVICE_STALE_DAYS: Setting[int] = Setting(
+    "NOTIFY_DEVICE_STALE_DAYS",
+    whole(1, 3650),
+    270,
+    "devices no provider took a push for in this many days are deactivated (checked "
+    "hourly; FCM considers a token unused for 270 days expired)",
+)
+SMS_PROVIDER: Setting[str | None] = Setting(
+    "NOTIFY_SMS_PROVIDER",
+    choice(*SMS_PROVIDERS),
+    None,
+    f"who sends SMS: {', '.join(f'`{n}`' for n in SMS_PROVIDERS)}",
+    shown_default="unset: SMS off (SMS deliveries fail saying so)",
+)
+SMS_FALLBACK: Setting[str | None] = Setting(
+    "NOTIFY_SMS_FALLBACK",
+    choice(*SMS_PROVIDERS),
+    None,
+    "a second SMS provider, used while the first one's breaker is open",
+)
+PUSH = SettingsGroup(
+    "delivery_svc/config_push.py",
+    (
+        PUSH_CONCURRENCY,
+        WEBPUSH_CONCURRENCY,
+        SMS_CONCURRENCY,
+        DEVICE_STALE_DAYS,
+        SMS_PROVIDER,
+        SMS_FALLBACK,
+        MAX_SEGMENTS,
+    ),
+)
+GROUPS: tuple[SettingsGroup, ...] = (
+    PUSH,
+    *(spec.settings for spec in PUSH_PROVIDERS.values()),
+    *(spec.settings for spec in SMS_PROVIDERS.values()),
+)
+"""Every push and SMS setting, in the README's order."""
 
 
 def _defaults() -> Mapping[str, int]:
-    return MappingProxyType(dict(DELIVERY_CONCURRENCY))
+    return MappingProxyType(dict(DELIVERY_CONCURRENCY.default))
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +87,7 @@ class PushSettings:
     push_concurrency: Mapping[str, int] = field(default_factory=_defaults)
     webpush_concurrency: Mapping[str, int] = field(default_factory=_defaults)
     sms_concurrency: Mapping[str, int] = field(default_factory=_defaults)
-    device_stale_days: int = DEVICE_STALE_DAYS
+    device_stale_days: int = DEVICE_STALE_DAYS.default
     sms_provider: str | None = None
     sms_fallback: str | None = None
     sms: Mapping[str, Any] = field(default_factory=dict)
@@ -53,16 +96,13 @@ class PushSettings:
 
 
 def push_settings(env: Mapping[str, str]) -> PushSettings:
-    """The push settings, checked (:class:`ConfigError` names a bad variable)."""
-    from delivery_svc.providers.registry import PUSH_PROVIDERS, SMS_PROVIDERS
-
+    """The push and SMS settings, checked (:class:`ConfigError` names a bad variable)."""
     providers = {}
     for spec in PUSH_PROVIDERS.values():
         read = spec.read_settings(env)
         if read is not None:
             providers[spec.platform] = read
-    provider = _sms_choice(env, "NOTIFY_SMS_PROVIDER", SMS_PROVIDERS)
-    fallback = _sms_choice(env, "NOTIFY_SMS_FALLBACK", SMS_PROVIDERS)
+    provider, fallback = SMS_PROVIDER.read(env), SMS_FALLBACK.read(env)
     if fallback is not None and provider is None:
         raise ConfigError("NOTIFY_SMS_FALLBACK needs NOTIFY_SMS_PROVIDER")
     if fallback is not None and fallback == provider:
@@ -73,19 +113,12 @@ def push_settings(env: Mapping[str, str]) -> PushSettings:
     }
     return PushSettings(
         providers=providers,
+        push_concurrency=PUSH_CONCURRENCY.read(env),
+        webpush_concurrency=WEBPUSH_CONCURRENCY.read(env),
+        sms_concurrency=SMS_CONCURRENCY.read(env),
+        device_stale_days=DEVICE_STALE_DAYS.read(env),
         sms_provider=provider,
         sms_fallback=fallback,
         sms={name: read for name, read in sms.items() if read is not None},
-        sms_max_segments=max_segments(env),
-        push_concurrency=concurrency(env, "NOTIFY_PUSH_CONCURRENCY"),
-        webpush_concurrency=concurrency(env, "NOTIFY_WEBPUSH_CONCURRENCY"),
-        sms_concurrency=concurrency(env, "NOTIFY_SMS_CONCURRENCY"),
-        device_stale_days=whole(env, "NOTIFY_DEVICE_STALE_DAYS", DEVICE_STALE_DAYS, 1, 3650),
+        sms_max_segments=MAX_SEGMENTS.read(env),
     )
-
-
-def _sms_choice(env: Mapping[str, str], name: str, known: Mapping[str, Any]) -> str | None:
-    raw = (text(env, name) or "").lower() or None
-    if raw is not None and raw not in known:
-        raise ConfigError(f"{name} must be one of {', '.join(known)}, got {raw!r}")
-    return raw

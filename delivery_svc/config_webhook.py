@@ -1,19 +1,5 @@
-"""Outgoing webhook settings (``NOTIFY_WEBHOOK_*``), parsed from the same environment as
-the core settings.
-
-``NOTIFY_WEBHOOK_SECRET`` (unset)
-    The ``whsec_<base64>`` HMAC secret (Standard Webhooks: 24 to 64 random bytes).
-    Several, separated by spaces or commas, each sign every webhook (zero-downtime
-    rotation); list the new one first.
-``NOTIFY_WEBHOOK_TIMEOUT`` (10)
-    Seconds one webhook request may take in all: connect, send, answer.
-``NOTIFY_WEBHOOK_ALLOW_PRIVATE`` (false)
-    ``true`` allows targets on private, loopback, link-local, ... addresses.
-``NOTIFY_WEBHOOK_ALLOWED_HOSTS`` (none)
-    Comma-separated host names (``*.corp.example`` for a whole domain), IP addresses and
-    CIDRs allowed whatever addresses they resolve to.
-``NOTIFY_WEBHOOK_ALLOW_HTTP`` (false)
-    ``true`` allows plain ``http://`` targets.
+"""Outgoing webhook settings (``NOTIFY_WEBHOOK_*``), declared and parsed here from the same
+environment as the core settings.
 
 The secret is optional at start, because most deployments send no webhooks: without it a
 webhook delivery fails permanently with a message naming ``NOTIFY_WEBHOOK_SECRET`` (an
@@ -27,7 +13,7 @@ import binascii
 import ipaddress
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from notify_core.constants import (
     WEBHOOK_SECRET_MAX_BYTES,
@@ -36,25 +22,13 @@ from notify_core.constants import (
     WEBHOOK_TIMEOUT_SECONDS,
 )
 from notify_core.errors import ConfigError
+from notify_core.settings_decl import FLAG, Parser, Setting, SettingsGroup, items, seconds
 
 SECRET_VAR = "NOTIFY_WEBHOOK_SECRET"
 HOSTS_VAR = "NOTIFY_WEBHOOK_ALLOWED_HOSTS"
 
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"0", "false", "no", "off", ""})
 _LABEL = r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?"
 _HOST_RE = re.compile(rf"^(\*\.)?{_LABEL}(\.{_LABEL})*$")
-
-
-@dataclass(frozen=True, slots=True)
-class WebhookSettings:
-    secrets: tuple[str, ...] = ()
-    """``whsec_…`` secrets, the current one first; empty means webhooks are not sent."""
-    timeout: float = WEBHOOK_TIMEOUT_SECONDS
-    allow_private: bool = False
-    allowed_hosts: tuple[str, ...] = ()
-    """Normalised: lower-case names (``*.`` prefix for a domain) and CIDRs (``a.b.c.d/n``)."""
-    allow_http: bool = False
 
 
 def webhook_secret_key(secret: str, name: str = SECRET_VAR) -> bytes:
@@ -97,38 +71,73 @@ def parse_allowed_hosts(entries: Iterable[str], name: str = HOSTS_VAR) -> tuple[
     return tuple(out)
 
 
-def _bool(env: Mapping[str, str], name: str) -> bool:
-    raw = (env.get(name) or "").strip().lower()
-    if raw in _TRUE:
-        return True
-    if raw in _FALSE:
-        return False
-    raise ConfigError(f"{name} must be true or false, got {env.get(name)!r}")
+def _secret(secret: str, name: str) -> str:
+    webhook_secret_key(secret, name)
+    return secret
 
 
-def _timeout(env: Mapping[str, str]) -> float:
-    name = "NOTIFY_WEBHOOK_TIMEOUT"
-    raw = (env.get(name) or "").strip()
-    if not raw:
-        return WEBHOOK_TIMEOUT_SECONDS
-    try:
-        value = float(raw.removesuffix("s"))
-    except ValueError:
-        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
-    if not 0.1 <= value <= 300:
-        raise ConfigError(f"{name} must be between 0.1 and 300 seconds, got {value}")
-    return value
+def _hosts(raw: str, name: str) -> tuple[str, ...]:
+    return parse_allowed_hosts(raw.split(","), name)
+
+
+SECRET: Setting[tuple[str, ...]] = Setting(
+    SECRET_VAR,
+    items(_secret, r"[\s,]+"),
+    (),
+    "`whsec_<base64>` secret(s) that sign webhooks (24 to 64 bytes; several, new first, for "
+    "rotation); unset: webhook deliveries fail naming it",
+    shown_default="unset",
+    secret=True,
+)
+TIMEOUT = Setting(
+    "NOTIFY_WEBHOOK_TIMEOUT",
+    seconds(0.1, 300),
+    WEBHOOK_TIMEOUT_SECONDS,
+    "seconds one webhook request may take in all: connect, send, answer",
+)
+ALLOW_PRIVATE = Setting(
+    "NOTIFY_WEBHOOK_ALLOW_PRIVATE",
+    FLAG,
+    False,
+    "`true` allows webhook targets on private, loopback and link-local addresses",
+)
+ALLOWED_HOSTS: Setting[tuple[str, ...]] = Setting(
+    HOSTS_VAR,
+    Parser(_hosts),
+    (),
+    "comma-separated host names (`*.corp.example` for a whole domain), IPs and CIDRs allowed "
+    "whatever they resolve to",
+    shown_default="none",
+)
+ALLOW_HTTP = Setting(
+    "NOTIFY_WEBHOOK_ALLOW_HTTP",
+    FLAG,
+    False,
+    "`true` allows plain `http://` webhook URLs, when saved in preferences and when sent",
+)
+
+WEBHOOK = SettingsGroup(
+    "delivery_svc/config_webhook.py", (SECRET, TIMEOUT, ALLOW_PRIVATE, ALLOWED_HOSTS, ALLOW_HTTP)
+)
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookSettings:
+    secrets: tuple[str, ...] = field(default=SECRET.default, repr=False)
+    """``whsec_…`` secrets, the current one first; empty means webhooks are not sent."""
+    timeout: float = TIMEOUT.default
+    allow_private: bool = ALLOW_PRIVATE.default
+    allowed_hosts: tuple[str, ...] = ALLOWED_HOSTS.default
+    """Normalised: lower-case names (``*.`` prefix for a domain) and CIDRs (``a.b.c.d/n``)."""
+    allow_http: bool = ALLOW_HTTP.default
 
 
 def webhook_settings(env: Mapping[str, str]) -> WebhookSettings:
     """Every ``NOTIFY_WEBHOOK_*`` setting, checked."""
-    secrets = tuple(s for s in re.split(r"[\s,]+", env.get(SECRET_VAR) or "") if s)
-    for secret in secrets:
-        webhook_secret_key(secret)
     return WebhookSettings(
-        secrets=secrets,
-        timeout=_timeout(env),
-        allow_private=_bool(env, "NOTIFY_WEBHOOK_ALLOW_PRIVATE"),
-        allowed_hosts=parse_allowed_hosts((env.get(HOSTS_VAR) or "").split(",")),
-        allow_http=_bool(env, "NOTIFY_WEBHOOK_ALLOW_HTTP"),
+        secrets=SECRET.read(env),
+        timeout=TIMEOUT.read(env),
+        allow_private=ALLOW_PRIVATE.read(env),
+        allowed_hosts=ALLOWED_HOSTS.read(env),
+        allow_http=ALLOW_HTTP.read(env),
     )

@@ -13,6 +13,7 @@ from typing import Generic, Protocol, TypeVar
 
 from delivery_svc.breaker import Breaker
 from delivery_svc.providers.base import Outcome
+from notify_core.config import BREAKER_RESET, BREAKER_THRESHOLD
 from notify_core.errors import DeliveryError
 
 M = TypeVar("M", contravariant=True)
@@ -42,8 +43,8 @@ class Failover(Generic[N]):
         primary: Provider[N],
         fallback: Provider[N] | None = None,
         *,
-        threshold: int = 5,
-        reset: float = 30.0,
+        threshold: int = BREAKER_THRESHOLD.default,
+        reset: float = BREAKER_RESET.default,
         channel: str = "email",
     ) -> None:
         self.providers = [p for p in (primary, fallback) if p is not None]

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -59,14 +60,16 @@ class ProviderWebhooks:
         http = http or SnsHttp()
         return cls(
             {
-                name: spec.events.receiver(email, http)
+                name: spec.events.receiver(spec.settings_of(email), http)
                 for name, spec in EMAIL_PROVIDERS.items()
                 if spec.events is not None
             }
         )
 
 
-def _event_route(events: EventWebhook, receiver: object | None, database: Database) -> HttpRoute:
+def _event_route(
+    events: EventWebhook[Any], receiver: object | None, database: Database
+) -> HttpRoute:
     async def handler(request: Request) -> Response:
         return await events.handle(request, receiver, database)
 

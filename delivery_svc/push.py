@@ -39,9 +39,8 @@ from notify_core.db.engine import Database
 from notify_core.db.schema import notifications, push_sends
 from notify_core.domain import Channel
 from notify_core.errors import NotifyError
-from preference_svc.device_lifecycle import Target, active_devices, deactivate, record_use
-from preference_svc.store import PreferenceStore
-from template_svc.templates import Templates
+from preference_svc.api import PreferenceStore, Target, active_devices, deactivate, record_use
+from template_svc.api import Templates
 
 PLATFORMS: Mapping[str, tuple[str, ...]] = {
     Channel.PUSH: ("fcm", "apns"),

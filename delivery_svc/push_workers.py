@@ -21,9 +21,8 @@ from notify_core.domain import Channel as ChannelName
 from notify_core.errors import NotifyError
 from notify_core.parts import Closer
 from notify_core.queue.base import WorkQueue
-from preference_svc.device_lifecycle import deactivate_stale
-from preference_svc.store import PreferenceStore
-from template_svc.templates import Templates
+from preference_svc.api import PreferenceStore, deactivate_stale
+from template_svc.api import Templates
 
 log = logging.getLogger(__name__)
 

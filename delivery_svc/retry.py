@@ -12,7 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-DEFAULT_SCHEDULE = (60.0, 300.0, 900.0)
+from notify_core.config import RETRY_SCHEDULE
+
+DEFAULT_SCHEDULE = RETRY_SCHEDULE.default
+"""NOTIFY_RETRY_SCHEDULE's default, declared in notify_core/config.py."""
 DEFAULT_JITTER = 0.2
 
 

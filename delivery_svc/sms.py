@@ -33,8 +33,8 @@ from delivery_svc.sms_text import fit, sms_text
 from notify_core.convert import row_to_json
 from notify_core.db.engine import Database
 from notify_core.errors import NotifyError
-from preference_svc.store import PreferenceStore
-from template_svc.templates import Templates
+from preference_svc.api import PreferenceStore
+from template_svc.api import Templates
 
 SmsBody = Callable[[Mapping[str, Any]], Awaitable[str | None]]
 """The SMS template's body for a delivery row, or None to use ``title: message``."""

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from notify_core.errors import ConfigError
+from notify_core.settings_decl import Setting, whole
 
 GSM7_BASIC: Final = frozenset(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
@@ -125,17 +125,14 @@ def fit(text: str, max_segments: int = DEFAULT_MAX_SEGMENTS) -> str:
     return _with_ellipsis(text[:lo])
 
 
+MAX_SEGMENTS: Setting[int] = Setting(
+    MAX_SEGMENTS_SETTING,
+    whole(1, MAX_MAX_SEGMENTS),
+    DEFAULT_MAX_SEGMENTS,
+    "longer SMS texts are cut, with an ellipsis, to this many GSM-7/UCS-2 segments",
+)
+
+
 def max_segments(env: Mapping[str, str]) -> int:
     """``NOTIFY_SMS_MAX_SEGMENTS``: a whole number from 1 to 10, default 3."""
-    raw = (env.get(MAX_SEGMENTS_SETTING) or "").strip()
-    if not raw:
-        return DEFAULT_MAX_SEGMENTS
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{MAX_SEGMENTS_SETTING} must be a whole number, got {raw!r}") from None
-    if not 1 <= value <= MAX_MAX_SEGMENTS:
-        raise ConfigError(
-            f"{MAX_SEGMENTS_SETTING} must be between 1 and {MAX_MAX_SEGMENTS}, got {value}"
-        )
-    return value
+    return MAX_SEGMENTS.read(env)

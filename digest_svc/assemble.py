@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from delivery_svc.channels import FailoverEmail
-from delivery_svc.config_email import EmailSettings
-from delivery_svc.providers.registry import create_email_providers
+from delivery_svc.api import EmailSettings, FailoverEmail, create_email_providers
 from digest_svc import service
 from digest_svc.config_digest import DigestSettings
 from digest_svc.runner import DigestRunner
@@ -15,7 +13,7 @@ from notify_core.cache.base import CacheBackends
 from notify_core.config import Settings
 from notify_core.db.engine import Database
 from notify_core.parts import Parts
-from template_svc.templates import Templates
+from template_svc.api import Templates
 
 
 @dataclass(frozen=True, slots=True)

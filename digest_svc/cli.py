@@ -156,7 +156,7 @@ async def _run_here(config: DigestConfig, db: Database, run_id: str, out: TextIO
     """No node is the scheduler: take the lease and carry the queued runs out here."""
     from digest_svc.assemble import build_digest_service
     from notify_core.cache.factory import create_cache_backends
-    from template_svc.templates import Templates
+    from template_svc.api import Templates
 
     settings = config.settings
     backends = create_cache_backends(settings.redis_url, settings.namespace)

@@ -21,12 +21,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from delivery_svc.compose import message_id
-from delivery_svc.providers.base import EmailMessage
+from delivery_svc.api import EmailMessage, message_id
 from digest_svc.content import Digest
 from notify_core.constants import DIGEST_TYPE
-from preference_svc.unsubscribe import list_unsubscribe_headers
-from template_svc.render import Rendered, Source
+from preference_svc.api import list_unsubscribe_headers
+from template_svc.api import Rendered, Source
 
 _SUBJECT = (
     "Your {{ frequency }} digest: {{ total }} new notification{{ '' if total == 1 else 's' }}"

@@ -35,10 +35,8 @@ from datetime import datetime, timedelta
 from functools import lru_cache, partial
 from typing import Any, Protocol
 
-from delivery_svc.channels import suppressed_addresses
-from delivery_svc.compose import unsubscribe_link
-from delivery_svc.providers.base import EmailMessage
-from delivery_svc.providers.base import Outcome as SendOutcome
+from delivery_svc.api import EmailMessage, suppressed_addresses, unsubscribe_link
+from delivery_svc.api import Outcome as SendOutcome
 from digest_svc import store
 from digest_svc.config_digest import DigestSettings
 from digest_svc.content import RATE_LIMITED, Outcome, Recipient, Send, Skip, decide
@@ -59,11 +57,8 @@ from notify_core.db.lease import Lease
 from notify_core.db.schema import utcnow
 from notify_core.errors import InvalidArgument, LeaseLost
 from notify_core.ratelimit import RateRules
-from router_svc.batch import Question
-from router_svc.inputs import ask_rate_limits
-from router_svc.plan import Preferences
-from template_svc.render import Rendered, Renderer
-from template_svc.templates import Resolved, Templates
+from router_svc.api import Preferences, Question, ask_rate_limits
+from template_svc.api import Rendered, Renderer, Resolved, Templates
 
 log = logging.getLogger(__name__)
 

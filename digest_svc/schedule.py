@@ -26,7 +26,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from router_svc.quiet_hours import local_instant
+from router_svc.api import local_instant
 
 Frequency = Literal["daily", "weekly"]
 _SEARCH_DAYS = 9

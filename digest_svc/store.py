@@ -41,7 +41,7 @@ from notify_core.db.schema import (
 )
 from notify_core.domain import DeliveryEvent, DeliveryStatus, target
 from notify_core.errors import LeaseLost
-from preference_svc.store import StoredPreferences, from_row
+from preference_svc.api import StoredPreferences, from_row
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from notify_core.db.schema import new_id, topic_sends, topic_subscriptions
 from notify_core.domain import Priority
 from notify_core.errors import NotFound
 from notify_core.queue.base import Delivery, Message, WorkQueue
-from preference_svc.topics import check_topic
+from preference_svc.api import check_topic
 
 log = logging.getLogger(__name__)
 

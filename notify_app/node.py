@@ -28,11 +28,11 @@ from notify_core.grpc_server import ServiceSpec, create_server, mark_not_serving
 from notify_core.parts import Closer, Parts
 from notify_core.queue.base import WorkQueue
 from notify_core.queue.factory import create_queue
-from preference_svc.store import PreferenceStore
+from preference_svc.api import PreferenceStore
 from realtime_svc.edge_processes import EdgeProcesses
 from realtime_svc.edge_server import EdgeServer
 from router_svc.scheduler import Scheduler
-from template_svc.templates import Templates
+from template_svc.api import Templates
 
 log = logging.getLogger(__name__)
 

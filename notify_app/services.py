@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 from delivery_svc import assemble as delivery
 from delivery_svc.provider_event_routes import ProviderWebhooks
-from delivery_svc.providers.twilio import callbacks_receiver
 from delivery_svc.routes import routes as delivery_routes
 from delivery_svc.transport.sns import SnsHttp
 from digest_svc import assemble as digest
@@ -32,8 +31,8 @@ from notify_core.parts import Parts
 from notify_core.queue.base import WorkQueue
 from notify_core.routes import HttpRoute
 from preference_svc import assemble as preference
+from preference_svc.api import PreferenceStore
 from preference_svc.routes import routes as preference_routes
-from preference_svc.store import PreferenceStore
 from realtime_svc import assemble as realtime
 from realtime_svc.edge_processes import EdgeNodeFactory, EdgeProcesses
 from realtime_svc.edge_server import EdgeServer
@@ -41,8 +40,8 @@ from router_svc import assemble as router
 from router_svc.routes import routes as router_routes
 from router_svc.scheduler import Scheduler
 from template_svc import assemble as template
+from template_svc.api import Templates
 from template_svc.routes import routes as template_routes
-from template_svc.templates import Templates
 
 SERVICES = ("ingest", "router", "preference", "template", "delivery", "realtime", "digest")
 """Every service, in the order ``notify up`` names them."""
@@ -155,7 +154,8 @@ def _edge_routes(w: Wiring, ingest_api: IngestApi) -> list[HttpRoute]:
             w.database,
             signing_secret=s.signing_secret,
             webhooks=ProviderWebhooks.from_settings(s.email, w.sns_http),
-            twilio=callbacks_receiver(s.push.sms.get("twilio"), s.public_url),
+            twilio=s.push.sms.get("twilio"),
+            public_url=s.public_url,
         ),
     ]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 
-from ingest_svc.client import RemoteIngest
+from ingest_svc.api import RemoteIngest
 from notify_core.auth import Authenticator
 from notify_core.cache.base import CacheBackends
 from notify_core.config import Settings

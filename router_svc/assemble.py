@@ -7,7 +7,7 @@ from notify_core.config import Settings
 from notify_core.db.engine import Database
 from notify_core.parts import Parts
 from notify_core.queue.base import WorkQueue
-from preference_svc.store import PreferenceStore
+from preference_svc.api import PreferenceStore
 from router_svc import service
 from router_svc.inputs import Routing
 from router_svc.scheduler import Scheduler

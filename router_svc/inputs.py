@@ -32,7 +32,7 @@ from notify_core.db.schema import new_id, notification_deliveries, notifications
 from notify_core.domain import DeliveryStatus, NotificationState
 from notify_core.errors import NotFound
 from notify_core.ratelimit import RateRules, Verdict
-from preference_svc.store import PreferenceStore, StoredPreferences
+from preference_svc.api import PreferenceStore, StoredPreferences
 from router_svc.batch import Batch, GroupKey, Notification, Question, route, settle, status_of
 from router_svc.plan import Config, Earlier, Plan, Preferences
 from router_svc.quiet_hours import QuietHours

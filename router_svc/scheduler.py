@@ -23,9 +23,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from delivery_svc.jobs import group_jobs, stage_jobs
-from ingest_svc.core import route_message
+from delivery_svc.api import group_jobs, stage_jobs
+from ingest_svc.api import route_message
 from notify_core.cache.base import CacheBackends
+from notify_core.config import SCHEDULER_INTERVAL
 from notify_core.constants import QUEUE_ROUTE, SCHEDULER_BATCH
 from notify_core.db.engine import Database
 from notify_core.db.schema import notification_deliveries as deliveries
@@ -34,7 +35,7 @@ from notify_core.domain import DeliveryStatus, NotificationState
 from notify_core.errors import NotifyError
 from notify_core.live import publish_changes
 from notify_core.queue.base import WorkQueue
-from preference_svc.store import PreferenceStore
+from preference_svc.api import PreferenceStore
 from router_svc.batch import HeldDelivery, release, settle, status_of
 from router_svc.inputs import Routing, ask_rate_limits, plan_preferences
 from router_svc.plan import Action, Decision
@@ -52,7 +53,7 @@ class Scheduler:
         namespace: str,
         routing: Routing | None = None,
         *,
-        interval: float = 1.0,
+        interval: float = SCHEDULER_INTERVAL.default,
     ) -> None:
         self._db = database
         self._queue = queue

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from delivery_svc.jobs import group_jobs, stage_jobs
+from delivery_svc.api import group_jobs, stage_jobs
 from notify_core.cache.base import CacheBackends
 from notify_core.constants import QUEUE_ROUTE
 from notify_core.db.bulk import insert_rows
@@ -27,7 +27,7 @@ from notify_core.domain import Channel, DeliveryStatus, NotificationState
 from notify_core.errors import NotifyError
 from notify_core.live import publish_changes
 from notify_core.queue.base import Delivery, Staged, WorkQueue, job_ids
-from preference_svc.store import PreferenceStore
+from preference_svc.api import PreferenceStore
 from router_svc.batch import Notification
 from router_svc.dedup import actor_of, highest, merged_message
 from router_svc.inputs import Routing, decide, delivery_rows

@@ -54,9 +54,9 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from delivery_svc.config_values import text
 from delivery_svc.providers.base import Outcome, PushMessage, PushProviderSpec
 from notify_core.errors import ConfigError
+from notify_core.settings_decl import TEXT, Setting, SettingsGroup, url
 
 APNS_DEFAULT_ENDPOINT = "https://api.push.apple.com"
 APNS_SANDBOX_ENDPOINT = "https://api.sandbox.push.apple.com"
@@ -120,11 +120,37 @@ def load_key(path: str) -> ec.EllipticCurvePrivateKey:
     return key
 
 
+def _declared(name: str, doc: str) -> Setting[str | None]:
+    return Setting(name, TEXT, None, doc, shown_default="unset: APNs off")
+
+
+ENDPOINT_SETTING = Setting(
+    ENDPOINT,
+    url("https", trim_slash=True),
+    APNS_DEFAULT_ENDPOINT,
+    "APNs base URL (`https://api.sandbox.push.apple.com` for development builds)",
+)
+SETTINGS = SettingsGroup(
+    "delivery_svc/providers/apns.py",
+    (
+        _declared(
+            KEY_FILE,
+            "APNs token auth: path of the `.p8` key (EC P-256); set all four "
+            "`NOTIFY_APNS_KEY_FILE`, `_KEY_ID`, `_TEAM_ID`, `_TOPIC` or none",
+        ),
+        _declared(KEY_ID, "the 10-character id of the APNs key"),
+        _declared(TEAM_ID, "the 10-character Apple team id"),
+        _declared(TOPIC, "the app's bundle id (`apns-topic`)"),
+        ENDPOINT_SETTING,
+    ),
+)
+
+
 def read_settings(env: Mapping[str, str]) -> ApnsSettings | None:
     """The ``NOTIFY_APNS_*`` variables, checked; None when none of the four is set (APNs
     off). Some but not all, an unreadable or wrong key, or a malformed value raise
     :class:`ConfigError` naming the variable."""
-    values = {name: text(env, name) for name in _REQUIRED}
+    values = {s.name: s.read(env) for s in SETTINGS.settings if s.name in _REQUIRED}
     if not any(values.values()):
         return None
     missing = [name for name, value in values.items() if value is None]
@@ -138,7 +164,7 @@ def read_settings(env: Mapping[str, str]) -> ApnsSettings | None:
             raise ConfigError(f"{name} must be ten capital letters and digits, got {value!r}")
     if not _TOPIC.fullmatch(topic):
         raise ConfigError(f"{TOPIC} must be the app's bundle id, got {topic!r}")
-    endpoint = text(env, ENDPOINT) or APNS_DEFAULT_ENDPOINT
+    endpoint = ENDPOINT_SETTING.read(env)
     if not endpoint.startswith("https://"):
         raise ConfigError(f"{ENDPOINT} must start with https:// (APNs is HTTP/2 over TLS)")
     return ApnsSettings(
@@ -364,6 +390,7 @@ def build(settings: ApnsSettings) -> ApnsProvider:
 PROVIDER = PushProviderSpec(
     name="apns",
     platform="apns",
+    settings=SETTINGS,
     read_settings=read_settings,
     build=build,
 )

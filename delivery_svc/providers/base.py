@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
 from notify_core.errors import DeliveryError
+from notify_core.settings_decl import SettingsGroup
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -22,6 +23,12 @@ if TYPE_CHECKING:
     from delivery_svc.config_email import EmailSettings
     from delivery_svc.transport.sns import SnsHttp
     from notify_core.db.engine import Database
+
+S = TypeVar("S")
+"""The settings of one email provider, as its module declares them."""
+
+IN_USE = "NOTIFY_EMAIL_PROVIDER or NOTIFY_EMAIL_FALLBACK"
+"""How a provider's required setting names what makes it required."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,29 +160,42 @@ class ProviderEvent:
 
 
 @dataclass(frozen=True, slots=True)
-class EventWebhook:
+class EventWebhook(Generic[S]):
     """Where a provider posts its events, and how we answer."""
 
     path: str
     """The edge's route (``POST``)."""
-    receiver: Callable[[EmailSettings, SnsHttp], object | None]
-    """What verifies the posts, from the settings; None turns the route off."""
+    receiver: Callable[[S, SnsHttp], object | None]
+    """What verifies the posts, from the provider's settings; None turns the route off."""
     handle: Callable[[Request, Any, Database], Awaitable[Response]]
     """Answers one post, given the receiver (maybe None) and the database."""
 
 
 @dataclass(frozen=True, slots=True)
-class EmailProviderSpec:
-    """An email provider as the registry knows it."""
+class EmailProviderSpec(Generic[S]):
+    """An email provider as the registry knows it, with the settings its module declares
+    and owns (``S``: a frozen dataclass whose every field has a default)."""
 
     name: str
     """Its ``NOTIFY_EMAIL_PROVIDER`` value."""
-    read_settings: Callable[[Mapping[str, str], bool], dict[str, Any]]
-    """Its ``NOTIFY_*`` variables, checked, as :class:`EmailSettings` fields; the flag says
-    it is in use (provider or fallback), so what it requires must be set (ConfigError)."""
-    build: Callable[[EmailSettings], EmailProvider]
-    """The provider, from the settings; raises ConfigError when they cannot make one."""
-    events: EventWebhook | None = None
+    settings: SettingsGroup
+    """Its ``NOTIFY_*`` variables (start-up checks, the README's table)."""
+    settings_type: type[S]
+    read_settings: Callable[[Mapping[str, str], bool], S]
+    """Its variables, checked, read through their declarations; the flag says it is in use
+    (provider or fallback), so what it requires must be set (ConfigError)."""
+    build: Callable[[S], EmailProvider]
+    """The provider, from its settings; raises ConfigError when they cannot make one."""
+    events: EventWebhook[S] | None = None
+
+    def settings_of(self, email: EmailSettings) -> S:
+        """This provider's settings in ``email`` (held by name); its defaults when absent."""
+        value = email.providers.get(self.name)
+        if value is None:
+            return self.settings_type()
+        if not isinstance(value, self.settings_type):
+            raise TypeError(f"{self.name}: settings must be {self.settings_type.__name__}")
+        return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +238,8 @@ class PushProviderSpec:
 
     name: str
     platform: str
+    settings: SettingsGroup
+    """Its ``NOTIFY_*`` variables as declared (the README's table, the start-up check)."""
     read_settings: Callable[[Mapping[str, str]], Any | None]
     """Its ``NOTIFY_*`` variables, checked (ConfigError names the variable); None when
     they are unset, which turns the platform off."""
@@ -252,6 +274,8 @@ class SmsProviderSpec:
     """An SMS provider as the registry knows it (``NOTIFY_SMS_PROVIDER`` / ``_FALLBACK``)."""
 
     name: str
+    settings: SettingsGroup
+    """Its ``NOTIFY_*`` variables as declared (the README's table, the start-up check)."""
     read_settings: Callable[[Mapping[str, str], bool], Any]
     """Its ``NOTIFY_*`` variables, checked; the flag says it is in use (provider or
     fallback), so what it requires must be set (ConfigError naming the variable)."""

@@ -43,7 +43,6 @@ from typing import Any
 
 import httpx
 
-from delivery_svc.config_values import http_url, text
 from delivery_svc.providers.base import Outcome, PushMessage, PushProviderSpec
 from delivery_svc.providers.webhook import retry_after_seconds
 from delivery_svc.transport.google_oauth import (
@@ -62,6 +61,7 @@ from notify_core.constants import (
     FCM_TIMEOUT_SECONDS,
 )
 from notify_core.errors import ConfigError
+from notify_core.settings_decl import TEXT, Setting, SettingsGroup, url
 
 NAME = "fcm"
 CREDENTIALS = "NOTIFY_FCM_CREDENTIALS"
@@ -289,11 +289,28 @@ class FcmSettings:
     endpoint: str = FCM_DEFAULT_ENDPOINT
 
 
+CREDENTIALS_SETTING: Setting[str | None] = Setting(
+    CREDENTIALS,
+    TEXT,
+    None,
+    "path of a Google service-account JSON for FCM HTTP v1; its `project_id`, "
+    "`client_email`, `private_key` and `token_uri` are used",
+    shown_default="unset: FCM off",
+)
+ENDPOINT_SETTING = Setting(
+    ENDPOINT,
+    url("http", "https", trim_slash=True),
+    FCM_DEFAULT_ENDPOINT,
+    "base URL of the FCM HTTP v1 API",
+)
+SETTINGS = SettingsGroup("delivery_svc/providers/fcm.py", (CREDENTIALS_SETTING, ENDPOINT_SETTING))
+
+
 def read_settings(env: Mapping[str, str]) -> FcmSettings | None:
     """``NOTIFY_FCM_CREDENTIALS`` (unset: FCM off) and ``NOTIFY_FCM_ENDPOINT``; the key
     file is read and checked now, so a bad one stops the node at start."""
-    endpoint = http_url(env, ENDPOINT) or FCM_DEFAULT_ENDPOINT
-    path = text(env, CREDENTIALS)
+    endpoint = ENDPOINT_SETTING.read(env)
+    path = CREDENTIALS_SETTING.read(env)
     if path is None:
         return None
     try:
@@ -309,4 +326,6 @@ def build(settings: FcmSettings) -> FcmProvider:
     return FcmProvider(settings.account, endpoint=settings.endpoint)
 
 
-PROVIDER = PushProviderSpec(name=NAME, platform="fcm", read_settings=read_settings, build=build)
+PROVIDER = PushProviderSpec(
+    name=NAME, platform="fcm", settings=SETTINGS, read_settings=read_settings, build=build
+)

@@ -9,7 +9,7 @@ settings (:mod:`delivery_svc.config_email`), the factory below and the event rou
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from delivery_svc.providers import apns, fcm, sendgrid, ses, smtp, sns_sms, twilio, webpush
 from delivery_svc.providers.base import (
@@ -23,7 +23,7 @@ from notify_core.errors import ConfigError
 if TYPE_CHECKING:
     from delivery_svc.config_email import EmailSettings
 
-EMAIL_PROVIDERS: dict[str, EmailProviderSpec] = {
+EMAIL_PROVIDERS: dict[str, EmailProviderSpec[Any]] = {
     "smtp": smtp.PROVIDER,
     "ses": ses.PROVIDER,
     "sendgrid": sendgrid.PROVIDER,
@@ -47,7 +47,7 @@ def create_email_provider(name: str, email: EmailSettings) -> EmailProvider:
     spec = EMAIL_PROVIDERS.get(name)
     if spec is None:
         raise ConfigError(f"NOTIFY_EMAIL_PROVIDER: unknown email provider {name!r}")
-    return spec.build(email)
+    return spec.build(spec.settings_of(email))
 
 
 def create_email_providers(email: EmailSettings) -> tuple[EmailProvider, EmailProvider | None]:

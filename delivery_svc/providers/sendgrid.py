@@ -29,6 +29,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.headerregistry import Address
 from typing import TYPE_CHECKING, Any
@@ -40,9 +41,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from delivery_svc.config_values import IN_USE, http_url, text
 from delivery_svc.provider_events import apply_events
 from delivery_svc.providers.base import (
+    IN_USE,
     EmailMessage,
     EmailProviderSpec,
     EventKind,
@@ -72,9 +73,9 @@ from notify_core.errors import (
     Unavailable,
 )
 from notify_core.http import read_body
+from notify_core.settings_decl import TEXT, Parser, Setting, SettingsGroup, required, url
 
 if TYPE_CHECKING:
-    from delivery_svc.config_email import EmailSettings
     from delivery_svc.transport.sns import SnsHttp
 
 log = logging.getLogger(__name__)
@@ -375,55 +376,83 @@ async def receive_events(
     return JSONResponse(counts)
 
 
-def webhook_verifier(email: EmailSettings, http: SnsHttp) -> SendGridWebhookVerifier | None:
+def webhook_verifier(sendgrid: SendGridSettings, http: SnsHttp) -> SendGridWebhookVerifier | None:
     """The verifier of the signed event webhook, when its key is configured."""
-    key = email.sendgrid_webhook_public_key
+    key = sendgrid.webhook_public_key
     return SendGridWebhookVerifier(key) if key else None
 
 
 # --- Settings ---------------------------------------------------------------------------
 
 
-def _public_key(env: Mapping[str, str]) -> str | None:
-    name = "NOTIFY_SENDGRID_WEBHOOK_PUBLIC_KEY"
-    raw = text(env, name)
-    if raw is None:
-        return None
+def _public_key(raw: str, name: str) -> str:
+    """The Signed Event Webhook's verification key, base64 DER (as SendGrid shows it) or PEM."""
+    value = raw.strip()
     try:
-        if "-----BEGIN" in raw:
-            key = serialization.load_pem_public_key(raw.encode())
+        if "-----BEGIN" in value:
+            key = serialization.load_pem_public_key(value.encode())
         else:
             key = serialization.load_der_public_key(
-                base64.b64decode("".join(raw.split()), validate=True)
+                base64.b64decode("".join(value.split()), validate=True)
             )
     except (ValueError, binascii.Error):
         raise ConfigError(f"{name} is not a public key (base64 DER or PEM)") from None
     if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
         raise ConfigError(f"{name} must be an ECDSA P-256 key, as SendGrid gives it")
-    return raw
+    return value
 
 
-def read_settings(env: Mapping[str, str], in_use: bool) -> dict[str, Any]:
-    """``NOTIFY_SENDGRID_*`` as :class:`EmailSettings` fields; the API key is required
-    when SendGrid is in use."""
-    api_key = text(env, "NOTIFY_SENDGRID_API_KEY")
-    if in_use and api_key is None:
-        raise ConfigError(f"NOTIFY_SENDGRID_API_KEY is required when {IN_USE} is sendgrid")
-    return {
-        "sendgrid_api_key": api_key,
-        "sendgrid_base_url": http_url(env, "NOTIFY_SENDGRID_BASE_URL") or SENDGRID_DEFAULT_BASE_URL,
-        "sendgrid_webhook_public_key": _public_key(env),
-    }
+API_KEY: Setting[str | None] = Setting(
+    "NOTIFY_SENDGRID_API_KEY",
+    TEXT,
+    None,
+    "key of SendGrid's v3 API; required for `sendgrid`",
+    secret=True,
+)
+BASE_URL = Setting(
+    "NOTIFY_SENDGRID_BASE_URL",
+    url("http", "https", trim_slash=True),
+    SENDGRID_DEFAULT_BASE_URL,
+    "where SendGrid's v3 API is reached",
+)
+WEBHOOK_PUBLIC_KEY: Setting[str | None] = Setting(
+    "NOTIFY_SENDGRID_WEBHOOK_PUBLIC_KEY",
+    Parser(_public_key),
+    None,
+    "verification key of SendGrid's Signed Event Webhook (base64 or PEM); unset: "
+    "`/webhooks/sendgrid` answers 503",
+)
+
+SETTINGS = SettingsGroup(
+    "delivery_svc/providers/sendgrid.py", (API_KEY, BASE_URL, WEBHOOK_PUBLIC_KEY)
+)
 
 
-def build(email: EmailSettings) -> SendGridProvider:
-    if email.sendgrid_api_key is None:
+@dataclass(frozen=True, slots=True)
+class SendGridSettings:
+    """``NOTIFY_SENDGRID_*``, as read (defaults from the declarations above)."""
+
+    api_key: str | None = field(default=API_KEY.default, repr=False)
+    base_url: str = BASE_URL.default
+    webhook_public_key: str | None = WEBHOOK_PUBLIC_KEY.default
+
+
+def read_settings(env: Mapping[str, str], in_use: bool) -> SendGridSettings:
+    """``NOTIFY_SENDGRID_*``, checked; the API key is required when SendGrid is in use."""
+    api_key = required(API_KEY, env, f"{IN_USE} is sendgrid") if in_use else API_KEY.read(env)
+    return SendGridSettings(api_key, BASE_URL.read(env), WEBHOOK_PUBLIC_KEY.read(env))
+
+
+def build(sendgrid: SendGridSettings) -> SendGridProvider:
+    if sendgrid.api_key is None:
         raise ConfigError("NOTIFY_SENDGRID_API_KEY is required for the sendgrid provider")
-    return SendGridProvider(api_key=email.sendgrid_api_key, base_url=email.sendgrid_base_url)
+    return SendGridProvider(api_key=sendgrid.api_key, base_url=sendgrid.base_url)
 
 
 PROVIDER = EmailProviderSpec(
     name="sendgrid",
+    settings=SETTINGS,
+    settings_type=SendGridSettings,
     read_settings=read_settings,
     build=build,
     events=EventWebhook(SENDGRID_WEBHOOK_PATH, webhook_verifier, receive_events),

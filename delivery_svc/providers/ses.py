@@ -32,9 +32,9 @@ from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from delivery_svc.config_values import IN_USE, http_url, text
 from delivery_svc.provider_events import apply_events
 from delivery_svc.providers.base import (
+    IN_USE,
     EmailMessage,
     EmailProviderSpec,
     EventKind,
@@ -61,11 +61,10 @@ from notify_core.errors import (
     TransientDeliveryError,
 )
 from notify_core.http import read_body
+from notify_core.settings_decl import Parser, Setting, SettingsGroup, items, required, url
 
 if TYPE_CHECKING:
     from mypy_boto3_sesv2.client import SESV2Client
-
-    from delivery_svc.config_email import EmailSettings
 
 log = logging.getLogger(__name__)
 _REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
@@ -316,9 +315,9 @@ async def receive_events(
     return JSONResponse(answer)
 
 
-def webhook_receiver(email: EmailSettings, http: SnsHttp) -> SesEvents | None:
+def webhook_receiver(ses: SesSettings, http: SnsHttp) -> SesEvents | None:
     """SNS verification for the configured topics; None (route off) when there are none."""
-    topics = email.ses_sns_topic_arns
+    topics = ses.sns_topic_arns
     if not topics:
         return None
     return SesEvents(SnsVerifier(http.fetch_certificate, topic_arns=topics), http.get_subscribe_url)
@@ -327,41 +326,72 @@ def webhook_receiver(email: EmailSettings, http: SnsHttp) -> SesEvents | None:
 # --- Settings ---------------------------------------------------------------------------
 
 
-def _topic_arns(env: Mapping[str, str]) -> tuple[str, ...]:
-    name = "NOTIFY_SES_SNS_TOPIC_ARNS"
-    arns = tuple(a.strip() for a in (text(env, name) or "").split(",") if a.strip())
-    for arn in arns:
-        if not _TOPIC_ARN_RE.match(arn):
-            raise ConfigError(
-                f"{name} must be SNS topic ARNs like arn:aws:sns:eu-west-1:123456789012:ses, "
-                f"got {arn!r}"
-            )
-    return arns
+def _region(raw: str, name: str) -> str:
+    value = raw.strip()
+    if not _REGION_RE.match(value):
+        raise ConfigError(f"{name} must be an AWS region like eu-west-1, got {value!r}")
+    return value
 
 
-def read_settings(env: Mapping[str, str], in_use: bool) -> dict[str, Any]:
-    """``NOTIFY_SES_*`` as :class:`EmailSettings` fields; the region is required when SES
-    is in use."""
-    region = text(env, "NOTIFY_SES_REGION")
-    if region is not None and not _REGION_RE.match(region):
-        raise ConfigError(f"NOTIFY_SES_REGION must be an AWS region like eu-west-1, got {region!r}")
-    if in_use and region is None:
-        raise ConfigError(f"NOTIFY_SES_REGION is required when {IN_USE} is ses")
-    return {
-        "ses_region": region,
-        "ses_endpoint_url": http_url(env, "NOTIFY_SES_ENDPOINT_URL"),
-        "ses_sns_topic_arns": _topic_arns(env),
-    }
+def _topic_arn(arn: str, name: str) -> str:
+    if not _TOPIC_ARN_RE.match(arn):
+        raise ConfigError(
+            f"{name} must be SNS topic ARNs like arn:aws:sns:eu-west-1:123456789012:ses, "
+            f"got {arn!r}"
+        )
+    return arn
 
 
-def build(email: EmailSettings) -> SesProvider:
-    if email.ses_region is None:
+REGION: Setting[str | None] = Setting(
+    "NOTIFY_SES_REGION",
+    Parser(_region),
+    None,
+    "Amazon SES's region (credentials from the usual AWS chain); required for `ses`",
+)
+ENDPOINT_URL: Setting[str | None] = Setting(
+    "NOTIFY_SES_ENDPOINT_URL",
+    url("http", "https", trim_slash=True),
+    None,
+    "Amazon SES's endpoint",
+    shown_default="AWS's endpoint",
+)
+SNS_TOPIC_ARNS: Setting[tuple[str, ...]] = Setting(
+    "NOTIFY_SES_SNS_TOPIC_ARNS",
+    items(_topic_arn),
+    (),
+    "comma-separated ARNs of the SNS topics whose events `/webhooks/ses` accepts (and whose "
+    "subscriptions it confirms)",
+    shown_default="unset: the endpoint is off (404)",
+)
+
+SETTINGS = SettingsGroup("delivery_svc/providers/ses.py", (REGION, ENDPOINT_URL, SNS_TOPIC_ARNS))
+
+
+@dataclass(frozen=True, slots=True)
+class SesSettings:
+    """``NOTIFY_SES_*``, as read (defaults from the declarations above)."""
+
+    region: str | None = REGION.default
+    endpoint_url: str | None = ENDPOINT_URL.default
+    sns_topic_arns: tuple[str, ...] = SNS_TOPIC_ARNS.default
+
+
+def read_settings(env: Mapping[str, str], in_use: bool) -> SesSettings:
+    """``NOTIFY_SES_*``, checked; the region is required when SES is in use."""
+    region = required(REGION, env, f"{IN_USE} is ses") if in_use else REGION.read(env)
+    return SesSettings(region, ENDPOINT_URL.read(env), SNS_TOPIC_ARNS.read(env))
+
+
+def build(ses: SesSettings) -> SesProvider:
+    if ses.region is None:
         raise ConfigError("NOTIFY_SES_REGION is required for the ses email provider")
-    return SesProvider(region=email.ses_region, endpoint_url=email.ses_endpoint_url)
+    return SesProvider(region=ses.region, endpoint_url=ses.endpoint_url)
 
 
 PROVIDER = EmailProviderSpec(
     name="ses",
+    settings=SETTINGS,
+    settings_type=SesSettings,
     read_settings=read_settings,
     build=build,
     events=EventWebhook(SES_WEBHOOK_PATH, webhook_receiver, receive_events),

@@ -23,12 +23,11 @@ import asyncio
 import contextlib
 import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, cast
+from dataclasses import dataclass, field
+from typing import Literal, cast
 
 import aiosmtplib
 
-from delivery_svc.config_values import text, whole
 from delivery_svc.providers.base import EmailMessage, EmailProviderSpec, Outcome
 from delivery_svc.transport.email_mime import envelope_address, message_id, mime_bytes
 from notify_core.constants import (
@@ -44,9 +43,7 @@ from notify_core.errors import (
     PermanentDeliveryError,
     TransientDeliveryError,
 )
-
-if TYPE_CHECKING:
-    from delivery_svc.config_email import EmailSettings
+from notify_core.settings_decl import RAW, TEXT, Setting, SettingsGroup, choice, whole
 
 StartTls = Literal["auto", "always", "never"]
 _START_TLS: dict[str, bool | None] = {"auto": None, "always": True, "never": False}
@@ -252,39 +249,83 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def read_settings(env: Mapping[str, str], in_use: bool) -> dict[str, Any]:
-    """``NOTIFY_SMTP_*`` as :class:`EmailSettings` fields (none is required)."""
-    username = text(env, "NOTIFY_SMTP_USERNAME")
-    password = env.get("NOTIFY_SMTP_PASSWORD") or None
+# --- Settings ---------------------------------------------------------------------------
+
+HOST = Setting("NOTIFY_SMTP_HOST", TEXT, "localhost", "host of the SMTP server")
+PORT = Setting("NOTIFY_SMTP_PORT", whole(1, 65535), 25, "port of the SMTP server")
+USERNAME: Setting[str | None] = Setting(
+    "NOTIFY_SMTP_USERNAME",
+    TEXT,
+    None,
+    "SMTP AUTH user; set with the password or not at all",
+    shown_default="unset: no AUTH",
+)
+PASSWORD: Setting[str | None] = Setting(
+    "NOTIFY_SMTP_PASSWORD",
+    RAW,
+    None,
+    "SMTP AUTH password; set with the user or not at all",
+    shown_default="unset: no AUTH",
+    secret=True,
+)
+STARTTLS = Setting(
+    "NOTIFY_SMTP_STARTTLS",
+    choice(*SMTP_STARTTLS_MODES),
+    "auto",
+    "`auto` upgrades when the server offers STARTTLS, `always` requires it, `never` stays in "
+    "plain text",
+)
+POOL = Setting(
+    "NOTIFY_SMTP_POOL",
+    whole(1, SMTP_POOL_MAX),
+    SMTP_POOL_DEFAULT,
+    "SMTP connections kept open and shared by every send",
+)
+
+SETTINGS = SettingsGroup(
+    "delivery_svc/providers/smtp.py", (HOST, PORT, USERNAME, PASSWORD, STARTTLS, POOL)
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpSettings:
+    """``NOTIFY_SMTP_*``, as read (defaults from the declarations above)."""
+
+    host: str = HOST.default
+    port: int = PORT.default
+    username: str | None = USERNAME.default
+    password: str | None = field(default=PASSWORD.default, repr=False)
+    starttls: str = STARTTLS.default
+    pool: int = POOL.default
+
+
+def read_settings(env: Mapping[str, str], in_use: bool) -> SmtpSettings:
+    """``NOTIFY_SMTP_*``, checked (none is required; user and password go together)."""
+    username, password = USERNAME.read(env), PASSWORD.read(env)
     if username and not password:
         raise ConfigError("NOTIFY_SMTP_PASSWORD is required when NOTIFY_SMTP_USERNAME is set")
     if password and not username:
         raise ConfigError("NOTIFY_SMTP_USERNAME is required when NOTIFY_SMTP_PASSWORD is set")
-    starttls = (text(env, "NOTIFY_SMTP_STARTTLS") or "auto").lower()
-    if starttls not in SMTP_STARTTLS_MODES:
-        raise ConfigError(
-            f"NOTIFY_SMTP_STARTTLS must be one of {', '.join(SMTP_STARTTLS_MODES)}, "
-            f"got {starttls!r}"
-        )
-    return {
-        "smtp_host": text(env, "NOTIFY_SMTP_HOST") or "localhost",
-        "smtp_port": whole(env, "NOTIFY_SMTP_PORT", 25, 1, 65535),
-        "smtp_username": username,
-        "smtp_password": password,
-        "smtp_starttls": starttls,
-        "smtp_pool": whole(env, "NOTIFY_SMTP_POOL", SMTP_POOL_DEFAULT, 1, SMTP_POOL_MAX),
-    }
-
-
-def build(email: EmailSettings) -> SmtpProvider:
-    return SmtpProvider(
-        host=email.smtp_host,
-        port=email.smtp_port,
-        username=email.smtp_username,
-        password=email.smtp_password,
-        starttls=cast(StartTls, email.smtp_starttls),
-        pool_size=email.smtp_pool,
+    return SmtpSettings(
+        HOST.read(env), PORT.read(env), username, password, STARTTLS.read(env), POOL.read(env)
     )
 
 
-PROVIDER = EmailProviderSpec(name="smtp", read_settings=read_settings, build=build)
+def build(smtp: SmtpSettings) -> SmtpProvider:
+    return SmtpProvider(
+        host=smtp.host,
+        port=smtp.port,
+        username=smtp.username,
+        password=smtp.password,
+        starttls=cast(StartTls, smtp.starttls),
+        pool_size=smtp.pool,
+    )
+
+
+PROVIDER = EmailProviderSpec(
+    name="smtp",
+    settings=SETTINGS,
+    settings_type=SmtpSettings,
+    read_settings=read_settings,
+    build=build,
+)

@@ -31,14 +31,15 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
-from delivery_svc.config_values import SMS_IN_USE, http_url, text
 from delivery_svc.providers.base import Outcome, SmsMessage, SmsProviderSpec
+from delivery_svc.providers.twilio import SMS_IN_USE
 from notify_core.constants import (
     SNS_SMS_CONNECT_TIMEOUT_SECONDS,
     SNS_SMS_MAX_POOL_CONNECTIONS,
     SNS_SMS_READ_TIMEOUT_SECONDS,
 )
 from notify_core.errors import ConfigError
+from notify_core.settings_decl import TEXT, Setting, SettingsGroup, url
 
 if TYPE_CHECKING:
     from mypy_boto3_sns.client import SNSClient
@@ -161,11 +162,27 @@ class SnsSmsSettings:
     endpoint_url: str | None = None
 
 
+REGION_SETTING: Setting[str | None] = Setting(
+    "NOTIFY_SNS_REGION",
+    TEXT,
+    None,
+    "Amazon SNS region for SMS (credentials from the usual AWS chain); required for `sns`",
+)
+ENDPOINT_SETTING: Setting[str | None] = Setting(
+    "NOTIFY_SNS_ENDPOINT_URL",
+    url("http", "https", trim_slash=True),
+    None,
+    "SNS endpoint URL",
+    shown_default="AWS's",
+)
+SETTINGS = SettingsGroup("delivery_svc/providers/sns_sms.py", (REGION_SETTING, ENDPOINT_SETTING))
+
+
 def read_settings(env: Mapping[str, str], in_use: bool) -> SnsSmsSettings | None:
     """``NOTIFY_SNS_REGION`` (required when SNS is in use) and ``NOTIFY_SNS_ENDPOINT_URL``;
     None when SNS is not in use and no region is set."""
-    region = text(env, "NOTIFY_SNS_REGION")
-    endpoint_url = http_url(env, "NOTIFY_SNS_ENDPOINT_URL")
+    region = REGION_SETTING.read(env)
+    endpoint_url = ENDPOINT_SETTING.read(env)
     if region is not None and not _REGION_RE.match(region):
         raise ConfigError(f"NOTIFY_SNS_REGION must be an AWS region like eu-west-1, got {region!r}")
     if region is None:
@@ -181,4 +198,4 @@ def build(settings: SnsSmsSettings | None) -> SnsSmsProvider:
     return SnsSmsProvider(region=settings.region, endpoint_url=settings.endpoint_url)
 
 
-PROVIDER = SmsProviderSpec(name="sns", read_settings=read_settings, build=build)
+PROVIDER = SmsProviderSpec(name="sns", settings=SETTINGS, read_settings=read_settings, build=build)

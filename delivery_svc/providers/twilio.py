@@ -50,7 +50,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 
-from delivery_svc.config_values import SMS_IN_USE, http_url, text
 from delivery_svc.phone_suppressions import OPTED_OUT, UNREACHABLE
 from delivery_svc.providers.base import Outcome, SmsMessage, SmsProviderSpec
 from delivery_svc.sms_events import SmsEventKind, SmsStatusEvent, apply_sms_events
@@ -66,6 +65,7 @@ from notify_core.db.engine import Database
 from notify_core.errors import ConfigError, InvalidArgument, Unauthenticated, Unavailable
 from notify_core.http import read_body
 from notify_core.routes import PUBLIC, HttpRoute
+from notify_core.settings_decl import TEXT, Setting, SettingsGroup, url
 
 log = logging.getLogger(__name__)
 
@@ -328,11 +328,40 @@ class TwilioSettings:
 _NAMES = ("NOTIFY_TWILIO_ACCOUNT_SID", "NOTIFY_TWILIO_AUTH_TOKEN", "NOTIFY_TWILIO_FROM")
 
 
+SMS_IN_USE = "NOTIFY_SMS_PROVIDER or NOTIFY_SMS_FALLBACK"
+SID_SETTING: Setting[str | None] = Setting(
+    "NOTIFY_TWILIO_ACCOUNT_SID", TEXT, None, "Twilio account SID (`AC…`); required for `twilio`"
+)
+TOKEN_SETTING: Setting[str | None] = Setting(
+    "NOTIFY_TWILIO_AUTH_TOKEN",
+    TEXT,
+    None,
+    "Twilio auth token; also checks the signature of the status callbacks "
+    "(`POST /webhooks/twilio`, signed against `NOTIFY_PUBLIC_URL`)",
+    secret=True,
+)
+FROM_SETTING: Setting[str | None] = Setting(
+    "NOTIFY_TWILIO_FROM",
+    TEXT,
+    None,
+    "the sender: an E.164 number or a Messaging Service SID (`MG…`)",
+)
+BASE_URL_SETTING = Setting(
+    "NOTIFY_TWILIO_BASE_URL",
+    url("http", "https", trim_slash=True),
+    TWILIO_DEFAULT_BASE_URL,
+    "base URL of Twilio's REST API",
+)
+SETTINGS = SettingsGroup(
+    "delivery_svc/providers/twilio.py", (SID_SETTING, TOKEN_SETTING, FROM_SETTING, BASE_URL_SETTING)
+)
+
+
 def read_settings(env: Mapping[str, str], in_use: bool) -> TwilioSettings | None:
     """``NOTIFY_TWILIO_*``; None when Twilio is not in use and they are unset. When it is
     in use (or any of them is set) the three are required and checked."""
-    sid, token, sender = (text(env, name) for name in _NAMES)
-    base_url = http_url(env, "NOTIFY_TWILIO_BASE_URL") or TWILIO_DEFAULT_BASE_URL
+    sid, token, sender = (s.read(env) for s in (SID_SETTING, TOKEN_SETTING, FROM_SETTING))
+    base_url = BASE_URL_SETTING.read(env)
     if not in_use and sid is None and token is None and sender is None:
         return None
     for name, value in zip(_NAMES, (sid, token, sender), strict=True):
@@ -360,4 +389,6 @@ def build(settings: TwilioSettings | None) -> TwilioProvider:
     )
 
 
-PROVIDER = SmsProviderSpec(name="twilio", read_settings=read_settings, build=build)
+PROVIDER = SmsProviderSpec(
+    name="twilio", settings=SETTINGS, read_settings=read_settings, build=build
+)

@@ -82,6 +82,7 @@ from notify_core.errors import (
     PermanentDeliveryError,
     TransientDeliveryError,
 )
+from notify_core.settings_decl import TEXT, Setting, SettingsGroup
 
 NAME: Final = "webpush"
 KEY_VAR: Final = "NOTIFY_VAPID_PRIVATE_KEY"
@@ -170,11 +171,26 @@ def check_subject(raw: str, name: str = SUBJECT_VAR) -> str:
     )
 
 
+KEY_SETTING: Setting[str | None] = Setting(
+    KEY_VAR,
+    TEXT,
+    None,
+    "path of the VAPID P-256 private key (PEM) that signs web pushes (RFC 8292); endpoints "
+    "are checked like webhook targets (`NOTIFY_WEBHOOK_ALLOWED_HOSTS`, "
+    "`NOTIFY_WEBHOOK_ALLOW_PRIVATE`)",
+    shown_default="unset: web push off",
+)
+SUBJECT_SETTING: Setting[str | None] = Setting(
+    SUBJECT_VAR, TEXT, None, "the sender's contact, `mailto:` or `https:`; required with the key"
+)
+SETTINGS = SettingsGroup("delivery_svc/providers/webpush.py", (KEY_SETTING, SUBJECT_SETTING))
+
+
 def read_settings(env: Mapping[str, str]) -> WebPushSettings | None:
     """``NOTIFY_VAPID_*`` checked, with the webhook allowances; None when web push is off
     (no key)."""
-    key_file = (env.get(KEY_VAR) or "").strip()
-    subject = (env.get(SUBJECT_VAR) or "").strip()
+    key_file = KEY_SETTING.read(env) or ""
+    subject = SUBJECT_SETTING.read(env) or ""
     if not key_file:
         if subject:
             raise ConfigError(f"{SUBJECT_VAR} is set but {KEY_VAR} is not: set both or neither")
@@ -399,4 +415,6 @@ def build(settings: WebPushSettings) -> WebPushProvider:
     return WebPushProvider(settings)
 
 
-PROVIDER = PushProviderSpec(name=NAME, platform="webpush", read_settings=read_settings, build=build)
+PROVIDER = PushProviderSpec(
+    name=NAME, platform="webpush", settings=SETTINGS, read_settings=read_settings, build=build
+)

@@ -20,6 +20,8 @@ from standardwebhooks.webhooks import Webhook
 
 from delivery_svc.config_email import EmailSettings
 from delivery_svc.config_webhook import WebhookSettings
+from delivery_svc.providers.sendgrid import SendGridSettings
+from delivery_svc.providers.smtp import SmtpSettings
 from notify_app.settings import NodeSettings
 from notify_core.constants import amqp_connection_name
 from preference_svc.validate import PreferencesUpdate
@@ -112,11 +114,10 @@ async def test_the_breaker_opens_fails_over_to_the_secondary_then_closes(
         provider="smtp",
         fallback="sendgrid",
         sender="Notify <n@x.test>",
-        smtp_host="127.0.0.1",
-        smtp_port=port,
-        smtp_starttls="never",
-        sendgrid_api_key=SENDGRID_KEY,
-        sendgrid_base_url=sendgrid_url,
+        providers={
+            "smtp": SmtpSettings(host="127.0.0.1", port=port, starttls="never"),
+            "sendgrid": SendGridSettings(api_key=SENDGRID_KEY, base_url=sendgrid_url),
+        },
     )
     changes = {
         "email": mail,

@@ -27,6 +27,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from delivery_svc.config_email import EmailSettings
 from delivery_svc.provider_events import apply_events
 from delivery_svc.providers.base import ProviderEvent
+from delivery_svc.providers.sendgrid import SendGridSettings
+from delivery_svc.providers.ses import SesSettings
+from delivery_svc.providers.smtp import SmtpSettings
 from delivery_svc.transport.sns import get_subscribe_url
 from notify_app.settings import NodeSettings
 from notify_core.db.schema import (
@@ -175,8 +178,22 @@ async def suppressions(env: Env) -> dict[str, dict[str, Any]]:
     return {s["address"]: s for s in r.json()["suppressions"]}
 
 
-def email_settings(**extra: Any) -> EmailSettings:
-    return EmailSettings(sender=f"Notify <{SENDER}>", smtp_starttls="never", **extra)
+def email_settings(
+    provider: str = "smtp",
+    smtp: SmtpSettings | None = None,
+    sendgrid: SendGridSettings | None = None,
+    ses: SesSettings | None = None,
+) -> EmailSettings:
+    """Email from SENDER, each provider's settings as given (SMTP without STARTTLS)."""
+    return EmailSettings(
+        provider=provider,
+        sender=f"Notify <{SENDER}>",
+        providers={
+            "smtp": smtp or SmtpSettings(starttls="never"),
+            "sendgrid": sendgrid or SendGridSettings(),
+            "ses": ses or SesSettings(),
+        },
+    )
 
 
 def counts(matched: int, duplicates: int, unknown: int, suppressed: int) -> dict[str, int]:
@@ -198,9 +215,7 @@ async def test_sendgrid_events_move_statuses_count_engagement_and_suppress_bounc
     fake, url = sendgrid
     mail = email_settings(
         provider="sendgrid",
-        sendgrid_api_key=SENDGRID_KEY,
-        sendgrid_base_url=url,
-        sendgrid_webhook_public_key=SG_PUBLIC,
+        sendgrid=SendGridSettings(api_key=SENDGRID_KEY, base_url=url, webhook_public_key=SG_PUBLIC),
     )
     async with running(settings, email=mail) as env:
         reader, bouncer = uid(), uid()
@@ -296,7 +311,8 @@ async def test_sendgrid_posts_that_are_not_signed_by_the_key_change_nothing(
         assert "NOTIFY_SENDGRID_WEBHOOK_PUBLIC_KEY" in r.json()["error"]["message"]
 
     mail = email_settings(
-        smtp_host="127.0.0.1", smtp_port=port, sendgrid_webhook_public_key=SG_PUBLIC
+        smtp=SmtpSettings(host="127.0.0.1", port=port, starttls="never"),
+        sendgrid=SendGridSettings(webhook_public_key=SG_PUBLIC),
     )
     async with running(settings, email=mail) as env:
         user = uid()
@@ -335,7 +351,8 @@ async def test_a_bounce_stops_smtp_mail_until_the_suppression_is_deleted(
 ) -> None:
     inbox, port = smtp
     mail = email_settings(
-        smtp_host="127.0.0.1", smtp_port=port, sendgrid_webhook_public_key=SG_PUBLIC
+        smtp=SmtpSettings(host="127.0.0.1", port=port, starttls="never"),
+        sendgrid=SendGridSettings(webhook_public_key=SG_PUBLIC),
     )
     async with running(settings, email=mail) as env:
         user = uid()
@@ -383,7 +400,8 @@ async def test_an_event_naming_another_address_does_not_suppress_it(
 ) -> None:
     _, port = smtp
     mail = email_settings(
-        smtp_host="127.0.0.1", smtp_port=port, sendgrid_webhook_public_key=SG_PUBLIC
+        smtp=SmtpSettings(host="127.0.0.1", port=port, starttls="never"),
+        sendgrid=SendGridSettings(webhook_public_key=SG_PUBLIC),
     )
     async with running(settings, email=mail) as env:
         user = uid()
@@ -422,7 +440,8 @@ async def test_ses_events_through_sns_update_statuses_and_suppress(
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", CREDENTIALS["aws_access_key_id"])
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", CREDENTIALS["aws_secret_access_key"])
     mail = email_settings(
-        provider="ses", ses_region=REGION, ses_endpoint_url=moto_url, ses_sns_topic_arns=(TOPIC,)
+        provider="ses",
+        ses=SesSettings(region=REGION, endpoint_url=moto_url, sns_topic_arns=(TOPIC,)),
     )
     async with serving(sns.node(settings, email=mail)) as env:
         kept, bouncer = uid(), uid()
@@ -524,7 +543,7 @@ async def test_sns_subscriptions_are_confirmed_on_sns_hosts_only(
         assert "NOTIFY_SES_SNS_TOPIC_ARNS" in r.json()["error"]["message"]
         assert sns.subscribed == [] and sns.certificates == []
 
-    ours = EmailSettings(ses_sns_topic_arns=(TOPIC,))
+    ours = EmailSettings(providers={"ses": SesSettings(sns_topic_arns=(TOPIC,))})
     async with serving(sns.node(settings, email=ours)) as env:
         foreign = confirmation("SubscriptionConfirmation", subscribe)
         foreign = sns_sign({**foreign, "TopicArn": "arn:aws:sns:eu-west-1:999999999999:other"})
@@ -579,7 +598,7 @@ async def test_statuses_only_move_forward_and_bounces_and_drops_end_them(
     smtp: tuple[Inbox, int],
 ) -> None:
     _, port = smtp
-    mail = email_settings(smtp_host="127.0.0.1", smtp_port=port)
+    mail = email_settings(smtp=SmtpSettings(host="127.0.0.1", port=port, starttls="never"))
     async with running(settings, email=mail) as env:
         assert env.node.database is not None
         db = env.node.database

@@ -25,6 +25,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from delivery_svc.config_email import EmailSettings
+from delivery_svc.providers.smtp import SmtpSettings
 from notify_app.settings import NodeSettings
 from tests.support.procs import free_port
 
@@ -162,6 +163,7 @@ def smtp() -> Iterator[tuple[Inbox, int]]:
 
 def with_smtp(settings: NodeSettings, port: int, **changes: Any) -> dict[str, Any]:
     mail = EmailSettings(
-        smtp_host="127.0.0.1", smtp_port=port, smtp_starttls="never", sender="Notify <n@x.test>"
+        sender="Notify <n@x.test>",
+        providers={"smtp": SmtpSettings(host="127.0.0.1", port=port, starttls="never")},
     )
     return {"email": mail, **changes}

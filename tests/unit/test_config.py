@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from notify_app.settings import load_settings
+from notify_app.settings import KNOWN, load_settings
 from notify_core.config_names import DeclaredEnv
 from notify_core.errors import ConfigError
 
@@ -97,7 +97,7 @@ def test_the_test_suites_own_names_and_other_prefixes_are_not_settings() -> None
 
 
 def test_every_name_the_parsers_read_is_declared() -> None:
-    env = DeclaredEnv({"NOTIFY_HTTP_PORT": "1"})
+    env = DeclaredEnv({"NOTIFY_HTTP_PORT": "1"}, KNOWN)
     assert env.get("NOTIFY_HTTP_PORT") == "1" and env.get("NOTIFY_GRPC_PORT") is None
     with pytest.raises(LookupError, match=r"NOTIFY_HTTP_PROT .*not declared"):
         env.get("NOTIFY_HTTP_PROT")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from delivery_svc.providers.registry import create_email_providers
+from delivery_svc.providers.sendgrid import PROVIDER as SENDGRID
 from delivery_svc.providers.sendgrid import SendGridProvider
 from delivery_svc.providers.ses import SesProvider
+from delivery_svc.providers.smtp import PROVIDER as SMTP
 from delivery_svc.providers.smtp import SmtpProvider
 from notify_app.settings import load_settings
 from notify_core.errors import ConfigError
@@ -24,10 +26,11 @@ def _load(**env: str) -> object:
 def test_defaults_are_smtp_on_localhost() -> None:
     email = load_settings({}, env_file=None).email
     assert (email.provider, email.fallback) == ("smtp", None)
-    assert (email.smtp_host, email.smtp_port, email.smtp_pool) == ("localhost", 25, 4)
-    assert email.smtp_starttls == "auto"
+    smtp = SMTP.settings_of(email)
+    assert (smtp.host, smtp.port, smtp.pool) == ("localhost", 25, 4)
+    assert smtp.starttls == "auto"
     assert email.sender == "Notify <no-reply@localhost>"
-    assert email.sendgrid_base_url == "https://api.sendgrid.com"
+    assert SENDGRID.settings_of(email).base_url == "https://api.sendgrid.com"
     assert load_settings({}, env_file=None).email_from == "Notify <no-reply@localhost>"
 
 

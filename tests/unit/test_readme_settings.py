@@ -1,12 +1,13 @@
-"""The README's configuration table and the settings the code reads are the same list."""
+"""The README's configuration table is generated from the settings' declarations
+(``scripts/settings_table.py``), and lists exactly the settings the code reads."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from notify_app.settings import load_settings
-from notify_core.config_names import KNOWN
+from notify_app.settings import GROUPS, KNOWN, load_settings
+from notify_core.settings_decl import markdown_table, with_table
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 _NAME_RE = re.compile(r"`(NOTIFY_[A-Z0-9_]+)`")
@@ -27,6 +28,20 @@ def table_settings() -> set[str]:
         if line.startswith("|") and len(cells) > 2:
             names.update(_NAME_RE.findall(cells[1]))
     return names
+
+
+def test_the_readme_table_is_the_one_generated_from_the_declarations() -> None:
+    text = README.read_text(encoding="utf-8")
+    assert text == with_table(text, markdown_table(GROUPS)), (
+        "the README's settings table is stale: run .venv/bin/python scripts/settings_table.py"
+    )
+
+
+def test_every_setting_is_documented_once() -> None:
+    names = [s.name for group in GROUPS for s in group.settings]
+    assert len(names) == len(set(names)), "a setting is declared twice"
+    undocumented = [s.name for group in GROUPS for s in group.settings if not s.doc.strip()]
+    assert not undocumented, f"settings without a doc: {undocumented}"
 
 
 def test_every_setting_the_code_reads_is_in_the_readme_table() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from delivery_svc.provider_event_routes import ProviderWebhooks
+from delivery_svc.providers.ses import PROVIDER as SES
 from notify_app.settings import load_settings
 from notify_core.errors import ConfigError
 
@@ -14,13 +15,14 @@ CHINA = "arn:aws-cn:sns:cn-north-1:123456789012:ses.events_2"
 
 def test_unset_turns_the_ses_endpoint_off() -> None:
     settings = load_settings({}, env_file=None)
-    assert settings.email.ses_sns_topic_arns == ()
+    assert SES.settings_of(settings.email).sns_topic_arns == ()
     assert ProviderWebhooks.from_settings(settings.email).receivers["ses"] is None
 
 
 def test_comma_separated_arns_are_kept_in_order() -> None:
     env = {"NOTIFY_SES_SNS_TOPIC_ARNS": f" {TOPIC} , {CHINA},"}
-    assert load_settings(env, env_file=None).email.ses_sns_topic_arns == (TOPIC, CHINA)
+    email = load_settings(env, env_file=None).email
+    assert SES.settings_of(email).sns_topic_arns == (TOPIC, CHINA)
 
 
 @pytest.mark.parametrize(
