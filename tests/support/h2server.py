@@ -41,8 +41,9 @@ def _free_port() -> int:
 
 
 @asynccontextmanager
-async def serving_h2(app: Any) -> AsyncIterator[TlsServer]:
-    """``app`` over TLS (HTTP/2 offered by ALPN, HTTP/1.1 too) until the block ends."""
+async def serving_h2(app: Any, port: int = 0) -> AsyncIterator[TlsServer]:
+    """``app`` over TLS (HTTP/2 offered by ALPN, HTTP/1.1 too) until the block ends, on
+    ``port`` (0: a free one)."""
     ca = trustme.CA()
     cert = ca.issue_cert("localhost", "127.0.0.1")
     with tempfile.TemporaryDirectory(prefix="notify-h2-") as tmp:
@@ -51,7 +52,7 @@ async def serving_h2(app: Any) -> AsyncIterator[TlsServer]:
         chain, key = Path(tmp, "chain.pem"), Path(tmp, "key.pem")
         cert.private_key_pem.write_to_path(str(key))
         _write(chain, b"".join(blob.bytes() for blob in cert.cert_chain_pems))
-        port = _free_port()
+        port = port or _free_port()
         config = Config()
         config.bind = [f"127.0.0.1:{port}"]
         config.certfile, config.keyfile = str(chain), str(key)

@@ -49,7 +49,7 @@ def test_an_endpoint_that_is_not_a_url_is_refused(fcm_service_account: Path) -> 
         "NOTIFY_FCM_CREDENTIALS": str(fcm_service_account),
         "NOTIFY_FCM_ENDPOINT": "fcm.googleapis.com",
     }
-    with pytest.raises(ConfigError, match="NOTIFY_FCM_ENDPOINT must start with http"):
+    with pytest.raises(ConfigError, match="NOTIFY_FCM_ENDPOINT must start with one of http"):
         read_settings(env)
 
 
