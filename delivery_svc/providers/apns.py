@@ -55,6 +55,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from delivery_svc.providers.base import Outcome, PushMessage, PushProviderSpec
+from delivery_svc.transport.tls import client_tls
 from notify_core.errors import ConfigError
 from notify_core.settings_decl import TEXT, Setting, SettingsGroup, url
 
@@ -332,6 +333,7 @@ class ApnsProvider:
             key, key_id=settings.key_id, team_id=settings.team_id, clock=clock
         )
         self._client = httpx.AsyncClient(
+            verify=client_tls(),
             base_url=self.endpoint,
             http2=True,
             timeout=timeout,

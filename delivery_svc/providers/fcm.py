@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import json
 import re
-import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -52,6 +51,7 @@ from delivery_svc.transport.google_oauth import (
     TokenRefused,
     load_service_account,
 )
+from delivery_svc.transport.tls import client_tls
 from notify_core.constants import (
     FCM_CONNECT_TIMEOUT_SECONDS,
     FCM_DEFAULT_ENDPOINT,
@@ -193,12 +193,6 @@ def _auth_refused(answer: FcmAnswer) -> bool:
 # --- The provider -------------------------------------------------------------------------
 
 
-def _tls() -> ssl.SSLContext:
-    """The system's trust store; OpenSSL reads ``SSL_CERT_FILE`` (and ``SSL_CERT_DIR``)
-    in place of its defaults when they are set."""
-    return ssl.create_default_context()
-
-
 class FcmProvider:
     """:class:`~delivery_svc.providers.base.PushProvider` for FCM tokens."""
 
@@ -219,7 +213,7 @@ class FcmProvider:
         self.url = f"{endpoint.rstrip('/')}/v1/projects/{account.project_id}/messages:send"
         self._client = httpx.AsyncClient(
             http2=True,
-            verify=_tls(),
+            verify=client_tls(),
             timeout=httpx.Timeout(timeout, connect=min(timeout, FCM_CONNECT_TIMEOUT_SECONDS)),
             limits=httpx.Limits(
                 max_connections=max_connections, max_keepalive_connections=max_connections

@@ -52,6 +52,7 @@ from delivery_svc.providers.base import (
     ProviderEvent,
 )
 from delivery_svc.transport.email_mime import check_header_value, extra_headers, parse_address
+from delivery_svc.transport.tls import client_tls
 from notify_core.constants import (
     PROVIDER_WEBHOOK_MAX_BYTES,
     SENDGRID_DEFAULT_BASE_URL,
@@ -174,6 +175,7 @@ class SendGridProvider:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._client = httpx.AsyncClient(
+            verify=client_tls(),
             base_url=self.base_url,
             headers={"Authorization": f"Bearer {api_key}"},
             timeout=timeout,

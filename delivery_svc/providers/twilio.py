@@ -53,6 +53,7 @@ from twilio.request_validator import RequestValidator  # type: ignore[import-unt
 from delivery_svc.phone_suppressions import OPTED_OUT, UNREACHABLE
 from delivery_svc.providers.base import Outcome, SmsMessage, SmsProviderSpec
 from delivery_svc.sms_events import SmsEventKind, SmsStatusEvent, apply_sms_events
+from delivery_svc.transport.tls import client_tls
 from notify_core.constants import (
     TWILIO_CALLBACK_MAX_BYTES,
     TWILIO_DEFAULT_BASE_URL,
@@ -172,6 +173,7 @@ class TwilioProvider:
         self.sender = sender
         self.path = f"/2010-04-01/Accounts/{account_sid}/Messages.json"
         self._client = httpx.AsyncClient(
+            verify=client_tls(),
             base_url=base_url.rstrip("/"),
             auth=(account_sid, auth_token),
             timeout=timeout,

@@ -31,6 +31,7 @@ from delivery_svc.transport.ssrf import (
     checked_addresses,
     system_resolver,
 )
+from delivery_svc.transport.tls import client_tls
 from notify_core.errors import PermanentDeliveryError
 
 # Most specific first: the first match wins.
@@ -141,7 +142,7 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         resolver: Resolver = system_resolver,
     ) -> None:
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context or httpx.create_ssl_context(),
+            ssl_context=ssl_context or client_tls(),
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
