@@ -26,8 +26,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -42,6 +40,7 @@ from delivery_svc.providers.base import (
     Outcome,
     ProviderEvent,
 )
+from delivery_svc.transport.aws import aws_client
 from delivery_svc.transport.email_mime import envelope_address, mime_bytes
 from delivery_svc.transport.sns import SnsHttp, SnsMessage, SnsVerifier, SubscribeGetter, iso_time
 from notify_core.constants import (
@@ -143,21 +142,16 @@ class SesProvider:
         """Credentials not given come from boto3's usual chain (environment, profile, role).
         ``configuration_set`` names the SES configuration set whose event destinations
         publish this mail's events (to SNS, for :mod:`.events`)."""
-        config = Config(
-            region_name=region,
+        self._client: SESV2Client = aws_client(
+            "sesv2",
+            region=region,
+            endpoint_url=endpoint_url,
             connect_timeout=SES_CONNECT_TIMEOUT_SECONDS,
             read_timeout=SES_READ_TIMEOUT_SECONDS,
-            retries={"total_max_attempts": 1},
             max_pool_connections=SES_MAX_POOL_CONNECTIONS,
-        )
-        session = boto3.session.Session(
             aws_access_key_id=aws_access_key_id,
             aws_secret_access_key=aws_secret_access_key,
             aws_session_token=aws_session_token,
-            region_name=region,
-        )
-        self._client: SESV2Client = session.client(
-            "sesv2", endpoint_url=endpoint_url, config=config
         )
         self._configuration_set = configuration_set
 

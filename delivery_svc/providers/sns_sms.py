@@ -27,12 +27,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from delivery_svc.providers.base import Outcome, SmsMessage, SmsProviderSpec
 from delivery_svc.providers.twilio import SMS_IN_USE
+from delivery_svc.transport.aws import aws_client
 from notify_core.constants import (
     SNS_SMS_CONNECT_TIMEOUT_SECONDS,
     SNS_SMS_MAX_POOL_CONNECTIONS,
@@ -112,20 +111,17 @@ class SnsSmsProvider:
         aws_session_token: str | None = None,
     ) -> None:
         """Credentials not given come from boto3's usual chain (environment, profile, role)."""
-        config = Config(
-            region_name=region,
+        self._client: SNSClient = aws_client(
+            "sns",
+            region=region,
+            endpoint_url=endpoint_url,
             connect_timeout=SNS_SMS_CONNECT_TIMEOUT_SECONDS,
             read_timeout=SNS_SMS_READ_TIMEOUT_SECONDS,
-            retries={"total_max_attempts": 1},
             max_pool_connections=SNS_SMS_MAX_POOL_CONNECTIONS,
-        )
-        session = boto3.session.Session(
             aws_access_key_id=aws_access_key_id,
             aws_secret_access_key=aws_secret_access_key,
             aws_session_token=aws_session_token,
-            region_name=region,
         )
-        self._client: SNSClient = session.client("sns", endpoint_url=endpoint_url, config=config)
 
     async def send(self, message: SmsMessage) -> Outcome:
         try:

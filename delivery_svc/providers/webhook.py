@@ -43,7 +43,7 @@ import httpx
 
 from delivery_svc.config_webhook import SECRET_VAR, WebhookSettings, webhook_secret_key
 from delivery_svc.providers.base import Outcome, WebhookMessage
-from delivery_svc.transport.guarded_http import GuardedTransport
+from delivery_svc.transport.guarded_http import guarded_client
 from delivery_svc.transport.ssrf import (
     PROVIDER,
     Resolver,
@@ -186,19 +186,15 @@ class HttpWebhookSender:
         self._policy = policy or TargetPolicy()
         self._timeout = timeout
         self._clock = clock
-        limits = httpx.Limits(
+        self._client = guarded_client(
+            self._policy,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
             max_connections=max_connections,
-            max_keepalive_connections=max_connections,
-            keepalive_expiry=WEBHOOK_KEEPALIVE_SECONDS,
-        )
-        self._client = httpx.AsyncClient(
-            transport=GuardedTransport(
-                self._policy, limits=limits, ssl_context=ssl_context, resolver=resolver
-            ),
-            follow_redirects=False,
-            trust_env=False,
-            timeout=httpx.Timeout(timeout, connect=min(connect_timeout, timeout)),
-            headers={"user-agent": WEBHOOK_USER_AGENT, "accept-encoding": "identity"},
+            keepalive=WEBHOOK_KEEPALIVE_SECONDS,
+            user_agent=WEBHOOK_USER_AGENT,
+            ssl_context=ssl_context,
+            resolver=resolver,
         )
 
     @classmethod

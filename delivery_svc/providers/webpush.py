@@ -68,7 +68,7 @@ from delivery_svc.providers.webhook import (
     read_bounded,
     retry_after_seconds,
 )
-from delivery_svc.transport.guarded_http import GuardedTransport
+from delivery_svc.transport.guarded_http import guarded_client
 from delivery_svc.transport.ssrf import Resolver, TargetPolicy, check_url, system_resolver
 from notify_core.constants import (
     WEBHOOK_CONNECT_TIMEOUT_SECONDS,
@@ -330,21 +330,15 @@ class WebPushProvider:
         self._timeout = settings.timeout
         self._clock = clock
         self._tokens: dict[str, tuple[str, float]] = {}
-        limits = httpx.Limits(
+        self._client = guarded_client(
+            self._policy,
+            timeout=self._timeout,
+            connect_timeout=WEBHOOK_CONNECT_TIMEOUT_SECONDS,
             max_connections=max_connections,
-            max_keepalive_connections=max_connections,
-            keepalive_expiry=WEBHOOK_KEEPALIVE_SECONDS,
-        )
-        self._client = httpx.AsyncClient(
-            transport=GuardedTransport(
-                self._policy, limits=limits, ssl_context=ssl_context, resolver=resolver
-            ),
-            follow_redirects=False,
-            trust_env=False,
-            timeout=httpx.Timeout(
-                self._timeout, connect=min(WEBHOOK_CONNECT_TIMEOUT_SECONDS, self._timeout)
-            ),
-            headers={"user-agent": USER_AGENT, "accept-encoding": "identity"},
+            keepalive=WEBHOOK_KEEPALIVE_SECONDS,
+            user_agent=USER_AGENT,
+            ssl_context=ssl_context,
+            resolver=resolver,
         )
 
     def authorization(self, origin: str) -> str:

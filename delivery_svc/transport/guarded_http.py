@@ -177,3 +177,33 @@ class GuardedTransport(httpx.AsyncBaseTransport):
     async def aclose(self) -> None:
         with _httpx_errors():
             await self._pool.aclose()
+
+
+def guarded_client(
+    policy: TargetPolicy,
+    *,
+    timeout: float,
+    connect_timeout: float,
+    max_connections: int,
+    keepalive: float,
+    user_agent: str,
+    ssl_context: ssl.SSLContext | None = None,
+    resolver: Resolver = system_resolver,
+) -> httpx.AsyncClient:
+    """An HTTP client for URLs users supply (webhooks, web push endpoints): every
+    connection through :class:`GuardedTransport`, no redirects, no proxy or ``.netrc`` from
+    the environment, ``timeout`` for the whole exchange, answers not decompressed."""
+    limits = httpx.Limits(
+        max_connections=max_connections,
+        max_keepalive_connections=max_connections,
+        keepalive_expiry=keepalive,
+    )
+    return httpx.AsyncClient(
+        transport=GuardedTransport(
+            policy, limits=limits, ssl_context=ssl_context, resolver=resolver
+        ),
+        follow_redirects=False,
+        trust_env=False,
+        timeout=httpx.Timeout(timeout, connect=min(connect_timeout, timeout)),
+        headers={"user-agent": user_agent, "accept-encoding": "identity"},
+    )
