@@ -21,6 +21,8 @@ mounts them all:
 ``GET /email-suppressions?limit=100``, ``DELETE /email-suppressions/{address}``
     Producer key. The suppressed addresses, newest first; deleting one lets email go to it
     again (404 when it is not on the list).
+``GET /phone-suppressions?limit=100``, ``DELETE /phone-suppressions/{number}``
+    The same for the numbers SMS is not sent to (opted out, unreachable).
 
 Providers retry on anything but 2xx, so only what a retry can fix (a database or a
 certificate host that is down) answers 5xx.
@@ -38,7 +40,7 @@ from starlette.responses import JSONResponse, Response
 from delivery_svc.config_email import EmailSettings
 from delivery_svc.providers.base import EventWebhook
 from delivery_svc.providers.registry import EMAIL_PROVIDERS
-from delivery_svc.suppressions import list_suppressions, unsuppress
+from delivery_svc.suppressions import EMAIL, PHONE, SuppressionList, list_suppressions, unsuppress
 from delivery_svc.transport.sns import SnsHttp
 from notify_core.constants import SUPPRESSIONS_DEFAULT_LIMIT
 from notify_core.db.engine import Database
@@ -91,17 +93,22 @@ def provider_event_routes(*, database: Database, webhooks: ProviderWebhooks) -> 
         if spec.events is not None
     ]
 
+    return [*events, *_suppression_routes(database, EMAIL), *_suppression_routes(database, PHONE)]
+
+
+def _suppression_routes(database: Database, which: SuppressionList) -> list[HttpRoute]:
+    path = f"/{'email' if which is EMAIL else 'phone'}-suppressions"
+
     async def suppressions(request: Request) -> Response:
         limit = _limit(request)
-        found = await list_suppressions(database, limit)
+        found = await list_suppressions(database, limit, which)
         return JSONResponse({"suppressions": found, "limit": limit})
 
     async def delete_suppression(request: Request) -> Response:
-        removed = await unsuppress(database, str(request.path_params["address"]))
+        removed = await unsuppress(database, str(request.path_params[which.key]), which)
         return JSONResponse({"deleted": removed})
 
     return [
-        *events,
-        HttpRoute("GET", "/email-suppressions", PRODUCER, suppressions),
-        HttpRoute("DELETE", "/email-suppressions/{address}", PRODUCER, delete_suppression),
+        HttpRoute("GET", path, PRODUCER, suppressions),
+        HttpRoute("DELETE", f"{path}/{{{which.key}}}", PRODUCER, delete_suppression),
     ]

@@ -108,6 +108,12 @@ async def test_an_opted_out_number_is_suppressed_and_not_texted_again(
         second = await settled(env, await env.send(user, channels=["sms"]))
         assert second["status"] == "failed" and "suppressed" in second["last_error"]
         assert len(twilio.forms) == tried  # Twilio was not asked again
+        listed = await env.http.get("/phone-suppressions", headers=env.producer)
+        (entry,) = [e for e in listed.json()["suppressions"] if e["number"] == OPTED_OUT]
+        assert entry["reason"] == "opted_out" and entry["provider"] == "twilio"
+        path = f"/phone-suppressions/{OPTED_OUT}"
+        assert (await env.http.delete(path, headers=env.producer)).status_code == 200
+        assert (await env.http.delete(path, headers=env.producer)).status_code == 404
 
 
 async def test_a_failed_callback_with_a_permanent_code_suppresses_the_number(
