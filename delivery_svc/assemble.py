@@ -1,4 +1,7 @@
-"""DeliveryService from a node's backends and its settings: providers, channels, workers."""
+"""DeliveryService from a node's backends and its settings: providers, channels, workers.
+
+One :class:`~delivery_svc.channels.FailoverEmail` per node: the email worker and the digest
+worker send through the same providers and breakers."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from delivery_svc.channels import EmailChannel, FailoverEmail, WebhookChannel
 from delivery_svc.compose import EmailComposer, Rendered, default_email
 from delivery_svc.config_email import EmailSettings
 from delivery_svc.config_webhook import WebhookSettings
+from delivery_svc.digests import digest_worker
 from delivery_svc.tracking import track_html
 from delivery_svc.worker import Channel, DeliveryWorker
 from notify_core.config import Settings
@@ -63,8 +67,11 @@ async def build_workers(
     preferences: PreferenceStore,
     public_url: str | None,
     templates: Templates | None = None,
+    *,
+    digest_concurrency: int,
 ) -> tuple[list[DeliveryWorker], list[Closer]]:
-    """The email and webhook workers, and what to close when the node stops."""
+    """The email, webhook and digest workers, and what to close when the node stops.
+    ``digest_concurrency`` (``NOTIFY_DIGEST_CONCURRENCY``): digests in flight at once."""
     from delivery_svc.providers.registry import create_email_providers
     from delivery_svc.providers.webhook import HttpWebhookSender
 
@@ -101,6 +108,7 @@ async def build_workers(
         )
         for channel in channels
     ]
+    workers.append(digest_worker(settings, database, queue, email, digest_concurrency))
     return workers, [email, webhook_sender]
 
 
@@ -113,8 +121,11 @@ async def assemble(
     preferences: PreferenceStore,
     public_url: str | None,
     templates: Templates,
+    *,
+    digest_concurrency: int,
 ) -> Parts:
-    """The service's parts: its RPCs, one worker task per channel, the providers to close."""
+    """The service's parts: its RPCs, one worker task per channel (and one for digests),
+    the providers to close."""
     workers, closers = await build_workers(
         settings,
         email_settings,
@@ -124,6 +135,7 @@ async def assemble(
         preferences,
         public_url,
         templates,
+        digest_concurrency=digest_concurrency,
     )
     return Parts(
         specs=[service.spec(database, queue, workers)],
