@@ -1,4 +1,7 @@
-"""DeliveryService from a node's backends and its settings: providers, channels, workers."""
+"""DeliveryService from a node's backends and its settings: providers, channels, workers.
+
+One :class:`~delivery_svc.channels.FailoverEmail` per node: the email worker and the digest
+worker send through the same providers and breakers."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from delivery_svc.compose import EmailComposer, Rendered, default_email
 from delivery_svc.config_email import EmailSettings
 from delivery_svc.config_push import PushSettings
 from delivery_svc.config_webhook import WebhookSettings
+from delivery_svc.digests import digest_worker
 from delivery_svc.push_workers import push_workers, sweep_devices
 from delivery_svc.tracking import track_html
 from delivery_svc.worker import Channel, DeliveryWorker
@@ -66,8 +70,11 @@ async def build_workers(
     preferences: PreferenceStore,
     public_url: str | None,
     templates: Templates | None = None,
+    *,
+    digest_concurrency: int,
 ) -> tuple[list[DeliveryWorker], list[Closer]]:
-    """The email and webhook workers, and what to close when the node stops."""
+    """The email, webhook and digest workers, and what to close when the node stops.
+    ``digest_concurrency`` (``NOTIFY_DIGEST_CONCURRENCY``): digests in flight at once."""
     from delivery_svc.providers.registry import create_email_providers
     from delivery_svc.providers.webhook import HttpWebhookSender
 
@@ -104,6 +111,7 @@ async def build_workers(
         )
         for channel in channels
     ]
+    workers.append(digest_worker(settings, database, queue, email, digest_concurrency))
     return workers, [email, webhook_sender]
 
 
@@ -117,9 +125,11 @@ async def assemble(
     preferences: PreferenceStore,
     public_url: str | None,
     templates: Templates,
+    *,
+    digest_concurrency: int,
 ) -> Parts:
-    """The service's parts: its RPCs, one worker task per channel, the device sweep, the
-    providers to close."""
+    """The service's parts: its RPCs, one worker task per channel (and one for digests),
+    the device sweep, the providers to close."""
     workers, closers = await build_workers(
         settings,
         email_settings,
@@ -129,6 +139,7 @@ async def assemble(
         preferences,
         public_url,
         templates,
+        digest_concurrency=digest_concurrency,
     )
     more, more_closers = push_workers(settings, push, database, queue, preferences, templates)
     workers += more

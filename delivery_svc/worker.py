@@ -2,7 +2,11 @@
 
 For each priority the channel's queue is consumed with its own concurrency
 (``NOTIFY_DELIVERY_CONCURRENCY``; high before normal before low by having more in flight).
-A batch of jobs goes through four steps:
+What a job names is a row of a table (:class:`Rows`): a notification delivery
+(:class:`DeliveryRows`, the email and webhook channels) or a digest
+(:class:`delivery_svc.digests.DigestRows`); both carry the same status, lease and retry
+columns, so one path claims, sends, records and retries them. A batch of jobs goes
+through four steps:
 
 1. **Claim** the rows in one statement: ``pending``, due ``retrying``, or ``sending`` with
    an expired lease become ``sending`` with a fresh lease and one more attempt. A row
@@ -60,13 +64,91 @@ class Channel(Protocol):
     name: str
 
     async def send_all(self, rows: Sequence[Mapping[str, Any]]) -> list[Outcome]:
-        """Send one message per row (a delivery joined with its notification); answer each
-        outcome in order. Never raises for one message's failure."""
+        """Send one message per row (as :meth:`Rows.load` answers it); answer each outcome
+        in order. Never raises for one message's failure."""
         ...
 
     def breakers(self) -> list[Breaker]:
         """The channel's circuit breakers, for operators."""
         ...
+
+
+class Rows(Protocol):
+    """The table a worker claims its sends from, and what it reads and writes besides.
+
+    ``table`` has the columns ``id``, ``status`` (moved along
+    :data:`~notify_core.domain.TRANSITIONS` by claimed, sent, retry and gave up),
+    ``attempts``, ``hold_until`` (the lease while sending, the next try while retrying),
+    ``provider``, ``provider_message_id``, ``recipient``, ``sent_at``, ``dead_at`` and the
+    error column named by ``error``."""
+
+    table: sa.Table
+    error: str
+    key: str
+    """The key of a loaded row's id (what ``send_all`` gets and the job names)."""
+
+    def scope(self) -> sa.ColumnElement[bool]:
+        """The rows of ``table`` that are this worker's (its channel's)."""
+        ...
+
+    async def load(self, conn: AsyncConnection, ids: list[str]) -> list[dict[str, Any]]:
+        """The claimed rows as the channel sends them, each with ``key``, ``attempts`` and
+        ``priority``."""
+        ...
+
+    async def held(self, conn: AsyncConnection, ids: list[str]) -> list[tuple[str, str, datetime]]:
+        """Of ``ids``, those another worker is sending: (id, priority, lease end)."""
+        ...
+
+    async def settled(
+        self, conn: AsyncConnection, sent: list[str], failed: list[str], now: datetime
+    ) -> None:
+        """What else changes, in the recording transaction, when rows are sent or fail for
+        good."""
+        ...
+
+
+class DeliveryRows:
+    """``notification_deliveries`` of one channel, joined with their notifications."""
+
+    table = deliveries
+    error = "error_message"
+    key = "delivery_id"
+
+    def __init__(self, channel: str) -> None:
+        self._channel = channel
+
+    def scope(self) -> sa.ColumnElement[bool]:
+        return deliveries.c.channel == self._channel
+
+    async def load(self, conn: AsyncConnection, ids: list[str]) -> list[dict[str, Any]]:
+        if not ids:
+            return []
+        result = await conn.execute(
+            sa.select(
+                deliveries.c.id.label("delivery_id"),
+                deliveries.c.channel,
+                deliveries.c.attempts,
+                notifications,
+            )
+            .join(notifications, notifications.c.id == deliveries.c.notification_id)
+            .where(deliveries.c.id.in_(ids))
+        )
+        return [dict(r._mapping) for r in result]
+
+    async def held(self, conn: AsyncConnection, ids: list[str]) -> list[tuple[str, str, datetime]]:
+        d = deliveries.c
+        others = await conn.execute(
+            sa.select(d.id, d.hold_until, notifications.c.priority)
+            .join(notifications, notifications.c.id == d.notification_id)
+            .where(d.id.in_(ids), d.status == DeliveryStatus.SENDING)
+        )
+        return [(r.id, r.priority, r.hold_until) for r in others]
+
+    async def settled(
+        self, conn: AsyncConnection, sent: list[str], failed: list[str], now: datetime
+    ) -> None:
+        return None
 
 
 @dataclass
@@ -96,10 +178,14 @@ class DeliveryWorker:
         schedule: Sequence[float],
         lease: float = SEND_LEASE_SECONDS,
         draw: Callable[[], float] = random.random,
+        rows: Rows | None = None,
+        priorities: Sequence[str] = PRIORITIES,
     ) -> None:
         self._db = database
         self._queue = queue
         self._channel = channel
+        self._rows: Rows = rows if rows is not None else DeliveryRows(channel.name)
+        self._priorities = tuple(priorities)
         self._concurrency = concurrency
         self._schedule = tuple(schedule)
         self._lease = lease
@@ -115,7 +201,7 @@ class DeliveryWorker:
         return self._channel.breakers()
 
     async def run(self) -> None:
-        await asyncio.gather(*[self._consume(p) for p in PRIORITIES])
+        await asyncio.gather(*[self._consume(p) for p in self._priorities])
 
     async def _consume(self, priority: str) -> None:
         name = delivery_queue(self._channel.name, priority)
@@ -154,13 +240,14 @@ class DeliveryWorker:
     async def _claim(
         self, ids: list[str]
     ) -> tuple[list[dict[str, Any]], list[tuple[str, str, float]]]:
-        """Claim the sendable rows; answer them (joined with their notifications) and the
-        rows held by another worker, with how long until their lease ends."""
+        """Claim the sendable rows; answer them (as the channel sends them) and the rows
+        held by another worker, with how long until their lease ends."""
         if not ids:
             return [], []
         now = datetime.now(UTC)
         lease = now + timedelta(seconds=self._lease)
-        d = deliveries.c
+        table = self._rows.table
+        d = table.c
         pending, retrying, sending = sources(DeliveryEvent.CLAIMED)
         claimable = sa.or_(
             d.status == pending,
@@ -169,43 +256,20 @@ class DeliveryWorker:
         )
         async with self._db.write() as conn:
             got = await conn.execute(
-                deliveries.update()
-                .where(d.id.in_(ids), d.channel == self._channel.name, claimable)
+                table.update()
+                .where(d.id.in_(ids), self._rows.scope(), claimable)
                 .values(
                     status=target(DeliveryEvent.CLAIMED), attempts=d.attempts + 1, hold_until=lease
                 )
                 .returning(d.id)
             )
             mine = [r.id for r in got]
-            rows = await self._joined(conn, mine)
-            others = await conn.execute(
-                sa.select(d.id, d.status, d.hold_until, notifications.c.priority)
-                .join(notifications, notifications.c.id == d.notification_id)
-                .where(
-                    d.id.in_([i for i in ids if i not in set(mine)]),
-                    d.status == DeliveryStatus.SENDING,
-                )
-            )
-            later = [
-                (r.id, r.priority, max(1.0, (r.hold_until - now).total_seconds())) for r in others
-            ]
+            rows = await self._rows.load(conn, mine)
+            taken = set(mine)
+            others = await self._rows.held(conn, [i for i in ids if i not in taken])
+            later = [(i, p, max(1.0, (until - now).total_seconds())) for i, p, until in others]
         self.counters.duplicates_skipped += len(ids) - len(mine) - len(later)
         return rows, later
-
-    async def _joined(self, conn: AsyncConnection, ids: list[str]) -> list[dict[str, Any]]:
-        if not ids:
-            return []
-        result = await conn.execute(
-            sa.select(
-                deliveries.c.id.label("delivery_id"),
-                deliveries.c.channel,
-                deliveries.c.attempts,
-                notifications,
-            )
-            .join(notifications, notifications.c.id == deliveries.c.notification_id)
-            .where(deliveries.c.id.in_(ids))
-        )
-        return [dict(r._mapping) for r in result]
 
     def _outcome(self, row: Mapping[str, Any], result: Outcome) -> _Outcome:
         if not result.retryable:
@@ -244,12 +308,13 @@ class DeliveryWorker:
         failed: list[dict[str, Any]] = []
         retrying: list[dict[str, Any]] = []
         retries: dict[float, list[tuple[str, Message]]] = {}
+        ident = self._rows.key
         for o in outcomes:
             row = o.row
             if o.result.ok:
                 sent.append(
                     {
-                        "b_id": row["delivery_id"],
+                        "b_id": row[ident],
                         "b_provider": o.result.provider,
                         "b_pmid": o.result.provider_id,
                         "b_rcpt": o.result.recipient,
@@ -260,13 +325,11 @@ class DeliveryWorker:
             key = o.result.kind
             self.counters.by_error[key] = self.counters.by_error.get(key, 0) + 1
             if o.retry_in is None:
-                failed.append(
-                    {"b_id": row["delivery_id"], "b_provider": o.result.provider, "b_err": error}
-                )
+                failed.append({"b_id": row[ident], "b_provider": o.result.provider, "b_err": error})
             else:
                 retrying.append(
                     {
-                        "b_id": row["delivery_id"],
+                        "b_id": row[ident],
                         "b_err": error,
                         "b_at": now + timedelta(seconds=o.retry_in),
                     }
@@ -275,7 +338,7 @@ class DeliveryWorker:
                 retries.setdefault(round(o.retry_in, 3), []).append(
                     (
                         delivery_queue(self._channel.name, row["priority"]),
-                        delivery_message(row["delivery_id"], row["priority"]),
+                        delivery_message(row[ident], row["priority"]),
                     )
                 )
         return sent, failed, retrying, retries
@@ -285,7 +348,7 @@ class DeliveryWorker:
         if not outcomes:
             return
         now = datetime.now(UTC)
-        d = deliveries.c
+        table, error = self._rows.table, self._rows.error
         sent, failed, retrying, retries = self._sort(outcomes, now)
         async with self._db.write() as conn:
             b = sa.bindparam
@@ -298,7 +361,7 @@ class DeliveryWorker:
                         "provider_message_id": b("b_pmid"),
                         "recipient": b("b_rcpt"),
                         "sent_at": now,
-                        "error_message": None,
+                        error: None,
                         "hold_until": None,
                     },
                 ),
@@ -307,7 +370,7 @@ class DeliveryWorker:
                     {
                         "status": target(DeliveryEvent.GAVE_UP),
                         "provider": b("b_provider"),
-                        "error_message": b("b_err"),
+                        error: b("b_err"),
                         "dead_at": now,
                         "hold_until": None,
                     },
@@ -316,14 +379,17 @@ class DeliveryWorker:
                     retrying,
                     {
                         "status": target(DeliveryEvent.RETRY),
-                        "error_message": b("b_err"),
+                        error: b("b_err"),
                         "hold_until": b("b_at"),
                     },
                 ),
             ):
                 if params:
-                    stmt = deliveries.update().where(d.id == b("b_id")).values(**values)
+                    stmt = table.update().where(table.c.id == b("b_id")).values(**values)
                     await conn.execute(stmt, params)
+            await self._rows.settled(
+                conn, [p["b_id"] for p in sent], [p["b_id"] for p in failed], now
+            )
             staged = [
                 await self._queue.stage(conn, queue, batch, delay=delay)
                 for delay, messages in retries.items()

@@ -1,10 +1,14 @@
-"""DigestService from a node's backends and its settings: providers, runner, scheduler."""
+"""DigestService from a node's backends and its settings: runner and scheduler.
+
+A run renders each digest and hands it to the delivery queue ``deliver.digest.low``; the
+delivery service's digest worker sends it through the node's email providers (see
+:mod:`delivery_svc.digests`), so this service opens no provider of its own."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from delivery_svc.api import EmailSettings, FailoverEmail, create_email_providers
+from delivery_svc.api import EmailSettings
 from digest_svc import service
 from digest_svc.config_digest import DigestSettings
 from digest_svc.runner import DigestRunner
@@ -13,13 +17,14 @@ from notify_core.cache.base import CacheBackends
 from notify_core.config import Settings
 from notify_core.db.engine import Database
 from notify_core.parts import Parts
+from notify_core.queue.base import WorkQueue
 from template_svc.api import Templates
 
 
 @dataclass(frozen=True, slots=True)
 class DigestConfig:
-    """What a DigestService is built from: the core settings, the email providers' and the
-    digests' own."""
+    """What a DigestService is built from: the core settings, the email settings (the
+    sender address the digests are rendered with) and the digests' own."""
 
     settings: Settings
     email: EmailSettings
@@ -29,25 +34,18 @@ class DigestConfig:
 def build_digest_service(
     config: DigestConfig,
     database: Database,
+    queue: WorkQueue,
     backends: CacheBackends,
     templates: Templates,
     public_url: str | None,
-) -> tuple[DigestService, FailoverEmail]:
-    """The node's DigestService, and its email providers to close when the node stops.
-
-    Digests have providers of their own (the same configuration as the delivery workers',
-    another SMTP pool and other breakers): a run's burst of digests does not hold back the
-    transactional email of the delivery workers."""
+) -> DigestService:
+    """The node's DigestService, handing its digests to ``queue``."""
     settings = config.settings
-    primary, fallback = create_email_providers(config.email)
-    email = FailoverEmail(
-        primary, fallback, threshold=settings.breaker_threshold, reset=settings.breaker_reset
-    )
     runner = DigestRunner(
         database,
         backends,
         settings.namespace,
-        email,
+        queue,
         email_from=config.email.sender,
         settings=config.digest,
         rates=settings.rate_limits,
@@ -55,19 +53,18 @@ def build_digest_service(
         signing_secret=settings.signing_secret,
         public_url=public_url,
     )
-    return DigestService(database, runner, config.digest), email
+    return DigestService(database, runner, config.digest)
 
 
 def assemble(
     config: DigestConfig,
     database: Database,
+    queue: WorkQueue,
     backends: CacheBackends,
     templates: Templates,
     public_url: str | None,
 ) -> tuple[Parts, DigestService]:
     """The service's parts, and the DigestService (which tests drive)."""
-    digest, email = build_digest_service(config, database, backends, templates, public_url)
-    parts = Parts(
-        specs=[service.spec(database, digest)], tasks={"digest": digest.run}, closers=[email]
-    )
+    digest = build_digest_service(config, database, queue, backends, templates, public_url)
+    parts = Parts(specs=[service.spec(database, digest)], tasks={"digest": digest.run})
     return parts, digest

@@ -19,7 +19,7 @@ import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
-from digest_svc import runs
+from digest_svc import runs, store
 from digest_svc.runs import Run
 from notify_core.constants import DIGEST_LEASE
 from notify_core.convert import iso
@@ -153,28 +153,46 @@ async def _scheduler_alive(db: Database) -> bool:
 
 
 async def _run_here(config: DigestConfig, db: Database, run_id: str, out: TextIO) -> Run:
-    """No node is the scheduler: take the lease and carry the queued runs out here."""
+    """No node is the scheduler: take the lease and carry the queued runs out here, with a
+    digest delivery worker sending what they hand over until this run's digests have had
+    their first try (those left to retry go to the nodes' delivery workers)."""
+    from delivery_svc.api import FailoverEmail, create_email_providers, digest_worker
     from digest_svc.assemble import build_digest_service
     from notify_core.cache.factory import create_cache_backends
+    from notify_core.constants import QUEUES
+    from notify_core.queue.factory import create_queue
     from template_svc.api import Templates
 
     settings = config.settings
     backends = create_cache_backends(settings.redis_url, settings.namespace)
-    service, email = build_digest_service(config, db, backends, Templates(db), settings.public_url)
+    queue = create_queue(settings.amqp_url, db, settings.namespace, list(QUEUES))
+    await queue.start()
+    primary, fallback = create_email_providers(config.email)
+    email = FailoverEmail(
+        primary, fallback, threshold=settings.breaker_threshold, reset=settings.breaker_reset
+    )
+    worker = digest_worker(settings, db, queue, email, config.digest.concurrency)
+    service = build_digest_service(config, db, queue, backends, Templates(db), settings.public_url)
     out.write(f"no node is the digest scheduler: running it here ({service.holder})\n")
     work = asyncio.create_task(service.tick())
+    sending = asyncio.create_task(worker.run())
     try:
         run = await follow(db, run_id, out)
         await work
-        return run
+        while True:
+            if not await store.undelivered(db, run_id):
+                return run
+            await asyncio.sleep(POLL_SECONDS)
     finally:
-        if not work.done():
-            work.cancel()
-            with contextlib.suppress(BaseException):
-                await work
+        for task in (work, sending):
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
         with contextlib.suppress(Exception):
             await service.lease.release()
         await email.close()
+        await queue.close()
         await backends.close()
 
 

@@ -29,18 +29,21 @@ BATCH = Setting(
     "NOTIFY_DIGEST_BATCH",
     whole(1, 10_000),
     100,
-    "users whose digests are sent, then recorded in one transaction (a crash can resend at "
-    "most the batch being recorded and the one being sent, with the same Message-ID)",
+    "users whose digests are rendered, then recorded and queued for delivery "
+    "(`deliver.digest.low`) in one transaction",
 )
 CONCURRENCY = Setting(
-    "NOTIFY_DIGEST_CONCURRENCY", whole(1, 1_000), 50, "digest emails in flight at once"
+    "NOTIFY_DIGEST_CONCURRENCY",
+    whole(1, 1_000),
+    50,
+    "digest emails in flight at once: the concurrency of the delivery service's digest worker",
 )
 RETRY = Setting(
     "NOTIFY_DIGEST_RETRY",
     duration(0, 86_400),
     300.0,
-    "after a send failed and may succeed later (a timeout, a 4xx, every circuit open), how "
-    "long before the user is tried again",
+    "accepted and checked, no longer used: a digest whose send failed and may succeed later "
+    "is retried by the delivery worker on `NOTIFY_RETRY_SCHEDULE`, as any email",
 )
 
 DIGEST = SettingsGroup(

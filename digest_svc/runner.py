@@ -1,5 +1,6 @@
-"""One digest run: due users a page at a time, decided, rate-checked, rendered, sent,
-recorded. A thin shell around :mod:`digest_svc.schedule` and :mod:`digest_svc.content`.
+"""One digest run: due users a page at a time, decided, rate-checked, rendered, handed to
+delivery, recorded. A thin shell around :mod:`digest_svc.schedule` and
+:mod:`digest_svc.content`; the sending is the delivery worker's (:mod:`delivery_svc.digests`).
 
 Per page (``NOTIFY_DIGEST_PAGE`` users, by user id): the users due at the run's clock
 (``as_of``) with their preferences, their put-aside items, their suppressed addresses and
@@ -9,19 +10,29 @@ which of them already have this period's digest. Then per batch (``NOTIFY_DIGEST
 2. count one email against each sender's rate limit (the email limits the router uses;
    type ``digest`` may have its own rule): refused ones are skipped "rate limited" and due
    again when their window frees a slot;
-3. render (the ``digest`` template of the locale, else the built-in one) and send,
-   concurrently (``NOTIFY_DIGEST_CONCURRENCY``), through the configured email provider(s)
-   with their circuit breakers;
+3. render (the ``digest`` template of the locale, else the built-in one);
 4. record, in one transaction fenced by the scheduler lease: the ``digests`` rows (unique
-   per user and period), the items marked ``digest_sent`` with the digest's id, each
-   user's next due time, the run's counts. The next batch is sent while this one records.
+   per user and period, ``pending`` with the rendered message), the items they carry
+   marked with the digest's id, each user's next due time, the run's counts, and one job
+   per digest staged on the digest delivery queue (``deliver.digest.low``, through the
+   outbox). After the commit the jobs are flushed. The next batch is rendered while this
+   one records.
 
-**Exactly once per period**: a user's digest row, the marks on its items and the move of
-their schedule commit together, and a user is only sent to when no row exists for the
-period. The send happens before that commit, so a crash (or a lost lease) between the two
-resends at most the batches in flight — the one being recorded and the one being sent —
-with the same Message-ID (``<digest-id.digest@domain>``, the id fixed by user and
-period), which receivers can drop. That is the same window as the delivery workers'.
+The delivery worker then claims each digest, sends it through the email channel's
+providers and breakers, and records it ``sent`` (its items become ``digest_sent``),
+``retrying`` on the delivery retry schedule (``NOTIFY_RETRY_SCHEDULE``), or ``failed``, a
+dead letter (its items stay put aside for the next digest).
+
+**Exactly once per period**: a user's digest row, the marks on its items, the move of
+their schedule and the digest's job commit together, and a user gets a digest only when no
+row exists for the period. A crash before that commit leaves nothing (the batch is
+decided again); after it, the job is delivered by the queue. The send is the delivery
+worker's: a crash between a provider taking the digest and the worker recording it resends
+it, once its lease lapses, with the same Message-ID (``<digest-id.digest@domain>``, the
+id fixed by user and period), which receivers can drop: the same window as any email's.
+
+**Counts**: ``sent`` counts the digests the run handed to delivery (written and queued),
+``items`` what they carry; a digest's own outcome is its ``digests`` row's status.
 """
 
 from __future__ import annotations
@@ -33,10 +44,9 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache, partial
-from typing import Any, Protocol
+from typing import Any
 
-from delivery_svc.api import EmailMessage, suppressed_addresses, unsubscribe_link
-from delivery_svc.api import Outcome as SendOutcome
+from delivery_svc.api import EmailMessage, message_json, suppressed_addresses, unsubscribe_link
 from digest_svc import store
 from digest_svc.config_digest import DigestSettings
 from digest_svc.content import RATE_LIMITED, Outcome, Recipient, Send, Skip, decide
@@ -55,18 +65,14 @@ from notify_core.constants import DIGEST_TEMPLATE, DIGEST_TYPE
 from notify_core.db.engine import Database
 from notify_core.db.lease import Lease
 from notify_core.db.schema import utcnow
+from notify_core.domain import DeliveryStatus
 from notify_core.errors import InvalidArgument, LeaseLost
+from notify_core.queue.base import WorkQueue
 from notify_core.ratelimit import RateRules
 from router_svc.api import Preferences, Question, ask_rate_limits
 from template_svc.api import Rendered, Renderer, Resolved, Templates
 
 log = logging.getLogger(__name__)
-
-
-class EmailSender(Protocol):
-    """The email channel's provider(s): :class:`delivery_svc.channels.FailoverEmail`."""
-
-    async def send(self, message: EmailMessage) -> SendOutcome: ...
 
 
 @dataclass
@@ -78,13 +84,13 @@ class _Due:
     period: str
     outcome: Outcome
     message: EmailMessage | None = None
-    result: SendOutcome | None = None
     retry_in: float | None = None
 
 
 @dataclass
 class _Delta:
-    """What one batch adds (for the metrics, once it is recorded)."""
+    """What one batch adds (for the metrics, once it is recorded); ``sent``: handed to
+    delivery."""
 
     sent: int = 0
     items: int = 0
@@ -101,17 +107,13 @@ def _allows_email(preferences: Preferences, type_: str) -> bool:
     return preferences.allows("email", type_)
 
 
-def failure_reason(refused: SendOutcome) -> str:
-    return "provider unavailable" if refused.retryable else "refused by the provider"
-
-
 class DigestRunner:
     def __init__(
         self,
         database: Database,
         backends: CacheBackends,
         namespace: str,
-        sender: EmailSender,
+        queue: WorkQueue,
         *,
         email_from: str,
         settings: DigestSettings,
@@ -125,7 +127,7 @@ class DigestRunner:
         self._db = database
         self._backends = backends
         self._ns = namespace
-        self._sender = sender
+        self._queue = queue
         self._from = email_from
         self._settings = settings
         self._rates = rates or RateRules()
@@ -216,7 +218,7 @@ class DigestRunner:
         counts: Counts,
         templates: dict[str | None, Resolved | None],
     ) -> tuple[Batch, _Delta]:
-        """Rate-check, render and send one batch; answer what to record, and count it."""
+        """Rate-check and render one batch; answer what to record, and count it."""
         senders = [d for d in chunk if isinstance(d.outcome, Send)]
         if senders:
             verdicts = await ask_rate_limits(
@@ -234,16 +236,6 @@ class DigestRunner:
         for d in senders:
             d.message = await self._compose(d, templates)
         counts.timings["render"] += time.perf_counter() - clock
-        clock = time.perf_counter()
-        limit = asyncio.Semaphore(self._settings.concurrency)
-
-        async def send(d: _Due) -> None:
-            assert d.message is not None
-            async with limit:
-                d.result = await self._sender.send(d.message)
-
-        await asyncio.gather(*[send(d) for d in senders])
-        counts.timings["send"] += time.perf_counter() - clock
         return self._outcomes(chunk, run, counts)
 
     async def _compose(self, d: _Due, templates: dict[str | None, Resolved | None]) -> EmailMessage:
@@ -292,7 +284,6 @@ class DigestRunner:
     def _outcomes(self, chunk: list[_Due], run: Run, counts: Counts) -> tuple[Batch, _Delta]:
         """What the batch came to: rows to write, next due times, counts."""
         batch, delta = Batch(), _Delta()
-        retry = timedelta(seconds=self._settings.retry)
         for d in chunk:
             user = d.user.user_id
             settle = _next_digest_at(d.slot.at, d.user.schedule, d.user.zone)
@@ -304,47 +295,29 @@ class DigestRunner:
                 wait = timedelta(seconds=d.retry_in or 0)
                 batch.next_at[user] = settle if outcome.settled else run.as_of + wait
                 continue
+            assert d.message is not None
             ident = digest_id(user, d.period)
-            row: dict[str, Any] = {
-                "id": ident,
-                "user_id": user,
-                "period_key": d.period,
-                "run_id": run.id,
-                "items": len(outcome.digest.items),
-                "message_id": d.message.message_id if d.message else None,
-                "slot_at": d.slot.at,
-                "created_at": utcnow(),
-                "provider": None,
-                "provider_message_id": None,
-                "error": None,
-            }
-            assert d.result is not None
-            if d.result.ok:
-                row.update(
-                    status="sent",
-                    provider=d.result.provider,
-                    provider_message_id=d.result.provider_id,
-                )
-                batch.digests.append(row)
-                batch.carried[ident] = [i.delivery_id for i in outcome.digest.items]
-                batch.dropped.extend(i.delivery_id for i in outcome.dropped)
-                batch.next_at[user] = settle
-                counts.sent += 1
-                counts.items += len(outcome.digest.items)
-                delta.sent += 1
-                delta.items += len(outcome.digest.items)
-                continue
-            reason = failure_reason(d.result)
-            counts.fail(reason)
-            delta.failed[reason] = delta.failed.get(reason, 0) + 1
-            if not d.result.retryable:
-                # The address or content was refused: this period is over (its items
-                # stay put aside for the next one).
-                row.update(status="failed", error=d.result.message[:1000])
-                batch.digests.append(row)
-                batch.next_at[user] = settle
-            else:
-                batch.next_at[user] = run.as_of + retry
+            batch.digests.append(
+                {
+                    "id": ident,
+                    "user_id": user,
+                    "period_key": d.period,
+                    "status": DeliveryStatus.PENDING,
+                    "run_id": run.id,
+                    "items": len(outcome.digest.items),
+                    "message_id": d.message.message_id,
+                    "message": message_json(d.message),
+                    "slot_at": d.slot.at,
+                    "created_at": utcnow(),
+                }
+            )
+            batch.carried[ident] = [i.delivery_id for i in outcome.digest.items]
+            batch.dropped.extend(i.delivery_id for i in outcome.dropped)
+            batch.next_at[user] = settle
+            counts.sent += 1
+            counts.items += len(outcome.digest.items)
+            delta.sent += 1
+            delta.items += len(outcome.digest.items)
         counts.processed += len(chunk)
         return batch, delta
 
@@ -358,13 +331,17 @@ class DigestRunner:
         delta: _Delta,
     ) -> None:
         clock = time.perf_counter()
-        written = await store.record(self._db, lease, run_id, batch, snapshot, utcnow())
-        lost = [r for r in batch.digests if r["id"] not in written]
+        done = await store.record(self._db, self._queue, lease, run_id, batch, snapshot)
+        flushing = time.perf_counter()
+        self._queue.flush(done.staged)
+        handover = done.staging + time.perf_counter() - flushing
+        counts.timings["send"] += handover
+        counts.timings["record"] += time.perf_counter() - clock - handover
+        lost = [r for r in batch.digests if r["id"] not in done.written]
         if lost:
             log.warning(
                 "%d digests were recorded by another run first (a race the lease should "
                 "prevent): their items are left to it",
                 len(lost),
             )
-        counts.timings["record"] += time.perf_counter() - clock
         self.metrics.batch(delta.sent, delta.items, delta.failed, delta.skipped)

@@ -25,12 +25,17 @@ from notify_core.domain import DigestRunStatus
 from notify_core.errors import InvalidArgument, NotFound
 
 PHASES = ("query", "render", "send", "record")
-"""Where a run's time goes: reading users and items, rendering, sending, recording."""
+"""Where a run's time goes: reading users and items, rendering, handing the digests to
+the delivery queue (staging and flushing their jobs), recording."""
 
 
 @dataclass
 class Counts:
-    """What a run has done so far (mutable while it goes; written with each batch)."""
+    """What a run has done so far (mutable while it goes; written with each batch).
+
+    ``sent``: digests the run handed to delivery (written ``pending`` and queued); their
+    own outcome is their ``digests`` row's status. ``failed`` stays for the record of
+    older runs: a run no longer sends, so it fails none."""
 
     due: int = 0
     processed: int = 0

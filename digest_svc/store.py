@@ -7,14 +7,17 @@
   :func:`load_items` their put-aside emails (delivery rows ``digested``, by the partial
   index ``idx_deliveries_digested``).
 - :func:`record` writes one batch's outcome in one transaction, fenced by the scheduler
-  lease: the ``digests`` rows (unique per user and period), the items marked
-  ``digest_sent`` with the digest's id (or ``skipped``), each user's next due time, and the
-  run's counts.
+  lease: the ``digests`` rows (unique per user and period, ``pending`` with their rendered
+  message), the items they carry marked with the digest's id (or ``skipped``), each user's
+  next due time, the run's counts, and one job per new digest staged on the digest
+  delivery queue (:data:`~notify_core.constants.DIGEST_QUEUE`), which the delivery worker
+  consumes (:mod:`delivery_svc.digests`).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,10 +29,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from delivery_svc.api import delivery_message
 from digest_svc.content import TYPE_SWITCHED_OFF, Item
 from digest_svc.runs import Counts, write_counts
 from digest_svc.schedule import Schedule, first_digest_at
-from notify_core.constants import DIGEST_SYNC_BATCH
+from notify_core.constants import DIGEST_PRIORITY, DIGEST_QUEUE, DIGEST_SYNC_BATCH
 from notify_core.db.engine import Database
 from notify_core.db.lease import Lease
 from notify_core.db.schema import (
@@ -41,6 +45,7 @@ from notify_core.db.schema import (
 )
 from notify_core.domain import DeliveryEvent, DeliveryStatus, target
 from notify_core.errors import LeaseLost
+from notify_core.queue.base import Staged, WorkQueue
 from preference_svc.api import StoredPreferences, from_row
 
 log = logging.getLogger(__name__)
@@ -213,7 +218,8 @@ async def due_page(db: Database, as_of: datetime, after: str, limit: int) -> lis
 async def load_items(
     db: Database, user_ids: Sequence[str], as_of: datetime
 ) -> dict[str, list[Item]]:
-    """Each user's emails put aside for the digest up to ``as_of``, oldest first."""
+    """Each user's emails put aside for the digest up to ``as_of``, oldest first; not those
+    a digest already carries (it is on its way: they settle with its outcome)."""
     n, d = notifications, notification_deliveries
     query = (
         sa.select(
@@ -234,6 +240,7 @@ async def load_items(
             n.c.user_id.in_(user_ids),
             d.c.status == DeliveryStatus.DIGESTED,
             d.c.channel == "email",
+            d.c.digest_id.is_(None),
             d.c.created_at <= as_of,
         )
         .order_by(n.c.user_id, n.c.created_at)
@@ -280,23 +287,41 @@ class Batch:
     """What one batch of users came to, ready to be written in one transaction."""
 
     digests: list[dict[str, Any]] = field(default_factory=list)
-    """``digests`` rows (sent, or failed for good)."""
+    """``digests`` rows (``pending``, with their message)."""
     carried: dict[str, list[str]] = field(default_factory=dict)
-    """Per sent digest id: the delivery ids it carried."""
+    """Per digest id: the delivery ids it carries."""
     dropped: list[str] = field(default_factory=list)
     """Delivery ids of types switched off since: marked ``skipped``."""
     next_at: dict[str, datetime] = field(default_factory=dict)
     """Per user: when next due."""
 
 
+@dataclass
+class Recorded:
+    """What :func:`record` wrote: the digests, and their staged jobs."""
+
+    written: set[str]
+    """Ids of the digests written (one missing was recorded for its period already)."""
+    staged: list[Staged]
+    """Their delivery jobs, to ``queue.flush`` once committed."""
+    staging: float = 0.0
+    """Seconds spent staging the jobs (the run's ``send`` phase: the hand-over)."""
+
+
 async def record(
-    db: Database, lease: Lease, run_id: str, batch: Batch, counts: Counts, now: datetime
-) -> set[str]:
-    """Write ``batch`` and the run's ``counts`` in one transaction, if this node still
-    holds the lease (else :class:`LeaseLost`, nothing written). Answers the ids of the
-    digests written; one missing was recorded by someone else for its period already, and
-    its items are left to that one."""
+    db: Database,
+    queue: WorkQueue,
+    lease: Lease,
+    run_id: str,
+    batch: Batch,
+    counts: Counts,
+) -> Recorded:
+    """Write ``batch`` and the run's ``counts``, and stage a delivery job for each digest
+    written, in one transaction, if this node still holds the lease (else
+    :class:`LeaseLost`, nothing written). A digest not written was recorded by someone
+    else for its period already, and its items are left to that one."""
     d = notification_deliveries
+    out = Recorded(set(), [])
     async with db.write() as conn:
         if not await lease.renew_in(conn):
             raise LeaseLost(f"the lease {lease.name!r} is no longer held by {lease.holder}")
@@ -316,7 +341,6 @@ async def record(
                 for delivery in carried
             ],
             where=d.c.status == DeliveryStatus.DIGESTED,
-            also={"status": target(DeliveryEvent.DIGEST_SENT), "sent_at": now},
         )
         for chunk in batched(batch.dropped, _MAX_PARAMS):
             await conn.execute(
@@ -333,4 +357,25 @@ async def record(
             [{"user_id": u, "next_at": at} for u, at in batch.next_at.items()],
         )
         await write_counts(conn, run_id, counts)
-    return written
+        if written:
+            clock = time.perf_counter()
+            jobs = [delivery_message(i, DIGEST_PRIORITY) for i in sorted(written)]
+            out.staged.append(await queue.stage(conn, DIGEST_QUEUE, jobs))
+            out.staging = time.perf_counter() - clock
+    out.written = written
+    return out
+
+
+async def undelivered(db: Database, run_id: str) -> int:
+    """The digests of a run still waiting for their first send or being sent (not those
+    sent, failed, or waiting for a retry)."""
+    query = (
+        sa.select(sa.func.count())
+        .select_from(digests)
+        .where(
+            digests.c.run_id == run_id,
+            digests.c.status.in_([DeliveryStatus.PENDING, DeliveryStatus.SENDING]),
+        )
+    )
+    async with db.read() as conn:
+        return int((await conn.execute(query)).scalar_one())

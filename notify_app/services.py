@@ -172,13 +172,16 @@ async def _delivery(w: Wiring) -> Parts:
         w.preferences,
         w.public_url,
         w.templates,
+        digest_concurrency=s.digest.concurrency,
     )
 
 
 async def _digest(w: Wiring) -> Parts:
     s = w.settings
     config = digest.DigestConfig(s, s.email, s.digest)
-    parts, w.digest = digest.assemble(config, w.database, w.backends, w.templates, w.public_url)
+    parts, w.digest = digest.assemble(
+        config, w.database, w.queue, w.backends, w.templates, w.public_url
+    )
     return parts
 
 

@@ -32,7 +32,15 @@ def delivery_queue(channel: str, priority: str) -> str:
 
 
 DELIVERY_QUEUES: Final = tuple(delivery_queue(c, p) for c in DELIVERY_CHANNELS for p in PRIORITIES)
-QUEUES: Final = (QUEUE_ROUTE, QUEUE_FANOUT, *DELIVERY_QUEUES)
+DIGEST_DELIVERY: Final = "digest"
+"""The delivery worker that sends digests (``digests`` rows) through the email providers:
+its name, and its queue's channel part."""
+DIGEST_PRIORITY: Final = Priority.LOW
+"""Digests gather low-priority email: their jobs go on the low queue, the only one the
+digest worker consumes."""
+DIGEST_QUEUE: Final = delivery_queue(DIGEST_DELIVERY, DIGEST_PRIORITY)
+"""``deliver.digest.low``: one job per digest a run hands over, and its retries."""
+QUEUES: Final = (QUEUE_ROUTE, QUEUE_FANOUT, *DELIVERY_QUEUES, DIGEST_QUEUE)
 """Every queue a node declares at start (publishers and consumers alike)."""
 SEND_LEASE_SECONDS: Final = 60.0
 """A delivery being sent is leased this long (``NOTIFY_SEND_LEASE``); a crashed worker's

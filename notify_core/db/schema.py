@@ -263,13 +263,23 @@ notification_deliveries = sa.Table(
     sa.Column("dead_at", UtcDateTime, comment="when the last try failed (dead letter)"),
     sa.Column("opens", sa.Integer, nullable=False, server_default="0"),
     sa.Column("clicks", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("digest_id", sa.String(36), comment="the digest that carried it (digests.id)"),
+    sa.Column(
+        "digest_id",
+        sa.String(36),
+        comment="the digest carrying it (digests.id): set when queued, kept once sent",
+    ),
     sa.Column(
         "recipient",
         sa.String(254),
         comment="email: the address it was sent to; provider events suppress only this one",
     ),
     sa.Index("idx_deliveries_notification", "notification_id"),
+    sa.Index(
+        "idx_deliveries_digest_id",
+        "digest_id",
+        postgresql_where=sa.text("digest_id IS NOT NULL"),
+        sqlite_where=sa.text("digest_id IS NOT NULL"),
+    ),
     sa.Index(
         "idx_deliveries_digested",
         "notification_id",
@@ -477,14 +487,18 @@ digest_schedules = sa.Table(
     sa.Index("idx_digest_schedules_next", "next_at"),
 )
 
-# One row per digest sent (or failed for good): at most one per user and period.
+# One row per digest: at most one per user and period. Written with its rendered message
+# when a run hands it over (pending), then claimed and sent by the digest delivery worker
+# like a notification delivery (sending, retrying, sent, failed).
 digests = sa.Table(
     "digests",
     metadata,
     sa.Column("id", sa.String(36), primary_key=True, comment="uuid5 of user and period"),
     sa.Column("user_id", sa.String(255), nullable=False),
     sa.Column("period_key", sa.String(32), nullable=False, comment="daily:DATE, weekly:YYYY-Www"),
-    sa.Column("status", sa.String(16), nullable=False, comment="sent or failed"),
+    sa.Column(
+        "status", sa.String(16), nullable=False, comment="pending, sending, retrying, sent, failed"
+    ),
     sa.Column("run_id", sa.String(36), nullable=False),
     sa.Column("items", sa.Integer, nullable=False, server_default="0"),
     sa.Column("message_id", sa.String(255)),
@@ -493,6 +507,13 @@ digests = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("slot_at", UtcDateTime, nullable=False, comment="the scheduled instant"),
     sa.Column("created_at", UtcDateTime, nullable=False, default=utcnow),
+    # -- sent by the delivery worker (0012) ----------------------------------------------
+    sa.Column("message", JSONType, comment="the rendered email, as the run composed it"),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("hold_until", UtcDateTime, comment="sending: end of the lease; retrying: next try"),
+    sa.Column("recipient", sa.String(254), comment="the address it was sent to"),
+    sa.Column("sent_at", UtcDateTime),
+    sa.Column("dead_at", UtcDateTime, comment="when the last try failed (dead letter)"),
     sa.UniqueConstraint("user_id", "period_key"),
 )
 

@@ -8,17 +8,25 @@ import os
 import subprocess
 import sys
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
 import httpx
 import pytest
 import websockets
+from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from notify.v1 import digest_pb2, digest_pb2_grpc
 
 from notify_core.auth import issue_user_token
+from notify_core.db.engine import Database
+from notify_core.db.schema import digest_runs, leases, notification_preferences
+from tests.support.digests import seed
+from tests.support.flood import mail_env, smtp_server
 from tests.support.nodes import API_KEY, JWT_SECRET
 from tests.support.procs import ROOT, NotifyProcess, free_port
+from tests.support.waiting import eventually
 
 
 def _notify(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -157,3 +165,58 @@ async def test_mesh_of_notify_serve_processes_delivers_end_to_end(
     finally:
         for proc in procs:
             proc.stop()
+
+
+async def test_in_a_mesh_the_digest_role_queues_and_the_delivery_role_sends(
+    tmp_path: Path, postgres_url: str, redis_url: str, amqp_url: str, namespace: str
+) -> None:
+    """``notify serve digest`` opens no email provider: the digests of its run reach the
+    SMTP server through ``notify serve delivery``'s digest worker."""
+    env = {
+        "NOTIFY_DATABASE_URL": postgres_url,
+        "NOTIFY_REDIS_URL": redis_url,
+        "NOTIFY_AMQP_URL": amqp_url,
+        "NOTIFY_NAMESPACE": namespace,
+        "NOTIFY_API_KEYS": API_KEY,
+        "NOTIFY_JWT_SECRET": JWT_SECRET,
+        "NOTIFY_DIGEST_INTERVAL": "0.2",
+    }
+    assert _notify("migrate", env=env).returncode == 0
+    db = Database(postgres_url)
+    try:
+        async with db.write() as conn:  # the session's database is shared
+            await conn.execute(notification_preferences.update().values(digest_enabled=False))
+            await conn.execute(leases.delete())
+            await conn.execute(digest_runs.update().values(status="succeeded"))
+        users = await seed(db, 3)
+    finally:
+        await db.close()
+    procs: list[NotifyProcess] = []
+    with smtp_server() as (inbox, port):
+        try:
+            for name in ("delivery", "digest"):
+                proc = NotifyProcess(
+                    {**env, **mail_env(port)}, ("serve", name), log=tmp_path / name
+                )
+                procs.append(proc.start())
+            as_of = Timestamp()
+            as_of.FromDatetime(datetime.now(UTC) + timedelta(days=1, hours=1))
+            metadata = (("authorization", f"Bearer {API_KEY}"),)
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{procs[1].grpc_port}") as channel:
+                stub = digest_pb2_grpc.DigestServiceStub(channel)
+                queued = await stub.RunDigest(
+                    digest_pb2.RunDigestRequest(as_of=as_of), metadata=metadata
+                )
+                done = await eventually(
+                    lambda: stub.GetDigestRun(
+                        digest_pb2.GetDigestRunRequest(id=queued.run.id), metadata=metadata
+                    ),
+                    lambda r: r.run.status == digest_pb2.DIGEST_RUN_STATUS_SUCCEEDED,
+                    timeout=30,
+                )
+            assert done.run.sent == 3
+            await eventually(lambda: set(inbox.by_user), lambda got: got >= set(users), 30)
+            assert inbox.received() == 3
+        finally:
+            for proc in procs:
+                proc.stop()

@@ -19,12 +19,14 @@ from zoneinfo import ZoneInfo
 
 import grpc
 import pytest
+import sqlalchemy as sa
 from google.protobuf.timestamp_pb2 import Timestamp
 from notify.v1 import digest_pb2, digest_pb2_grpc
 
 from digest_svc.config_digest import DigestSettings
 from digest_svc.schedule import digest_id
 from notify_app.settings import NodeSettings
+from notify_core.db.schema import digests as digest_table
 from notify_core.db.schema import leases, notification_preferences
 from notify_core.ratelimit import Limit, RateRules
 from tests.support.deliveries import status
@@ -113,6 +115,17 @@ def digests(inbox: Inbox, address: str) -> list[EmailMessage]:
     return [m for m in inbox.to(address) if ".digest@" in m["Message-ID"]]
 
 
+async def arrived(inbox: Inbox, address: str, n: int = 1) -> list[EmailMessage]:
+    """The digests to ``address`` once ``n`` have arrived: a run hands them to the
+    delivery worker, which sends them after the run is done."""
+    return await eventually(lambda: digests(inbox, address), lambda got: len(got) >= n)
+
+
+async def digest_sent(env: Env, nid: str) -> dict[str, Any]:
+    """The email delivery of ``nid`` once the digest carrying it was sent."""
+    return await eventually(lambda: status(env, nid), lambda d: d.get("status") == "digest_sent")
+
+
 async def test_users_in_several_zones_get_their_digest_at_their_own_hour(
     settings: NodeSettings,
     smtp: tuple[Inbox, int],
@@ -133,6 +146,8 @@ async def test_users_in_several_zones_get_their_digest_at_their_own_hour(
         for k in range(1, 7):
             run = await run_digest(env, base + timedelta(hours=k))
             for user, (address, due) in users.items():
+                if k >= due:
+                    await arrived(inbox, address)
                 got = len(digests(inbox, address))
                 assert got == (1 if k >= due else 0), (user, k, due, got)
             assert run.sent == sum(1 for _, due in users.values() if due == k)
@@ -156,7 +171,7 @@ async def test_the_digest_groups_and_counts_and_marks_what_it_carried(
         as_of = datetime.now(UTC) + timedelta(days=1, hours=1)
         run = await run_digest(env, as_of)
         assert (run.sent, run.items, run.failed) == (1, 4, 0)
-        (mail,) = digests(inbox, address)
+        (mail,) = await arrived(inbox, address)
         day = as_of.astimezone(ZoneInfo("Europe/Paris"))
         if day.hour < 8:
             day -= timedelta(days=1)
@@ -173,16 +188,16 @@ async def test_the_digest_groups_and_counts_and_marks_what_it_carried(
         assert body.index("3 new comments on 2 posts</h2>") < body.index("1 new mention</h2>")
         assert "Bob commented" in text.get_content()
         for nid in carried:
-            assert (await status(env, nid))["status"] == "digest_sent"
+            assert (await digest_sent(env, nid))["status"] == "digest_sent"
         # the next day: nothing new, no email; a new item goes in the day after's
         run = await run_digest(env, as_of + timedelta(days=1))
         assert run.sent == 0 and run.skipped_by_reason["nothing new"] == 1
         late = await put_aside(env, user, "follow", group_key="user:7")
         run = await run_digest(env, as_of + timedelta(days=2))
         assert run.sent == 1
-        later = digests(inbox, address)[-1]
+        later = (await arrived(inbox, address, 2))[-1]
         assert "1 new follow on 1 user" in str(later.get_body(("html",)).get_content())  # type: ignore[union-attr]
-        assert (await status(env, late))["status"] == "digest_sent"
+        assert (await digest_sent(env, late))["status"] == "digest_sent"
         assert len(digests(inbox, address)) == 2
 
 
@@ -199,6 +214,7 @@ async def test_after_downtime_the_missed_days_make_one_digest(
         # five daily slots passed while nothing ran: one digest, not five
         run = await run_digest(env, now + timedelta(days=5))
         assert run.sent == 1
+        await arrived(inbox, address)
         # an hour later the next slot is still 21 hours away
         again = await run_digest(env, now + timedelta(days=5, hours=1))
         assert again.due == 0 and again.sent == 0
@@ -234,14 +250,14 @@ async def test_preferences_are_respected(
             "unsubscribed from digests": 1,
             "no email address": 1,
         }
-        (mail,) = digests(inbox, picky_address)
+        (mail,) = await arrived(inbox, picky_address)
         assert "1 new comment" in str(mail.get_body(("html",)).get_content())  # type: ignore[union-attr]
-        assert (await status(env, kept))["status"] == "digest_sent"
+        assert (await digest_sent(env, kept))["status"] == "digest_sent"
         assert (await status(env, promo))["status"] == "skipped"
         assert digests(inbox, f"{weekly}@example.com") == []
         # the weekly one's day comes
         run = await run_digest(env, soon + timedelta(days=4))
-        assert len(digests(inbox, f"{weekly}@example.com")) == 1
+        assert len(await arrived(inbox, f"{weekly}@example.com")) == 1
 
 
 async def test_the_one_click_link_stops_digests(
@@ -255,7 +271,7 @@ async def test_the_one_click_link_stops_digests(
         await put_aside(env, user)
         as_of = datetime.now(UTC) + timedelta(days=1, hours=1)
         await run_digest(env, as_of)
-        (mail,) = digests(inbox, address)
+        (mail,) = await arrived(inbox, address)
         link = mail["List-Unsubscribe"].strip("<>")
         r = await env.http.post(link, content=b"List-Unsubscribe=One-Click", headers=ONE_CLICK)
         assert r.status_code == 200, r.text
@@ -284,7 +300,7 @@ async def test_rate_limited_users_are_skipped_then_picked_up(
         await asyncio.sleep(2.1)  # the window frees its slot
         run = await run_digest(env, as_of + timedelta(minutes=5))
         assert run.sent == 1
-        assert len(digests(inbox, address)) == 1
+        assert len(await arrived(inbox, address)) == 1
 
 
 async def test_runs_over_grpc(
@@ -347,8 +363,67 @@ async def test_a_published_template_overrides_the_built_in_one_for_its_locale(
         await put_aside(env, french, locale="fr-CA")
         await put_aside(env, english, locale="en")
         await run_digest(env, datetime.now(UTC) + timedelta(days=1, hours=1))
-        (fr,) = digests(inbox, fr_address)
-        (en,) = digests(inbox, en_address)
+        (fr,) = await arrived(inbox, fr_address)
+        (en,) = await arrived(inbox, en_address)
         assert fr["Subject"] == "Votre résumé : 1"
         assert "1 x comment" in str(fr.get_body(("html",)).get_content())  # type: ignore[union-attr]
         assert en["Subject"] == "Your daily digest: 1 new notification"
+
+
+async def digest_row(env: Env, user: str) -> dict[str, Any]:
+    """The user's latest ``digests`` row ({} before there is one)."""
+    assert env.node.database is not None
+    query = (
+        sa.select(digest_table)
+        .where(digest_table.c.user_id == user)
+        .order_by(digest_table.c.slot_at.desc())
+    )
+    async with env.node.database.read() as conn:
+        row = (await conn.execute(query)).first()
+    return {} if row is None else dict(row._mapping)
+
+
+async def test_a_refused_digest_is_retried_by_the_delivery_worker(
+    settings: NodeSettings,
+    smtp: tuple[Inbox, int],
+) -> None:
+    inbox, port = smtp
+    async with digest_node(settings, port, retry_schedule=(0.2, 0.2)) as env:
+        user = uid()
+        address = await prefs(env, user)
+        nid = await put_aside(env, user)
+        inbox.fail = 1  # the first try gets a 451
+        run = await run_digest(env, datetime.now(UTC) + timedelta(days=1, hours=1))
+        assert run.sent == 1
+        (mail,) = await arrived(inbox, address)
+        row = await eventually(lambda: digest_row(env, user), lambda r: r["status"] == "sent")
+        assert inbox.refused == 1 and row["attempts"] == 2
+        assert mail["Message-ID"] == f"<{row['id']}.digest@x.test>" == row["message_id"]
+        assert row["provider"] == "smtp" and row["recipient"] == address
+        assert (await digest_sent(env, nid))["status"] == "digest_sent"
+
+
+async def test_a_digest_failing_for_good_is_a_dead_letter_and_its_items_wait(
+    settings: NodeSettings,
+    smtp: tuple[Inbox, int],
+) -> None:
+    inbox, port = smtp
+    async with digest_node(settings, port, retry_schedule=(0.2, 0.2)) as env:
+        user = uid()
+        address = await prefs(env, user)
+        nid = await put_aside(env, user, title="first")
+        inbox.fail = 3  # every try of the retry schedule
+        as_of = datetime.now(UTC) + timedelta(days=1, hours=1)
+        await run_digest(env, as_of)
+        dead = await eventually(
+            lambda: digest_row(env, user), lambda r: r["status"] == "failed", timeout=20
+        )
+        assert dead["attempts"] == 3 and dead["dead_at"] is not None and "451" in dead["error"]
+        assert digests(inbox, address) == []
+        assert (await status(env, nid))["status"] == "digested"  # put aside still
+        # the next day's digest carries it
+        run = await run_digest(env, as_of + timedelta(days=1))
+        assert run.sent == 1 and run.items == 1
+        (mail,) = await arrived(inbox, address)
+        assert "first" in str(mail.get_body(("html",)).get_content())  # type: ignore[union-attr]
+        assert (await digest_sent(env, nid))["status"] == "digest_sent"

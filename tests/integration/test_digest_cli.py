@@ -18,6 +18,7 @@ from tests.support.digests import seed
 from tests.support.nodes import API_KEY, JWT_SECRET
 from tests.support.procs import ROOT, NotifyProcess
 from tests.support.smtp import Inbox
+from tests.support.waiting import eventually
 
 
 def _env(url: str, smtp_port: int) -> dict[str, str]:
@@ -105,6 +106,8 @@ async def test_run_with_a_node_up_follows_the_nodes_run(
         assert done.returncode == 0, done.stderr
         assert "running it here" not in done.stdout
         assert "100%  4/4 users  sent 4" in done.stdout
+        # the node's digest worker sends what the run queued
+        await eventually(lambda: len(inbox.messages), lambda n: n >= len(users))
         assert len(inbox.messages) == len(users)
     finally:
         await asyncio.to_thread(node.stop)

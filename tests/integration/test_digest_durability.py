@@ -3,10 +3,12 @@ test), on both backends: every due user gets their digest, and no user gets two 
 ones; a resend of one the server took just before the kill carries the same Message-ID.
 
 ``notify up`` runs as a child process, sending to an SMTP server (aiosmtpd) in this process
-that counts messages by Message-ID and takes a while over each, so that batches are open
-at any moment. Once part of the digests have arrived the node gets SIGKILL and starts again
-on the same database: the new process takes the scheduler lease when the dead one's runs
-out, queues the interrupted run again, and carries it on from its recorded counts.
+that counts messages by Message-ID and takes a while over each, so that sends are open at
+any moment. Once the run is part way and digests have started to arrive the node gets
+SIGKILL and starts again on the same database: the new process takes the scheduler lease
+when the dead one's runs out, queues the interrupted run again, and carries it on from its
+recorded counts; its digest worker sends the digests the dead one had queued, and sends
+again those it was sending (their send lease lapsed) with the same Message-ID.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from notify.v1 import digest_pb2, digest_pb2_grpc
 from notify_core.db.engine import sync_url
 from notify_core.db.migrate import upgrade
 from notify_core.db.schema import (
+    digest_runs,
     digests,
     leases,
     notification_deliveries,
@@ -41,8 +44,10 @@ from tests.support.smtp import CountingInbox
 USERS = 120
 ITEMS = 2
 BATCH = 10
-"""NOTIFY_DIGEST_BATCH: at most the batch being recorded and the one being sent can have
-gone out unrecorded when the process dies."""
+"""NOTIFY_DIGEST_CONCURRENCY: at most the digests the worker is sending can have gone out
+unrecorded when the process dies."""
+RUN_BATCH = 2
+"""NOTIFY_DIGEST_BATCH: small, so that the run is still going when digests arrive."""
 SMTP_DELAY = 0.05
 PRODUCER = {"authorization": f"Bearer {API_KEY}"}
 METADATA = (("authorization", f"Bearer {API_KEY}"),)
@@ -103,8 +108,9 @@ async def test_kill9_mid_run_and_restart_give_every_due_user_one_digest(
         "NOTIFY_EMAIL_FROM": "Notify <n@x.test>",
         "NOTIFY_DIGEST_INTERVAL": "0.2",
         "NOTIFY_DIGEST_LEASE": "2",
-        "NOTIFY_DIGEST_BATCH": str(BATCH),
+        "NOTIFY_DIGEST_BATCH": str(RUN_BATCH),
         "NOTIFY_DIGEST_CONCURRENCY": str(BATCH),
+        "NOTIFY_SEND_LEASE": "2",
     }
     engine = sa.create_engine(sync_url(env["NOTIFY_DATABASE_URL"]))
     upgrade(env["NOTIFY_DATABASE_URL"])
@@ -135,8 +141,9 @@ async def test_kill9_mid_run_and_restart_give_every_due_user_one_digest(
                 digest_pb2.RunDigestRequest(as_of=as_of), metadata=METADATA
             )
         run_id = queued.run.id
+        processed = sa.select(digest_runs.c.processed).where(digest_runs.c.id == run_id)
         deadline = time.monotonic() + 60
-        while inbox.received() < USERS // 3:
+        while inbox.received() < 1 or _count(engine, processed) < USERS // 4:
             assert time.monotonic() < deadline, "the run did not start"
             await asyncio.sleep(0.01)
         node.kill9()
@@ -149,14 +156,24 @@ async def test_kill9_mid_run_and_restart_give_every_due_user_one_digest(
             assert run.status != digest_pb2.DIGEST_RUN_STATUS_FAILED, run.error
             assert time.monotonic() < deadline, f"the run was not carried on: {run}"
             await asyncio.sleep(0.1)
-        await asyncio.sleep(0.5)  # nothing more arrives after the run is done
+        deadline = time.monotonic() + 90
+        while len(inbox.by_user) < USERS:  # the digest worker sends what the run queued
+            assert time.monotonic() < deadline, f"{USERS - len(inbox.by_user)} not delivered"
+            await asyncio.sleep(0.1)
+        sending = sa.select(sa.func.count()).where(
+            digests.c.user_id.in_(users), digests.c.status.in_(["pending", "sending"])
+        )
+        while _count(engine, sending):
+            assert time.monotonic() < deadline, "digests left unrecorded"
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)  # nothing more arrives after every digest is recorded
 
         missing = [u for u in users if u not in inbox.by_user]
         assert not missing, f"{len(missing)} due users got no digest"
         two_digests = {u: c for u, c in inbox.by_user.items() if len(c) > 1}
         assert not two_digests, "a user got two different digests"
         resent = inbox.received() - USERS
-        assert 0 <= resent <= 2 * BATCH, f"{resent} resends; at most the 2 batches in flight"
+        assert 0 <= resent <= 2 * BATCH, f"{resent} resends; at most the sends in flight"
         assert run.attempts == 2
         assert (run.due, run.processed, run.sent, run.items) == (
             USERS,
@@ -166,6 +183,10 @@ async def test_kill9_mid_run_and_restart_give_every_due_user_one_digest(
         )
         recorded = sa.select(sa.func.count()).where(digests.c.user_id.in_(users))
         assert _count(engine, recorded) == USERS
+        deadline = time.monotonic() + 30
+        while _count(engine, mine.where(d.c.status == "digest_sent")) < USERS * ITEMS:
+            assert time.monotonic() < deadline, "items not marked sent"
+            await asyncio.sleep(0.1)
         assert _count(engine, mine.where(d.c.status == "digest_sent")) == USERS * ITEMS
         print(f"\n{kind}: killed at {at_kill} received; {resent} resent after the restart")
     finally:

@@ -1,13 +1,15 @@
 """The digest scheduler's lease, its runs and its metrics, on SQLite and PostgreSQL, with
-the real SMTP provider sending to a local aiosmtpd server: two schedulers racing send each
-user one digest, a holder that lost the lease writes nothing, a run left by a dead node is
-carried on from its counts, due users start a run on their own."""
+the digest delivery worker sending through the real SMTP provider to a local aiosmtpd
+server: two schedulers racing send each user one digest, a holder that lost the lease
+writes nothing, a run left by a dead node is carried on from its counts, due users start a
+run on their own."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from delivery_svc.channels import FailoverEmail
+from delivery_svc.digests import digest_worker
 from delivery_svc.providers.smtp import SmtpProvider
 from digest_svc import runs, store
 from digest_svc.config_digest import DigestSettings
@@ -25,7 +28,8 @@ from digest_svc.metrics import DigestMetrics
 from digest_svc.runner import DigestRunner
 from digest_svc.scheduler import DigestService
 from notify_core.cache.memory import MemoryBackends
-from notify_core.constants import DIGEST_LEASE
+from notify_core.config import Settings
+from notify_core.constants import DIGEST_LEASE, DIGEST_QUEUE
 from notify_core.db.engine import Database
 from notify_core.db.lease import Lease, lease_holder
 from notify_core.db.migrate import upgrade
@@ -39,8 +43,11 @@ from notify_core.db.schema import (
     notifications,
 )
 from notify_core.errors import LeaseLost
+from notify_core.queue.database import DatabaseQueue
 from tests.support.digests import seed
+from tests.support.ids import uid
 from tests.support.smtp import Inbox
+from tests.support.waiting import eventually
 
 SETTINGS = DigestSettings(interval=3600.0, lease=30.0, batch=4, concurrency=4)
 LATER = timedelta(days=1, hours=1)
@@ -66,20 +73,37 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
         await database.close()
 
 
+@asynccontextmanager
+async def sending(db: Database, port: int) -> AsyncIterator[DatabaseQueue]:
+    """A queue on ``db`` and the digest delivery worker consuming it, sending to ``port``."""
+    queue = DatabaseQueue(db, uid("digest-test"), [DIGEST_QUEUE])
+    await queue.start()
+    email = FailoverEmail(SmtpProvider(host="127.0.0.1", port=port, starttls="never"))
+    worker = asyncio.create_task(
+        digest_worker(Settings(), db, queue, email, SETTINGS.concurrency).run()
+    )
+    try:
+        yield queue
+    finally:
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        await queue.close()
+        await email.close()
+
+
 def service(
     db: Database,
-    port: int,
+    queue: DatabaseQueue,
     holder: str,
     *,
     clock: Callable[[], datetime] | None = None,
     metrics: DigestMetrics | None = None,
 ) -> DigestService:
-    provider = SmtpProvider(host="127.0.0.1", port=port, starttls="never")
     runner = DigestRunner(
         db,
         MemoryBackends(),
         "digest-test",
-        FailoverEmail(provider),
+        queue,
         email_from="Notify <n@x.test>",
         settings=SETTINGS,
         metrics=metrics,
@@ -90,6 +114,11 @@ def service(
 
 def per_user(inbox: Inbox, users: list[str]) -> dict[str, int]:
     return {u: len(inbox.to(f"{u}@example.com")) for u in users}
+
+
+async def received(inbox: Inbox, users: list[str], total: int) -> dict[str, int]:
+    """Each user's digests once ``total`` have arrived (the delivery worker sends them)."""
+    return await eventually(lambda: per_user(inbox, users), lambda got: sum(got.values()) >= total)
 
 
 async def test_one_holder_at_a_time_and_a_lost_lease_is_noticed(db: Database) -> None:
@@ -137,8 +166,9 @@ async def test_a_holder_that_lost_the_lease_records_nothing(db: Database) -> Non
         ],
         next_at={user: datetime.now(UTC)},
     )
+    queue = DatabaseQueue(db, uid("digest-test"), [DIGEST_QUEUE])
     with pytest.raises(LeaseLost):
-        await store.record(db, a, run.id, batch, run.counts, datetime.now(UTC))
+        await store.record(db, queue, a, run.id, batch, run.counts)
     async with db.read() as conn:
         found = await conn.execute(sa.select(digests.c.id).where(digests.c.user_id == user))
         assert found.first() is None
@@ -151,15 +181,22 @@ async def test_two_schedulers_racing_send_each_user_one_digest(
     inbox, port = smtp
     users = await seed(db, 30)
     later = datetime.now(UTC) + LATER
-    a, b = service(db, port, "node-a"), service(db, port, "node-b")
-    await a.request(later)
-    await b.request(later + timedelta(minutes=1))
-    done = await asyncio.gather(a.tick(), b.tick(), a.tick(), b.tick())
-    assert sum(1 for r in done if r is not None) >= 1
-    assert per_user(inbox, users) == dict.fromkeys(users, 1)
+    async with sending(db, port) as queue:
+        a, b = service(db, queue, "node-a"), service(db, queue, "node-b")
+        await a.request(later)
+        await b.request(later + timedelta(minutes=1))
+        done = await asyncio.gather(a.tick(), b.tick(), a.tick(), b.tick())
+        assert sum(1 for r in done if r is not None) >= 1
+        assert await received(inbox, users, 30) == dict.fromkeys(users, 1)
+        await eventually(lambda: _marked(db, users), lambda n: n == 60)
     for r in await runs.list_runs(db, 2):
         assert r.status == "succeeded" and r.holder in ("node-a", "node-b")
     assert {r.holder for r in await runs.list_runs(db, 2)} != {"node-a", "node-b"}
+    assert await _marked(db, users) == 60
+
+
+async def _marked(db: Database, users: list[str]) -> int:
+    """The users' put-aside emails marked sent in a digest."""
     async with db.read() as conn:
         marked = await conn.execute(
             sa.select(sa.func.count())
@@ -171,7 +208,7 @@ async def test_two_schedulers_racing_send_each_user_one_digest(
                 notification_deliveries.c.digest_id.is_not(None),
             )
         )
-        assert marked.scalar() == 60
+        return int(marked.scalar_one())
 
 
 async def test_due_users_start_a_run_of_their_own(
@@ -181,12 +218,13 @@ async def test_due_users_start_a_run_of_their_own(
     inbox, port = smtp
     users = await seed(db, 3)
     later = datetime.now(UTC) + LATER
-    scheduler = service(db, port, "node-a", clock=lambda: later)
-    run = await scheduler.tick()
-    assert run is not None and run.trigger == "schedule" and run.as_of == later
-    assert run.counts.sent == 3
-    assert per_user(inbox, users) == dict.fromkeys(users, 1)
-    assert await scheduler.tick() is None  # nobody due any more: no run
+    async with sending(db, port) as queue:
+        scheduler = service(db, queue, "node-a", clock=lambda: later)
+        run = await scheduler.tick()
+        assert run is not None and run.trigger == "schedule" and run.as_of == later
+        assert run.counts.sent == 3
+        assert await received(inbox, users, 3) == dict.fromkeys(users, 1)
+        assert await scheduler.tick() is None  # nobody due any more: no run
 
 
 async def test_a_run_left_by_a_dead_node_carries_on_from_its_counts(
@@ -196,7 +234,14 @@ async def test_a_run_left_by_a_dead_node_carries_on_from_its_counts(
     inbox, port = smtp
     users = await seed(db, 10)
     later = datetime.now(UTC) + LATER
-    first = service(db, port, "node-a")
+    async with sending(db, port) as queue:
+        await _carry_on(db, queue, inbox, users, later)
+
+
+async def _carry_on(
+    db: Database, queue: DatabaseQueue, inbox: Inbox, users: list[str], later: datetime
+) -> None:
+    first = service(db, queue, "node-a")
     run = await first.request(later)
     # node-a took the run, sent and recorded 4 users, and died holding the lease
     assert await first.lease.acquire()
@@ -217,14 +262,14 @@ async def test_a_run_left_by_a_dead_node_carries_on_from_its_counts(
         await conn.execute(
             leases.update().values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
         )
-    second = service(db, port, "node-b")
+    second = service(db, queue, "node-b")
     done = await second.tick()
     assert done is not None and done.id == run.id and done.status == "succeeded"
     assert done.attempts == 2 and done.holder == "node-b"
     assert (done.counts.due, done.counts.processed, done.counts.sent) == (10, 10, 10)
-    received = per_user(inbox, users)
-    assert sum(received.values()) == 6
-    assert {u.user_id for u in page} == {u for u, n in received.items() if n == 0}
+    got = await received(inbox, users, 6)
+    assert sum(got.values()) == 6
+    assert {u.user_id for u in page} == {u for u, n in got.items() if n == 0}
 
 
 async def test_runs_are_counted_in_metrics(
@@ -241,9 +286,10 @@ async def test_runs_are_counted_in_metrics(
             .where(notification_preferences.c.user_id == users[0])
             .values(email_address=None)
         )
-    scheduler = service(db, port, "node-a", metrics=DigestMetrics(meter))
-    await scheduler.request(datetime.now(UTC) + LATER)
-    run = await scheduler.tick()
+    async with sending(db, port) as queue:
+        scheduler = service(db, queue, "node-a", metrics=DigestMetrics(meter))
+        await scheduler.request(datetime.now(UTC) + LATER)
+        run = await scheduler.tick()
     assert run is not None and run.counts.sent == 4
     data = reader.get_metrics_data()
     assert data is not None
