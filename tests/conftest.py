@@ -38,10 +38,11 @@ pytest_plugins = [
     "tests.support.apns",
     "tests.support.webpush",
     "tests.support.fcm",
+    "tests.support.twilio",
 ]
 """The protocol fakes' fixtures (``smtp``, ``sendgrid``, ``receiver``, ``moto_url``,
-``sns``, ``apns``, ``apns_key``, ``push_service``, ``fcm``, ``fcm_service_account``), for
-every test that asks for one."""
+``sns``, ``apns``, ``apns_key``, ``push_service``, ``fcm``, ``fcm_service_account``,
+``twilio``), for every test that asks for one."""
 
 
 def _reachable(url: str, default_port: int) -> bool:
@@ -100,10 +101,9 @@ _ON_BROKER: list[str] = []
 """Those of them whose test used RabbitMQ."""
 
 
-@pytest.fixture
-def namespace(request: pytest.FixtureRequest) -> Iterator[str]:
-    """A namespace no other test uses: queues and Redis keys of this test only, deleted
-    when the test ends (the session checks at its end that none is left)."""
+def _own_namespace(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A namespace no other test uses, deleted when its fixture ends (the session checks
+    at its end that none is left)."""
     name = f"{NAMESPACE_PREFIX}{uuid.uuid4().hex[:8]}"
     _ISSUED.append(name)
     yield name
@@ -116,6 +116,20 @@ def namespace(request: pytest.FixtureRequest) -> Iterator[str]:
         if "amqp_url" in used:
             _ON_BROKER.append(name)
             _delete_broker_objects(*_broker_objects(name))
+
+
+@pytest.fixture
+def namespace(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A namespace no other test uses: queues and Redis keys of this test only, deleted
+    when the test ends (the session checks at its end that none is left)."""
+    yield from _own_namespace(request)
+
+
+@pytest.fixture(scope="module")
+def module_namespace(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A namespace shared by one module's tests (a mesh of processes they all use), deleted
+    when the module's tests are done."""
+    yield from _own_namespace(request)
 
 
 def _broker_objects(namespace: str) -> tuple[list[str], list[str]]:

@@ -25,8 +25,8 @@ from tests.support.cuts import Cutter
 from tests.support.flood import (
     IN_FLIGHT,
     Flood,
+    being_sent,
     check_nothing_lost,
-    emails_being_sent,
     mail_env,
     smtp_server,
 )
@@ -102,9 +102,9 @@ async def test_kill9_of_an_embedded_node_mid_flood_loses_nothing(
             )
             # Mid-batch: the kill finds emails claimed and not recorded, most of the time.
             url = env["NOTIFY_DATABASE_URL"]
-            await eventually(lambda: emails_being_sent(url, flood.users), lambda n: n > 0, 60)
+            await eventually(lambda: being_sent(url, flood.users), lambda n: n > 0, 60)
             node.kill9()
-            in_flight = await emails_being_sent(url, flood.users)
+            in_flight = await being_sent(url, flood.users)
             node = await asyncio.to_thread(node.again().start)
             await sending
             summary = await check_nothing_lost(

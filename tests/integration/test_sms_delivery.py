@@ -5,14 +5,11 @@ delivery on, numbers that are gone suppressed (at send and by callback), and SMS
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
 from typing import Any
-
-import pytest
 
 from delivery_svc.config_push import push_settings
 from notify_app.settings import NodeSettings
-from tests.support.deliveries import status
+from tests.support.deliveries import set_phone, status
 from tests.support.ids import uid
 from tests.support.nodes import Env, running
 from tests.support.twilio import (
@@ -20,8 +17,8 @@ from tests.support.twilio import (
     VALID,
     FakeTwilio,
     post_status,
-    serving_twilio,
     status_fields,
+    twilio_env,
 )
 from tests.support.waiting import eventually
 
@@ -29,28 +26,8 @@ PUBLIC = "https://notify.example.com"
 """NOTIFY_PUBLIC_URL: Twilio signs its callbacks over this address."""
 
 
-@pytest.fixture
-async def twilio() -> AsyncIterator[FakeTwilio]:
-    async with serving_twilio() as fake:
-        yield fake
-
-
 def with_twilio(twilio: FakeTwilio, **env: str) -> dict[str, Any]:
-    variables = {
-        "NOTIFY_SMS_PROVIDER": "twilio",
-        "NOTIFY_TWILIO_ACCOUNT_SID": twilio.account_sid,
-        "NOTIFY_TWILIO_AUTH_TOKEN": twilio.auth_token,
-        "NOTIFY_TWILIO_FROM": "+15005550006",
-        "NOTIFY_TWILIO_BASE_URL": twilio.base_url,
-        **env,
-    }
-    return {"push": push_settings(variables), "public_url": PUBLIC}
-
-
-async def texting(env: Env, user: str, phone: str) -> None:
-    body = {"phone": phone, "channels": {"sms": True}}
-    r = await env.http.put("/preferences", json=body, headers=env.user(user))
-    assert r.status_code == 200, r.text
+    return {"push": push_settings({**twilio_env(twilio), **env}), "public_url": PUBLIC}
 
 
 async def settled(env: Env, nid: str) -> dict[str, Any]:
@@ -64,7 +41,7 @@ async def test_a_text_is_sent_and_twilio_callbacks_mark_it_delivered(
 ) -> None:
     async with running(settings, **with_twilio(twilio)) as env:
         user = uid()
-        await texting(env, user, VALID)
+        await set_phone(env, user, VALID)
         nid = await env.send(user, channels=["sms"], title="Code", message="123456")
         done = await settled(env, nid)
         assert done["status"] == "sent", done["last_error"]
@@ -89,7 +66,7 @@ async def test_a_long_text_is_cut_to_the_segment_limit(
 ) -> None:
     async with running(settings, **with_twilio(twilio, NOTIFY_SMS_MAX_SEGMENTS="1")) as env:
         user = uid()
-        await texting(env, user, VALID)
+        await set_phone(env, user, VALID)
         nid = await env.send(user, channels=["sms"], title="News", message="word " * 100)
         assert (await settled(env, nid))["status"] == "sent"
         (body,) = [m["body"] for m in twilio.messages if m["body"].startswith("News: word")]
@@ -101,7 +78,7 @@ async def test_an_opted_out_number_is_suppressed_and_not_texted_again(
 ) -> None:
     async with running(settings, **with_twilio(twilio)) as env:
         user = uid()
-        await texting(env, user, OPTED_OUT)
+        await set_phone(env, user, OPTED_OUT)
         first = await settled(env, await env.send(user, channels=["sms"]))
         assert first["status"] == "failed" and "21610" in first["last_error"]
         tried = len(twilio.forms)
@@ -121,7 +98,7 @@ async def test_a_failed_callback_with_a_permanent_code_suppresses_the_number(
 ) -> None:
     async with running(settings, **with_twilio(twilio)) as env:
         user = uid()
-        await texting(env, user, VALID)
+        await set_phone(env, user, VALID)
         nid = await env.send(user, channels=["sms"], title="A", message=uid())
         assert (await settled(env, nid))["status"] == "sent"
         message = twilio.messages[-1]
@@ -151,6 +128,6 @@ async def test_a_callback_that_is_not_signed_by_twilio_is_refused(
 async def test_without_an_sms_provider_a_text_fails_saying_so(settings: NodeSettings) -> None:
     async with running(dataclasses.replace(settings, public_url=PUBLIC)) as env:
         user = uid()
-        await texting(env, user, VALID)
+        await set_phone(env, user, VALID)
         done = await settled(env, await env.send(user, channels=["sms"]))
         assert done["status"] == "failed" and "NOTIFY_SMS_PROVIDER" in done["last_error"]

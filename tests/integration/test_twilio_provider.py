@@ -47,7 +47,6 @@ from tests.support.twilio import (
     VALID,
     FakeTwilio,
     post_status,
-    serving_twilio,
     sign,
     status_fields,
 )
@@ -58,12 +57,6 @@ CALLBACK = "https://notify.example.com/webhooks/twilio"
 def message(to: str = VALID, **changes: Any) -> SmsMessage:
     base = SmsMessage(send_id=str(uuid.uuid4()), to=to, body="Deploy: finished")
     return dataclasses.replace(base, **changes)
-
-
-@pytest.fixture
-async def twilio() -> AsyncIterator[FakeTwilio]:
-    async with serving_twilio() as fake:
-        yield fake
 
 
 def provider_for(fake: FakeTwilio, **changes: Any) -> TwilioProvider:

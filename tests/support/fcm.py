@@ -14,7 +14,9 @@ Send (``POST /v1/projects/{project}/messages:send``): the bearer token (401
 "details": [...]}}`` bodies. Tokens starting with a prefix of :data:`TRIGGERS` get FCM's
 answer for that error; ``slow-`` ones wait for :attr:`FakeFcm.released` (set when the
 server stops). Every accepted message is recorded with the HTTP version and the client
-address (one per connection) it came over.
+address (one per connection) it came over. :attr:`FakeFcm.unavailable` makes FCM answer
+every send 503 ``UNAVAILABLE``, as during an outage; :attr:`FakeFcm.answer_delay` holds
+each accepted send a while before its answer, so a send can be caught in flight.
 """
 
 from __future__ import annotations
@@ -281,6 +283,13 @@ class FakeFcm:
     accepted: list[Accepted] = field(default_factory=list)
     released: asyncio.Event = field(default_factory=asyncio.Event)
     """``slow-`` tokens are answered once it is set."""
+    unavailable: bool = False
+    """Every send is answered 503 ``UNAVAILABLE`` (with its ``Retry-After``), whatever
+    its token: FCM is down."""
+    answer_delay: float = 0.0
+    """Seconds an accepted send waits, recorded already, before it is answered."""
+    answering: int = 0
+    """Accepted sends waiting out :attr:`answer_delay`: taken, and not answered yet."""
     _tokens: dict[str, float] = field(default_factory=dict)
 
     def revoke(self) -> None:
@@ -352,6 +361,8 @@ class FakeFcm:
         # Read it all first: hypercorn fails the whole connection on DATA frames that
         # arrive for a stream it has already answered.
         raw = await request.body()
+        if self.unavailable:
+            return _unavailable()
         bearer = request.headers.get("authorization", "")
         token = bearer.removeprefix("Bearer ")
         if not bearer.startswith("Bearer ") or self.refuse_tokens:
@@ -380,6 +391,12 @@ class FakeFcm:
         self.accepted.append(
             Accepted(name, body["message"], version, tuple(client) if client else None)
         )
+        if self.answer_delay:
+            self.answering += 1
+            try:
+                await asyncio.sleep(self.answer_delay)
+            finally:
+                self.answering -= 1
         return JSONResponse({"name": name})
 
 

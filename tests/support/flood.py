@@ -1,11 +1,13 @@
-"""A flood of distinct in-app and email sends, and the check that nothing it got accepted
-was lost or sent twice more than a fault allows (the fault tests).
+"""A flood of distinct sends, and the check that nothing it got accepted was lost or sent
+twice more than a fault allows (the fault tests).
 
-Every send goes to a user who is offline and has an email address, at normal priority, so
-each accepted notification must end up once in its user's inbox and once (at least) at
-the SMTP server (:class:`~tests.support.smtp.CountingInbox`, which counts by
-Message-ID). A send answered with anything but 202, or cut off, is not accepted: it need
-not arrive, but if it was stored after all it must not arrive twice either.
+In the email floods every send goes to a user who is offline and has an email address, at
+normal priority, so each accepted notification must end up once in its user's inbox and
+once (at least) at the SMTP server (:class:`~tests.support.smtp.CountingInbox`, which
+counts by Message-ID); a push flood sends at high priority to users with a device instead
+(``tests/integration/test_push_faults.py``). A send answered with anything but 202, or
+cut off, is not accepted: it need not arrive, but if it was stored after all it must not
+arrive twice either.
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ from tests.support.smtp import CountingInbox, listening
 from tests.support.waiting import eventually
 
 IN_FLIGHT = 8
-"""Email sends one delivery process holds at a time (NOTIFY_DELIVERY_CONCURRENCY of the one
-priority used): a fault can leave at most this many sent and not recorded."""
+"""Sends one delivery process holds at a time (NOTIFY_DELIVERY_CONCURRENCY, or
+NOTIFY_PUSH_CONCURRENCY, of the one priority used): a fault can leave at most this many
+sent and not recorded."""
 PRODUCER = {"authorization": f"Bearer {API_KEY}"}
 SENDER_DOMAIN = "x.test"
 
@@ -48,22 +51,29 @@ def smtp_server() -> Iterator[tuple[CountingInbox, int]]:
         yield inbox, port
 
 
-def mail_env(smtp_port: int) -> dict[str, str]:
-    """``NOTIFY_*`` for a node that emails through the test's SMTP server."""
+def fault_env() -> dict[str, str]:
+    """``NOTIFY_*`` every fault test's node shares, whatever it sends through."""
     return {
-        "NOTIFY_SMTP_HOST": "127.0.0.1",
-        "NOTIFY_SMTP_PORT": str(smtp_port),
-        "NOTIFY_SMTP_STARTTLS": "never",
-        "NOTIFY_SMTP_POOL": str(IN_FLIGHT),
-        "NOTIFY_EMAIL_FROM": f"Notify <n@{SENDER_DOMAIN}>",
         "NOTIFY_DEDUP_WINDOW": "0",
         "NOTIFY_RATE_LIMITS": "email=100000/1h,inapp=100000/1m,push=100000/1h",
-        "NOTIFY_DELIVERY_CONCURRENCY": f"high={IN_FLIGHT},normal={IN_FLIGHT},low={IN_FLIGHT}",
         # A retry caused by a fault should come back within the test, not in minutes, and
         # so should the sends of a delivery worker that was killed.
         "NOTIFY_RETRY_SCHEDULE": "1s,2s,2s,5s,5s,10s,10s,10s",
         "NOTIFY_SEND_LEASE": "5",
         "NOTIFY_SHUTDOWN_GRACE": "1",
+    }
+
+
+def mail_env(smtp_port: int) -> dict[str, str]:
+    """``NOTIFY_*`` for a node that emails through the test's SMTP server."""
+    return {
+        **fault_env(),
+        "NOTIFY_SMTP_HOST": "127.0.0.1",
+        "NOTIFY_SMTP_PORT": str(smtp_port),
+        "NOTIFY_SMTP_STARTTLS": "never",
+        "NOTIFY_SMTP_POOL": str(IN_FLIGHT),
+        "NOTIFY_EMAIL_FROM": f"Notify <n@{SENDER_DOMAIN}>",
+        "NOTIFY_DELIVERY_CONCURRENCY": f"high={IN_FLIGHT},normal={IN_FLIGHT},low={IN_FLIGHT}",
     }
 
 
@@ -77,6 +87,7 @@ class Flood:
 
     users: list[str]
     target: int
+    priority: str = "normal"
     workers: int = 16
     accepted: dict[str, str] = field(default_factory=dict)
     """notification id -> user"""
@@ -86,8 +97,8 @@ class Flood:
     _run: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
 
     @classmethod
-    def of(cls, users: int, target: int) -> Flood:
-        return cls([f"flood-{uuid.uuid4().hex[:8]}" for _ in range(users)], target)
+    def of(cls, users: int, target: int, priority: str = "normal") -> Flood:
+        return cls([f"flood-{uuid.uuid4().hex[:8]}" for _ in range(users)], target, priority)
 
     async def register(self, client: httpx.AsyncClient) -> None:
         """Give every user an email address (they never connect: all offline)."""
@@ -112,7 +123,7 @@ class Flood:
                 "type": "fault",
                 "title": f"flood {self._run}-{n}",
                 "message": f"body {n}",
-                "priority": "normal",
+                "priority": self.priority,
             }
             try:
                 r = await client.post("/notifications/send", json=body, headers=PRODUCER)
@@ -144,8 +155,9 @@ class Flood:
         return found
 
 
-async def emails_being_sent(database_url: str, users: list[str]) -> int:
-    """How many of the users' email deliveries a worker holds (claimed, not recorded)."""
+async def being_sent(database_url: str, users: list[str], channel: str = "email") -> int:
+    """How many of the users' ``channel`` deliveries a worker holds (claimed, not
+    recorded)."""
     d = notification_deliveries.c
     db = Database(database_url, pool_size=1)
     try:
@@ -158,7 +170,9 @@ async def emails_being_sent(database_url: str, users: list[str]) -> int:
                     )
                 )
                 .where(
-                    notifications.c.user_id.in_(users), d.channel == "email", d.status == "sending"
+                    notifications.c.user_id.in_(users),
+                    d.channel == channel,
+                    d.status == "sending",
                 )
             )
     finally:
@@ -166,18 +180,19 @@ async def emails_being_sent(database_url: str, users: list[str]) -> int:
     return int(count or 0)
 
 
-async def _email_statuses(db: Database, ids: list[str]) -> Counter[str]:
+async def delivery_statuses(db: Database, ids: list[str], channel: str) -> Counter[str]:
+    """How many of the notifications' ``channel`` deliveries are in each status."""
     d = notification_deliveries.c
     async with db.read() as conn:
         rows = await conn.execute(
             sa.select(d.status, sa.func.count())
-            .where(d.notification_id.in_(ids), d.channel == "email")
+            .where(d.notification_id.in_(ids), d.channel == channel)
             .group_by(d.status)
         )
         return Counter({status: int(n) for status, n in rows})
 
 
-async def _outbox_left(db: Database, namespace: str) -> int:
+async def outbox_left(db: Database, namespace: str) -> int:
     async with db.read() as conn:
         count = await conn.scalar(
             sa.select(sa.func.count())
@@ -220,11 +235,11 @@ async def check_nothing_lost(
     db = Database(database_url, pool_size=1)
     try:
         await eventually(
-            lambda: _email_statuses(db, ids),
+            lambda: delivery_statuses(db, ids, "email"),
             lambda statuses: set(statuses) == {"sent"} and statuses["sent"] == len(ids),
             timeout,
         )
-        await eventually(lambda: _outbox_left(db, namespace), lambda n: n == 0, timeout)
+        await eventually(lambda: outbox_left(db, namespace), lambda n: n == 0, timeout)
     finally:
         await db.close()
 

@@ -1,5 +1,5 @@
-"""A local Twilio: the Messages API as Twilio speaks it, and status callbacks signed the
-way Twilio signs them.
+"""A local Twilio: the Messages API as Twilio speaks it, status callbacks signed the way
+Twilio signs them, and the ``twilio`` fixture.
 
 :class:`FakeTwilio` serves ``POST /2010-04-01/Accounts/{AccountSid}/Messages.json``:
 HTTP basic auth with the account SID and auth token (else 401, error 20003), the form
@@ -8,7 +8,8 @@ fields Twilio requires (``To``; ``From`` or ``MessagingServiceSid``; ``Body`` of
 resource (``sid`` ``SM…``, ``status`` ``queued``, or ``accepted`` through a Messaging
 Service). Errors are Twilio's JSON ``{"code", "message", "more_info", "status"}``.
 Some ``To`` numbers answer as Twilio's own test numbers do (:data:`ERRORS`), others are
-the fake's: rate limited, a server error, an answer that never comes.
+the fake's: rate limited, a server error, an answer that never comes. While
+:attr:`FakeTwilio.down` is set, every send gets that server error, whatever its number.
 
 :func:`sign` computes ``X-Twilio-Signature`` independently of the SDK the code verifies
 with (HMAC-SHA1 over the URL and the sorted form keys and values), and
@@ -31,6 +32,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import httpx
+import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -91,6 +93,9 @@ class FakeTwilio:
     base_url: str = ""
     release: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when the fake stops: answers held back (:data:`HANGS`) end then."""
+    down: bool = False
+    """Every send (authenticated and parsed; its form recorded) is answered as
+    :data:`SERVER_ERROR` is: Twilio is failing."""
 
     def _authorised(self, request: Request) -> bool:
         expected = base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
@@ -106,6 +111,9 @@ class FakeTwilio:
             return _error(400, 20001, "Content-Type must be application/x-www-form-urlencoded")
         form = dict(parse_qsl((await request.body()).decode(), keep_blank_values=True))
         self.forms.append(form)
+        if self.down:
+            status, code, text = ERRORS[SERVER_ERROR]
+            return _error(status, code, text)
         problem = self._check(form)
         if problem is not None:
             return problem
@@ -183,6 +191,23 @@ async def serving_twilio(fake: FakeTwilio | None = None) -> AsyncIterator[FakeTw
             yield fake
         finally:
             fake.release.set()
+
+
+@pytest.fixture
+async def twilio() -> AsyncIterator[FakeTwilio]:
+    async with serving_twilio() as fake:
+        yield fake
+
+
+def twilio_env(twilio: FakeTwilio) -> dict[str, str]:
+    """``NOTIFY_*`` of a node that texts through ``twilio`` (Twilio as the SMS provider)."""
+    return {
+        "NOTIFY_SMS_PROVIDER": "twilio",
+        "NOTIFY_TWILIO_ACCOUNT_SID": twilio.account_sid,
+        "NOTIFY_TWILIO_AUTH_TOKEN": twilio.auth_token,
+        "NOTIFY_TWILIO_FROM": FROM_NUMBER,
+        "NOTIFY_TWILIO_BASE_URL": twilio.base_url,
+    }
 
 
 def sign(auth_token: str, url: str, form: Mapping[str, str]) -> str:
