@@ -411,6 +411,17 @@ async def measure_bare(fcm: Fcm, args: argparse.Namespace, cpus: set[int] | None
 # -- main -------------------------------------------------------------------------------
 
 
+def cpu_per_push(row: dict[str, Any]) -> None:
+    """Add the CPU milliseconds per accepted push of the sender (the node, or the bare
+    sender) and of the FCM server: less bent by other load on the machine than ``per_s``."""
+    pushes = row["unique"] or 1
+    for column, pct in (("cpu_ms_per_push", "server_cpu_pct"), ("fcm_ms_per_push", "sink_cpu_pct")):
+        row[column] = round(row[pct] / 100 * row["seconds"] * 1000 / pushes, 2)
+
+
+PUSH_COLUMNS = [*COLUMNS, "refused", "cpu_ms_per_push", "fcm_ms_per_push"]
+
+
 def _report(rows: list[dict[str, Any]], sharing: str, args: argparse.Namespace) -> None:
     print()
     print(sharing)
@@ -419,7 +430,7 @@ def _report(rows: list[dict[str, Any]], sharing: str, args: argparse.Namespace) 
         f"(high: {high_concurrency(args)}), producer: SendBatch of {args.batch}, "
         f"{args.concurrency} in flight"
     )
-    print_table(rows, [*COLUMNS, "refused"])
+    print_table(rows, PUSH_COLUMNS)
     bare = next((r for r in rows if r["server"].startswith("baseline")), None)
     for r in rows:
         if "first_error" in r:
@@ -481,10 +492,12 @@ def main() -> None:
     with fcm_server(side_cpus) as fcm:
         if args.baseline:
             rows.append(asyncio.run(measure_bare(fcm, args, server_cpus)))
-            print_table(rows[-1:], [*COLUMNS, "refused"])
+            cpu_per_push(rows[-1])
+            print_table(rows[-1:], PUSH_COLUMNS)
         for backend in [b for b in args.backends.split(",") if b]:
             rows.append(asyncio.run(run_backend(backend, fcm, args, server_cpus)))
-            print_table(rows[-1:], [*COLUMNS, "refused"])
+            cpu_per_push(rows[-1])
+            print_table(rows[-1:], PUSH_COLUMNS)
     _report(rows, sharing, args)
     path = write_result(
         args.name,
