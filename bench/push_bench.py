@@ -1,39 +1,30 @@
 """Push throughput: FCM pushes per second through the whole pipeline, against a bare sender.
 
-Per backend, ``notify up`` runs as its own process with FCM configured against the test
-suite's FCM server (``bench/sinks.py fcm``: Google's OAuth token endpoint and FCM's
-``messages:send`` over TLS with HTTP/2, every request checked as in the tests), itself in
-its own process so that its CPU is not the node's. ``--users`` users (20,000) each have one
-active FCM device, written straight into ``device_tokens`` in one statement before the run
-(as ``delivery_bench.py`` writes preferences): registering 20,000 devices through the API
-would take longer than the measurement and is not what is measured. This process sends one
-high-priority notification to each user with ``IngestService.SendBatch`` (``--batch``
-notifications per call, ``--concurrency`` calls in flight); each one then goes send →
-ingest → router (high priority, user offline, no email, phone or web push subscription: the
-in-app inbox and one push) → push worker → FCM server. Measured: from the first send to the
-FCM server having accepted a send for every user (``per_s``, counted by registration token,
-so ``dup`` and ``missing`` come from the server's counts), and from the first send to the
-last accepted call (``accept_per_s``).
+Per backend, ``notify up`` runs as its own process with FCM pointed at the test suite's FCM
+server (``bench/sinks.py fcm``: the OAuth token endpoint and ``messages:send`` over TLS
+with HTTP/2, checked as in the tests), in a process of its own. ``--users`` users each have
+one active FCM device, written straight into ``device_tokens`` in one statement (as
+``delivery_bench.py`` writes preferences; registering them through the API is not what is
+measured). This process sends one high-priority notification to each with
+``IngestService.SendBatch`` (``--batch`` per call, ``--concurrency`` calls in flight):
+send → ingest → router (offline, no email, phone or web push: the inbox and one push) →
+push worker → FCM server. ``per_s``: from the first send until the server accepted a send
+for every user (counted by registration token, hence ``dup`` and ``missing``);
+``accept_per_s``: until the last accepted call.
 
-The baseline, in the same run against the same server: a bare sender in its own process,
-on the core the node gets: one ``httpx.AsyncClient(http2=True)`` (TLS, the same limits as
-the FCM provider), an access token from the same token endpoint (the JWT grant, once), and
-``--push-concurrency``'s high value of workers each posting one message after another: the
-same 20,000 messages (the JSON of ``delivery_svc.providers.fcm.message_body``, built and
-encoded per send as the provider does) to the same tokens.
+The baseline, in the same run against the same server, in its own process on the node's
+core: one ``httpx.AsyncClient(http2=True)`` (the FCM provider's limits), an access token
+from the same token endpoint, and as many workers as the node's high-priority push
+concurrency, each posting one message after another: the same messages (the JSON of
+``delivery_svc.providers.fcm.message_body``, built per send) to the same tokens.
 
-Before each measured run, ``--warmup`` notifications go to as many other users (and the
-baseline sends as many messages), so the access token, the HTTP/2 connection and the
-node's caches are in place; then the server's counts are reset.
-
-Rate limits are lifted and dedup is off; ``--push-concurrency`` sets
-``NOTIFY_PUSH_CONCURRENCY``. With ``--profile``, ``py-spy`` samples the node during each
-measured run (GIL holders only, 100/s, non-blocking) and the top frames and the share of
-each area (:data:`AREAS`) are printed; the raw stacks go to
-``bench/results/<name>-profile-<backend>.txt``.
-
-With ``--pin`` (the default) the node and the baseline sender run on CPU 0; this process
-(the producer) and the FCM server on CPU 1; PostgreSQL, Redis and RabbitMQ are not pinned.
+``--warmup`` other users are pushed to first (the baseline posts as many), so the access
+token, the connection and the caches are in place; then the server's counts are reset.
+Rate limits are lifted, dedup is off; ``--push-concurrency`` sets
+``NOTIFY_PUSH_CONCURRENCY``. ``--profile`` samples the node with ``py-spy`` (as
+``delivery_bench.py``; areas: :data:`AREAS`), the raw stacks going to
+``bench/results/<name>-profile-<backend>.txt``. ``--pin`` (default): node and baseline on
+CPU 0, this process and the FCM server on CPU 1; PostgreSQL, Redis, RabbitMQ unpinned.
 
     .venv/bin/python bench/push_bench.py                       # 20,000 users, both backends
     .venv/bin/python bench/push_bench.py --users 2000 --backends embedded --profile
@@ -269,11 +260,7 @@ async def run_backend(
         # the token the baseline sends message i to.
         add_devices(server.database_url, users, 0)
         add_devices(server.database_url, warm, args.users)
-        print(
-            f"{backend}: {args.users + args.warmup:,} devices written in "
-            f"{time.monotonic() - started:.1f} s",
-            flush=True,
-        )
+        print(f"{backend}: devices written in {time.monotonic() - started:.1f} s", flush=True)
         profile_to = RESULTS_DIR / f"{args.name}-profile-{backend}.txt" if args.profile else None
         return await measure_pipeline(server, fcm, args, profile_to)
 
@@ -499,15 +486,8 @@ def main() -> None:
             cpu_per_push(rows[-1])
             print_table(rows[-1:], PUSH_COLUMNS)
     _report(rows, sharing, args)
-    path = write_result(
-        args.name,
-        {
-            "params": vars(args),
-            "cpu_sharing": sharing,
-            "busy_before_pct": idle_busy,
-            "rows": rows,
-        },
-    )
+    result = dict(params=vars(args), cpu_sharing=sharing, busy_before_pct=idle_busy, rows=rows)
+    path = write_result(args.name, result)
     print(f"written {path}")
 
 
