@@ -334,9 +334,16 @@ AREAS = (
 """Where a sample goes: the first area with a frame anywhere on its stack."""
 
 
-def summarize_profile(path: Path, seconds: float, rate: int, top: int = 10) -> dict[str, Any]:
-    """Self time per frame, inclusive time per Notify frame and time per area (:data:`AREAS`,
-    the rest is the event loop itself), as % of the samples holding the GIL."""
+def summarize_profile(
+    path: Path,
+    seconds: float,
+    rate: int,
+    top: int = 10,
+    areas_of: Sequence[tuple[str, tuple[str, ...]]] = AREAS,
+) -> dict[str, Any]:
+    """Self time per frame, inclusive time per Notify frame and time per area (``areas_of``,
+    by default :data:`AREAS`; the rest is the event loop itself), as % of the samples
+    holding the GIL."""
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     areas: Counter[str] = Counter()
@@ -353,7 +360,7 @@ def summarize_profile(path: Path, seconds: float, rate: int, top: int = 10) -> d
         own[frames[-1]] += count
         joined = ";".join(f for f in frames if "(notify_app/cli.py" not in f)
         area = next(
-            (name for name, needles in AREAS if any(n in joined for n in needles)),
+            (name for name, needles in areas_of if any(n in joined for n in needles)),
             "event loop, no frame of the above",
         )
         areas[area] += count

@@ -1,16 +1,24 @@
-"""Receivers for the delivery benchmark, each run as its own process (its CPU is its own):
+"""Receivers for the delivery and push benchmarks, each run as its own process (its CPU is
+its own):
 
 - ``smtp``: an aiosmtpd server that accepts every message (250) and counts it by
   ``Message-ID`` (found with one regular expression over the header block, no MIME
   parsing);
 - ``webhook``: a bare asyncio HTTP/1.1 server (keep-alive, ``Content-Length`` bodies)
-  that answers every POST with 200 and counts it by ``webhook-id``.
+  that answers every POST with 200 and counts it by ``webhook-id``;
+- ``fcm``: the test suite's FCM server (``tests/support/fcm.py``: Google's OAuth token
+  endpoint and FCM's ``messages:send``, over TLS with HTTP/2, every request checked as in
+  the tests), counting each accepted send by its registration token. It writes
+  ``fcm.env`` (``NOTIFY_FCM_CREDENTIALS``, ``NOTIFY_FCM_ENDPOINT``, ``SSL_CERT_FILE``) into
+  ``--dir``, as ``scripts/local_fcm.py`` does.
 
-Both listen on ``--port`` and answer on ``--control-port`` one line per connection: send
+All listen on ``--port`` and answer on ``--control-port`` one line per connection: send
 ``stats`` for a JSON object ``{"received", "unique", "first_at", "last_at"}`` (times are
-``time.time()`` of the first and the latest message), or ``reset`` to forget everything.
+``time.time()`` of the first and the latest message; ``fcm`` adds ``refused``, the sends
+it did not accept), or ``reset`` to forget everything.
 
     .venv/bin/python bench/sinks.py smtp --port 2525 --control-port 2526
+    .venv/bin/python bench/sinks.py fcm --port 8443 --control-port 8444 --dir /tmp/bench-fcm
 """
 
 from __future__ import annotations
@@ -21,7 +29,10 @@ import contextlib
 import json
 import logging
 import re
+import shutil
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 _MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(\S+)", re.IGNORECASE | re.MULTILINE)
@@ -162,15 +173,79 @@ async def ask(control_port: int, command: str = "stats") -> dict[str, Any]:
         writer.close()
 
 
+class FcmTally(Tally):
+    """Accepted sends by registration token, and the sends refused."""
+
+    def reset(self) -> None:
+        super().reset()
+        self.refused = 0
+
+    def stats(self) -> dict[str, Any]:
+        return super().stats() | {"refused": self.refused}
+
+
+def _write_fcm_env(directory: Path, credentials: Path, url: str, ca_file: str) -> None:
+    shutil.copyfile(ca_file, directory / "ca.pem")
+    (directory / "fcm.env").write_text(
+        f"NOTIFY_FCM_CREDENTIALS={credentials}\n"
+        f"NOTIFY_FCM_ENDPOINT={url}\n"
+        f"SSL_CERT_FILE={directory / 'ca.pem'}\n"
+    )
+
+
+async def serve_fcm(port: int, control_port: int, directory: Path) -> None:
+    """``tests/`` must be importable: :func:`main` puts the project root on the path."""
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    from tests.support.fcm import FakeFcm, new_key, write_service_account
+    from tests.support.h2server import serving_h2
+
+    tally = FcmTally()
+
+    class CountingFcm(FakeFcm):
+        """The fake, answering as it does; each accepted send is counted, not kept."""
+
+        async def send(self, request: Request) -> Response:
+            response = await super().send(request)
+            if response.status_code == 200:
+                tally.add(str(self.accepted.pop().message.get("token", "")).encode())
+            else:
+                tally.refused += 1
+            return response
+
+    key = new_key()
+    fake = CountingFcm(public_key=key.public_key(), key_id="0123456789abcdef")
+    # Hypercorn closes a connection after 1,000 requests by default, failing the streams
+    # in flight; FCM keeps its connections open for far longer.
+    async with serving_h2(fake.app(), port, requests_per_connection=10**9) as server:
+        fake.token_uri = f"{server.url}/token"
+        credentials = write_service_account(directory, key, token_uri=fake.token_uri)
+        _write_fcm_env(directory, credentials, server.url, server.ca_file)
+        control = await _control(tally, control_port)
+        print(f"fcm-sink: listening on {port}", flush=True)
+        async with control:
+            await asyncio.Future()
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description="SMTP and webhook receivers for benchmarks")
-    parser.add_argument("kind", choices=("smtp", "webhook"))
+    parser = argparse.ArgumentParser(description="receivers for the benchmarks")
+    parser.add_argument("kind", choices=("smtp", "webhook", "fcm"))
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--control-port", type=int, required=True)
+    parser.add_argument("--dir", type=Path, help="fcm: where fcm.env, the key and CA go")
     args = parser.parse_args()
-    serve = serve_smtp if args.kind == "smtp" else serve_webhook
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.port, args.control_port))
+        if args.kind == "fcm":
+            if args.dir is None:
+                parser.error("fcm needs --dir")
+            args.dir.mkdir(parents=True, exist_ok=True)
+            sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+            asyncio.run(serve_fcm(args.port, args.control_port, args.dir))
+        elif args.kind == "smtp":
+            asyncio.run(serve_smtp(args.port, args.control_port))
+        else:
+            asyncio.run(serve_webhook(args.port, args.control_port))
 
 
 if __name__ == "__main__":

@@ -41,9 +41,12 @@ def _free_port() -> int:
 
 
 @asynccontextmanager
-async def serving_h2(app: Any, port: int = 0) -> AsyncIterator[TlsServer]:
+async def serving_h2(
+    app: Any, port: int = 0, *, requests_per_connection: int | None = None
+) -> AsyncIterator[TlsServer]:
     """``app`` over TLS (HTTP/2 offered by ALPN, HTTP/1.1 too) until the block ends, on
-    ``port`` (0: a free one)."""
+    ``port`` (0: a free one). After ``requests_per_connection`` requests (None: hypercorn's
+    default, 1,000) hypercorn closes the connection, streams still in flight included."""
     ca = trustme.CA()
     cert = ca.issue_cert("localhost", "127.0.0.1")
     with tempfile.TemporaryDirectory(prefix="notify-h2-") as tmp:
@@ -59,6 +62,8 @@ async def serving_h2(app: Any, port: int = 0) -> AsyncIterator[TlsServer]:
         config.alpn_protocols = ["h2", "http/1.1"]
         config.loglevel = "WARNING"
         config.accesslog = None
+        if requests_per_connection is not None:
+            config.keep_alive_max_requests = requests_per_connection
         stop = asyncio.Event()
         task = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))
         await _until_listening(port, task)
