@@ -276,6 +276,8 @@ class DatabaseQueue:
 
     async def _claim(self, name: str, limit: int) -> list[sa.Row[Any]]:
         now = time.time()
+        if not await self._any_ready(name, now):
+            return []  # an idle poll costs a read, not a write (SQLite has one writer)
         ids = (
             sa.select(jobs.c.id)
             .where(_ready(name, now))
@@ -301,6 +303,11 @@ class DatabaseQueue:
             rows = list((await conn.execute(stmt)).all())
         rows.sort(key=lambda r: (-r.priority, r.id))
         return rows
+
+    async def _any_ready(self, name: str, now: float) -> bool:
+        async with self._read() as conn:
+            found = await conn.execute(sa.select(jobs.c.id).where(_ready(name, now)).limit(1))
+            return found.first() is not None
 
     async def _release(self, ids: Iterable[int]) -> None:
         id_list = list(ids)
