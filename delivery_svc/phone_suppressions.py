@@ -11,11 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from notify_core.constants import MAX_PHONE_NUMBER
-from notify_core.db.schema import phone_suppressions, utcnow
+from delivery_svc.suppressions import PHONE, add
+from notify_core.db.schema import phone_suppressions
 
 OPTED_OUT = "opted_out"
 UNREACHABLE = "unreachable"
@@ -24,7 +23,7 @@ REASONS = (OPTED_OUT, UNREACHABLE)
 
 def normalise(number: str) -> str:
     """The stored form of a number: without spaces (E.164 has none)."""
-    return "".join(number.split())
+    return PHONE.normalise(number)
 
 
 async def suppress_number(
@@ -32,17 +31,9 @@ async def suppress_number(
 ) -> bool:
     """Add ``number`` in the caller's transaction; False when it was there already (or is
     not a number that can be stored)."""
-    key = normalise(number)
-    if not key or len(key) > MAX_PHONE_NUMBER or reason not in REASONS:
+    if reason not in REASONS:
         return False
-    insert = sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert
-    stmt = (
-        insert(phone_suppressions)
-        .values(number=key, reason=reason, provider=provider, detail=detail, created_at=utcnow())
-        .on_conflict_do_nothing(index_elements=[phone_suppressions.c.number])
-        .returning(phone_suppressions.c.number)
-    )
-    return (await conn.execute(stmt)).first() is not None
+    return await add(PHONE, conn, number, reason, provider, detail)
 
 
 async def suppressed_numbers(conn: AsyncConnection, numbers: Iterable[str]) -> set[str]:

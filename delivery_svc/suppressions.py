@@ -43,15 +43,39 @@ async def suppress(
 ) -> bool:
     """Add ``address`` in the caller's transaction; False when it was there already (or
     is not an address that can be stored: empty or longer than an address can be)."""
-    key = normalise(address)
-    if not key or len(key) > MAX_SUPPRESSED_ADDRESS or reason not in REASONS:
+    if reason not in REASONS:
+        return False
+    return await add(EMAIL, conn, address, reason, provider, detail)
+
+
+async def add(
+    which: SuppressionList,
+    conn: AsyncConnection,
+    value: str,
+    reason: str,
+    provider: str,
+    detail: str,
+) -> bool:
+    """Add ``value`` to ``which`` in the caller's transaction; False when it was there
+    already or cannot be stored (empty, or longer than the column)."""
+    key = which.normalise(value)
+    if not key or len(key) > which.max_length:
         return False
     insert = sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert
+    column = which.table.c[which.key]
     stmt = (
-        insert(email_suppressions)
-        .values(address=key, reason=reason, provider=provider, detail=detail, created_at=utcnow())
-        .on_conflict_do_nothing(index_elements=[email_suppressions.c.address])
-        .returning(email_suppressions.c.address)
+        insert(which.table)
+        .values(
+            {
+                which.key: key,
+                "reason": reason,
+                "provider": provider,
+                "detail": detail,
+                "created_at": utcnow(),
+            }
+        )
+        .on_conflict_do_nothing(index_elements=[column])
+        .returning(column)
     )
     return (await conn.execute(stmt)).first() is not None
 
