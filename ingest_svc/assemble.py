@@ -15,7 +15,7 @@ async def assemble(database: Database, queue: WorkQueue) -> tuple[Parts, LocalIn
     """The service's parts, and the in-process client the node's edge sends through."""
     ingest = Ingest(database, queue)
     await ingest.start()
-    topics = TopicSends(database, queue, ingest)
+    topics = TopicSends(database, queue)
     parts = Parts(
         specs=[service.spec(ingest, topics)], tasks={"fanout": topics.run}, closers=[ingest]
     )

@@ -14,7 +14,7 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -24,7 +24,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ingest_svc.validate import NewNotification, validate_send
-from notify_core.constants import MAX_BATCH, QUEUE_ROUTE
+from notify_core.constants import MAX_BATCH, QUEUE_ROUTE, ROUTE_JOB_IDS
+from notify_core.db.bulk import insert_rows
 from notify_core.db.engine import Database
 from notify_core.db.schema import notifications
 from notify_core.domain import NotificationState, Priority
@@ -42,13 +43,43 @@ class _Pending:
     )
 
 
-def route_message(notification_id: str, priority: str) -> Message:
-    """The routing job of one notification."""
-    return Message(
-        body=json.dumps({"id": notification_id}).encode(),
-        priority=Priority(priority).queue_priority,
-        message_id=notification_id,
-    )
+def route_messages(items: Iterable[tuple[str, str]]) -> list[Message]:
+    """The routing jobs of these ``(notification id, priority)`` pairs: one job per
+    priority and per ``ROUTE_JOB_IDS`` ids, so a send to many users costs a few jobs."""
+    by_priority: dict[str, list[str]] = {}
+    for notification_id, priority in items:
+        by_priority.setdefault(priority, []).append(notification_id)
+    messages: list[Message] = []
+    for priority, ids in by_priority.items():
+        for start in range(0, len(ids), ROUTE_JOB_IDS):
+            chunk = ids[start : start + ROUTE_JOB_IDS]
+            messages.append(
+                Message(
+                    body=json.dumps({"ids": chunk}, separators=(",", ":")).encode(),
+                    priority=Priority(priority).queue_priority,
+                    message_id=chunk[0],
+                )
+            )
+    return messages
+
+
+async def store_new(
+    conn: AsyncConnection, queue: WorkQueue, items: Sequence[NewNotification]
+) -> Staged:
+    """Insert ``items``, none of which can collide with a stored row, and stage the routing
+    jobs of those due now, on ``conn`` within its transaction. The rows go in as one stream
+    (COPY on PostgreSQL, one executemany elsewhere)."""
+    await insert_rows(conn, notifications, [_row(n) for n in items])
+    return await _stage_due(conn, queue, items)
+
+
+async def _stage_due(
+    conn: AsyncConnection, queue: WorkQueue, items: Sequence[NewNotification]
+) -> Staged:
+    """Stage the routing jobs of the notifications among ``items`` that are due now;
+    scheduled ones get theirs from the scheduler when due."""
+    due = [(n.id, n.priority) for n in items if n.send_at is None]
+    return await queue.stage(conn, QUEUE_ROUTE, route_messages(due))
 
 
 class Ingest:
@@ -151,41 +182,16 @@ class Ingest:
         staged routing jobs.
         """
         first, unique = _unique_by_key(groups)
-        rows = [_row(n) for n in unique]
-        dialect_insert = sqlite.insert if self._db.is_sqlite else postgresql.insert
-        stmt = dialect_insert(notifications).on_conflict_do_nothing(
-            index_elements=["user_id", "idempotency_key"],
-            index_where=notifications.c.idempotency_key.isnot(None),
-        )
+        keyless = [n for n in unique if n.idempotency_key is None]
+        keyed = [n for n in unique if n.idempotency_key is not None]
+        existing: dict[tuple[str, str], str] = {}
         async with self._db.write() as conn:
-            keyed = [n for n in unique if n.idempotency_key is not None]
-            existing: dict[tuple[str, str], str] = {}
             if keyed:
-                existing = await self._existing_keys(conn, keyed)
-            to_insert = [
-                r
-                for r, n in zip(rows, unique, strict=True)
-                if n.idempotency_key is None or (n.user_id, n.idempotency_key) not in existing
-            ]
-            if to_insert:
-                await conn.execute(stmt, to_insert)
-            if keyed:
-                # A concurrent writer (another process) may have won a key in between.
-                existing = await self._existing_keys(conn, keyed)
-            # New: not a repeat of a key accepted before (ours if the key maps to our id),
-            # and due now; scheduled ones get their job from the scheduler when due.
-            fresh = [
-                n
-                for n in unique
-                if n.send_at is None
-                and (
-                    n.idempotency_key is None
-                    or existing.get((n.user_id, n.idempotency_key)) == n.id
-                )
-            ]
-            staged = await self._queue.stage(
-                conn, QUEUE_ROUTE, [route_message(n.id, n.priority) for n in fresh]
-            )
+                existing = await self._insert_keyed(conn, keyed)
+            # Ours: a key that maps to our id (not a repeat of a key accepted before).
+            won = [n for n in keyed if existing.get((n.user_id, n.idempotency_key or "")) == n.id]
+            await insert_rows(conn, notifications, [_row(n) for n in keyless])
+            staged = await _stage_due(conn, self._queue, [*keyless, *won])
         for key, nid in existing.items():
             first[key] = nid
         answers = [
@@ -196,6 +202,23 @@ class Ingest:
             for items in groups
         ]
         return answers, staged
+
+    async def _insert_keyed(
+        self, conn: AsyncConnection, keyed: list[NewNotification]
+    ) -> dict[tuple[str, str], str]:
+        """Insert the sends with an idempotency key whose key is not taken yet; answer the
+        id each (user, key) maps to afterwards."""
+        existing = await self._existing_keys(conn, keyed)
+        to_insert = [_row(n) for n in keyed if (n.user_id, n.idempotency_key or "") not in existing]
+        if to_insert:
+            dialect_insert = sqlite.insert if self._db.is_sqlite else postgresql.insert
+            stmt = dialect_insert(notifications).on_conflict_do_nothing(
+                index_elements=["user_id", "idempotency_key"],
+                index_where=notifications.c.idempotency_key.isnot(None),
+            )
+            await conn.execute(stmt, to_insert)
+        # A concurrent writer (another process) may have won a key in between.
+        return await self._existing_keys(conn, keyed)
 
     @staticmethod
     async def _existing_keys(

@@ -4,11 +4,13 @@
 its fan-out job in the same transaction, and answers: the send is durable from then on.
 
 The fan-out consumer walks the topic's subscribers in user-id order, ``FANOUT_BATCH`` at a
-time, never holding more than one batch: each batch is handed to :class:`Ingest` as one
-atomic send whose notifications carry the idempotency key ``topic:<send id>``, and then the
-cursor moves on. A crash between the two redoes the batch, and the keys make the redo a
-no-op, so every subscriber gets exactly one notification. A send whose job was lost (a
-crash between commit and publish) is picked up by the relay.
+time, never holding more than one batch. Each step is one transaction on the locked
+``topic_sends`` row: read the next subscribers after the cursor, insert their notifications
+as one stream (COPY on PostgreSQL) with the idempotency key ``topic:<send id>``, stage
+their routing jobs (a few jobs of up to ``ROUTE_JOB_IDS`` ids each), and move the cursor.
+A crash anywhere in a step undoes all of it, so every subscriber gets exactly one
+notification. A send whose job was lost (a crash between commit and publish) is picked up
+by the relay.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,12 +26,13 @@ import sqlalchemy as sa
 from google.protobuf import json_format
 from notify.v1 import ingest_pb2
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ingest_svc.core import Ingest
+from ingest_svc.core import store_new
 from ingest_svc.validate import validate_send
 from notify_core.constants import FANOUT_BATCH, QUEUE_FANOUT
 from notify_core.db.engine import Database
-from notify_core.db.schema import new_id, topic_sends, topic_subscriptions
+from notify_core.db.schema import new_id, notifications, topic_sends, topic_subscriptions
 from notify_core.domain import Priority
 from notify_core.errors import NotFound
 from notify_core.queue.base import Delivery, Message, WorkQueue
@@ -46,12 +50,9 @@ def fanout_message(send_id: str, priority: str) -> Message:
 
 
 class TopicSends:
-    def __init__(
-        self, database: Database, queue: WorkQueue, ingest: Ingest, *, batch: int = FANOUT_BATCH
-    ) -> None:
+    def __init__(self, database: Database, queue: WorkQueue, *, batch: int = FANOUT_BATCH) -> None:
         self._db = database
         self._queue = queue
-        self._ingest = ingest
         self._batch = batch
 
     async def send(self, topic: str, request: ingest_pb2.SendRequest) -> str:
@@ -136,48 +137,66 @@ class TopicSends:
 
     async def fan_out(self, send_id: str) -> int:
         """Accept the notification for every remaining subscriber; answer how many now."""
-        async with self._db.read() as conn:
-            row = (
-                await conn.execute(sa.select(topic_sends).where(topic_sends.c.id == send_id))
-            ).first()
-        if row is None or row.state == "done":
-            return 0
-        template = json_format.ParseDict(row.request, ingest_pb2.SendRequest())
-        template.idempotency_key = f"topic:{send_id}"
-        cursor: str | None = row.cursor
         done = 0
         while True:
-            query = (
-                sa.select(topic_subscriptions.c.user_id)
-                .where(topic_subscriptions.c.topic == row.topic)
-                .order_by(topic_subscriptions.c.user_id)
-                .limit(self._batch)
-            )
-            if cursor is not None:
-                query = query.where(topic_subscriptions.c.user_id > cursor)
-            async with self._db.read() as conn:
-                users = list((await conn.scalars(query)).all())
-            if users:
-                requests = []
-                for user in users:
-                    req = ingest_pb2.SendRequest()
-                    req.CopyFrom(template)
-                    req.user_id = user
-                    requests.append(req)
-                await self._ingest.send(requests)
-                cursor = users[-1]
-                done += len(users)
-            finished = len(users) < self._batch
-            async with self._db.write() as conn:
-                await conn.execute(
-                    topic_sends.update()
-                    .where(topic_sends.c.id == send_id)
-                    .values(
-                        cursor=cursor,
-                        fanned_out=topic_sends.c.fanned_out + len(users),
-                        state="done" if finished else "pending",
-                        updated_at=datetime.now(UTC),
-                    )
-                )
-            if finished:
+            step = await self._step(send_id)
+            if step is None:
                 return done
+            done += step
+
+    async def _step(self, send_id: str) -> int | None:
+        """Accept the notification for the next ``batch`` subscribers after the cursor, in
+        one transaction with the cursor's move; answer how many, or None once done."""
+        now = datetime.now(UTC)
+        query = sa.select(topic_sends).where(topic_sends.c.id == send_id)
+        if not self._db.is_sqlite:
+            query = query.with_for_update()
+        async with self._db.write() as conn:
+            row = (await conn.execute(query)).first()
+            if row is None or row.state == "done":
+                return None
+            users = await self._subscribers(conn, row.topic, row.cursor)
+            fresh = await _not_yet_sent(conn, users, f"topic:{send_id}")
+            template = json_format.ParseDict(row.request, ingest_pb2.SendRequest())
+            template.idempotency_key = f"topic:{send_id}"
+            checked = validate_send(template, new_id="-", now=now, for_topic=True)
+            items = [replace(checked, id=new_id(), user_id=user) for user in fresh]
+            staged = await store_new(conn, self._queue, items)
+            await conn.execute(
+                topic_sends.update()
+                .where(topic_sends.c.id == send_id)
+                .values(
+                    cursor=users[-1] if users else row.cursor,
+                    fanned_out=topic_sends.c.fanned_out + len(users),
+                    state="done" if len(users) < self._batch else "pending",
+                    updated_at=now,
+                )
+            )
+        self._queue.flush([staged])
+        return len(users)
+
+    async def _subscribers(
+        self, conn: AsyncConnection, topic: str, cursor: str | None
+    ) -> list[str]:
+        """The next ``batch`` subscribers of ``topic`` after ``cursor``, in user-id order."""
+        query = (
+            sa.select(topic_subscriptions.c.user_id)
+            .where(topic_subscriptions.c.topic == topic)
+            .order_by(topic_subscriptions.c.user_id)
+            .limit(self._batch)
+        )
+        if cursor is not None:
+            query = query.where(topic_subscriptions.c.user_id > cursor)
+        return list((await conn.scalars(query)).all())
+
+
+async def _not_yet_sent(conn: AsyncConnection, users: list[str], key: str) -> list[str]:
+    """The users among ``users`` who have no notification with idempotency ``key`` yet (a
+    send accepted before this step's transaction, by an earlier version, is not repeated)."""
+    if not users:
+        return []
+    query = sa.select(notifications.c.user_id).where(
+        notifications.c.user_id.in_(users), notifications.c.idempotency_key == key
+    )
+    taken = set((await conn.scalars(query)).all())
+    return [u for u in users if u not in taken]

@@ -49,6 +49,11 @@ SCHEDULER_BATCH: Final = 500
 """Due scheduled sends, or due held deliveries, released per transaction."""
 FANOUT_BATCH: Final = 1_000
 """Subscribers read, and notifications accepted, per step of a topic fan-out."""
+ROUTE_JOB_IDS: Final = 1_000
+"""Notifications named by one routing job (``{"ids": [...]}``, one priority each)."""
+ROUTE_CHUNK: Final = 1_000
+"""Notifications the router decides per transaction; a consumed batch of jobs is split into
+chunks of this many."""
 
 QUEUE_HOLD_STEPS: Final = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)
 """RabbitMQ: the delays (seconds) of the hold queues that delayed publishes wait in; a

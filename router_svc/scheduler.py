@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from delivery_svc.api import group_jobs, stage_jobs
-from ingest_svc.api import route_message
+from ingest_svc.api import route_messages
 from notify_core.cache.base import CacheBackends
 from notify_core.config import SCHEDULER_INTERVAL
 from notify_core.constants import QUEUE_ROUTE, SCHEDULER_BATCH
@@ -108,7 +108,7 @@ class Scheduler:
                 .values(state=NotificationState.ACCEPTED, created_at=notifications.c.send_at)
             )
             staged = await self._queue.stage(
-                conn, QUEUE_ROUTE, [route_message(r.id, r.priority) for r in rows]
+                conn, QUEUE_ROUTE, route_messages((r.id, r.priority) for r in rows)
             )
         self._queue.flush([staged])
         return len(rows)

@@ -1,8 +1,10 @@
 """The router worker: consumes routing jobs, applies the plan, acknowledges.
 
-Each batch is handled in one transaction: the notifications still ``accepted`` are locked
-(skipping rows another router holds), planned, and marked ``routed`` with their inbox flag.
-Only after the commit are live events published and the jobs acked, so a crash at any point
+A job names up to ``ROUTE_JOB_IDS`` notifications; a consumed batch of jobs is routed
+``ROUTE_CHUNK`` at a time, each chunk in one transaction: the notifications still
+``accepted`` are locked (skipping rows another router holds), planned, and marked ``routed``
+with their inbox flag. Only after the commit are live events published, and the jobs are
+acked once every chunk has committed, so a crash at any point
 leaves either a job to redo or a routed row, never a lost notification. Routing is
 idempotent: a job for an already routed notification does nothing.
 """
@@ -19,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from delivery_svc.api import group_jobs, stage_jobs
 from notify_core.cache.base import CacheBackends
-from notify_core.constants import QUEUE_ROUTE
+from notify_core.constants import QUEUE_ROUTE, ROUTE_CHUNK
 from notify_core.db.bulk import insert_rows
 from notify_core.db.engine import Database
 from notify_core.db.schema import notification_deliveries, notifications
@@ -46,8 +48,8 @@ class Router:
         namespace: str,
         routing: Routing | None = None,
         *,
-        prefetch: int = 500,
-        max_batch: int = 200,
+        prefetch: int = 128,
+        max_batch: int = 64,
     ) -> None:
         self._db = database
         self._queue = queue
@@ -75,27 +77,36 @@ class Router:
                 await asyncio.sleep(1.0)
 
     async def handle(self, batch: list[Delivery]) -> None:
+        """Route the notifications ``batch`` names, ``ROUTE_CHUNK`` per transaction, then
+        ack it. A chunk that fails sends the whole batch back to the queue: the chunks
+        committed before it are routed already, and routing them again does nothing."""
         ids = job_ids(batch, log)
+        for start in range(0, len(ids), ROUTE_CHUNK):
+            if not await self._route_chunk(ids[start : start + ROUTE_CHUNK]):
+                await self._queue.nack(batch)
+                await asyncio.sleep(0.5)
+                return
+        await self._queue.ack(batch)
+        self.routed += len(ids)
+
+    async def _route_chunk(self, ids: list[str]) -> bool:
+        """Route one chunk in one transaction; after its commit, publish its delivery jobs
+        and live events. Answers whether it committed."""
         try:
             new, updated, staged = await self.route(ids)
         except NotifyError as exc:
             log.warning("routing batch failed (%s); jobs go back to the queue", exc)
-            await self._queue.nack(batch)
-            await asyncio.sleep(0.5)
-            return
+            return False
         except Exception:
             log.exception("routing batch failed; jobs go back to the queue")
-            await self._queue.nack(batch)
-            await asyncio.sleep(0.5)
-            return
+            return False
         self._queue.flush(staged)
         try:
             await publish_changes(self._pubsub, self._ns, new, updated)
         except NotifyError as exc:
             # The inbox holds them; the users see them on their next connect.
             log.warning("live publish of %d notifications failed: %s", len(new), exc)
-        await self._queue.ack(batch)
-        self.routed += len(ids)
+        return True
 
     async def route(
         self, ids: list[str]

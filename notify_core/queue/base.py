@@ -137,12 +137,17 @@ class WorkQueue(Protocol):
 
 
 def job_ids(batch: Sequence[Delivery], log: logging.Logger) -> list[str]:
-    """The ``id`` of each job ``{"id": ...}`` in ``batch``; a malformed one is logged and
-    left out (it is acked with the rest: retrying cannot fix it)."""
+    """The ids the jobs in ``batch`` name, in order: one for a job ``{"id": ...}``, each of
+    a job ``{"ids": [...]}``. A malformed job is logged and left out (it is acked with the
+    rest: retrying cannot fix it)."""
     ids: list[str] = []
     for d in batch:
         try:
-            ids.append(str(json.loads(d.body)["id"]))
+            body = json.loads(d.body)
+            named = body["ids"] if "ids" in body else [body["id"]]
+            if not isinstance(named, list):
+                raise TypeError("ids is not a list")
+            ids.extend(str(i) for i in named)
         except (ValueError, KeyError, TypeError):
             log.error("dropping malformed job %r", d.body[:200])
     return ids
