@@ -76,8 +76,10 @@ async def _dead_letters(settings: Settings, args: argparse.Namespace) -> None:
         await db.close()
 
 
-async def _run(settings: NodeSettings, services: tuple[str, ...], migrate: bool) -> None:
-    node = Node(settings, services=services, migrate=migrate)
+async def _run(
+    settings: NodeSettings, services: tuple[str, ...], migrate: bool, workers: int = 0
+) -> None:
+    node = Node(settings, services=services, migrate=migrate, workers=workers)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -136,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             config = DigestConfig(settings, settings.email, settings.digest)
             return asyncio.run(digest_main(config, args))
         elif args.command == "up":
-            asyncio.run(_run(settings, SERVICES, migrate=True))
+            asyncio.run(_run(settings, SERVICES, migrate=True, workers=settings.workers))
         else:
             asyncio.run(_run(settings, (args.service,), migrate=False))
     except ConfigError as exc:

@@ -17,6 +17,7 @@ from delivery_svc.transport.sns import SnsHttp
 from digest_svc.scheduler import DigestService
 from notify_app.services import ASSEMBLY, SERVICES, Wiring
 from notify_app.settings import NodeSettings
+from notify_app.workers import moved, worker_processes
 from notify_core.auth import Authenticator
 from notify_core.cache.base import CacheBackends
 from notify_core.cache.factory import create_cache_backends
@@ -26,6 +27,7 @@ from notify_core.db.migrate import upgrade
 from notify_core.errors import ConfigError
 from notify_core.grpc_server import ServiceSpec, create_server, mark_not_serving, mark_serving
 from notify_core.parts import Closer, Parts
+from notify_core.processes import ChildProcesses
 from notify_core.queue.base import WorkQueue
 from notify_core.queue.factory import create_queue
 from preference_svc.api import PreferenceStore
@@ -59,10 +61,14 @@ class Node:
     serve_grpc: bool = True
     database_pool: int = 10
     """Database connections kept (as many more may open under a burst)."""
+    workers: int = 0
+    """Worker processes to run the router's, scheduler's and digests' tasks in (``notify
+    up`` passes ``NOTIFY_WORKER_PROCESSES``); 0: they run here."""
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _closers: list[Closer] = field(default_factory=list)
     _edge: EdgeServer | None = None
     _edges: EdgeProcesses[NodeSettings] | None = None
+    _workers: ChildProcesses | None = None
 
     async def start(self) -> None:
         s = self.settings
@@ -74,10 +80,11 @@ class Node:
         if self.migrate:
             await asyncio.to_thread(upgrade, s.database_url)
         wiring = await self._open_backends()
+        elsewhere = moved(s, self.services, self.workers)
         specs: list[ServiceSpec] = []
         for name, assemble in ASSEMBLY.items():
             if name in self.services:
-                specs.extend(self._add(await assemble(wiring)))
+                specs.extend(self._add(await assemble(wiring), run=name not in elsewhere))
         self.http_port = wiring.http_port
         self.scheduler, self.digest = wiring.scheduler, wiring.digest
         self._edge, self._edges = wiring.edge, wiring.edges
@@ -86,10 +93,18 @@ class Node:
             self._grpc, self.grpc_port, self._health = create_server(
                 specs, f"{s.host}:{s.grpc_port}", wiring.auth
             )
+            # The servicer starts out SERVING as a whole; not until every part is up.
+            await mark_not_serving(self._health, [])
             await self._grpc.start()
-            await mark_serving(self._health, self._names)
         if self._edges is not None:
             await self._edges.start(self.grpc_port)
+        if elsewhere:
+            self._workers = worker_processes(s, self.workers)
+            await self._workers.start(s, elsewhere, wiring.public_url)
+            log.info("worker processes for %s: pids %s", ",".join(elsewhere), self._workers.pids)
+        if self.serve_grpc:
+            # Serving once every child is up too: the health check means the whole node.
+            await mark_serving(self._health, self._names)
         log.info(
             "node up: services=%s http=%s grpc=%s",
             ",".join(self.services),
@@ -122,10 +137,11 @@ class Node:
             sns_http=self.sns_http,
         )
 
-    def _add(self, parts: Parts) -> list[ServiceSpec]:
-        """Start a service's tasks, keep its closers; answer its gRPC specs."""
-        for name, run in parts.tasks.items():
-            task = asyncio.ensure_future(run())
+    def _add(self, parts: Parts, *, run: bool = True) -> list[ServiceSpec]:
+        """Start a service's tasks (unless ``run`` is false: they run in worker
+        processes), keep its closers; answer its gRPC specs."""
+        for name, task_main in parts.tasks.items() if run else ():
+            task = asyncio.ensure_future(task_main())
             task.set_name(name)
             self._tasks.append(task)
         self._closers.extend(parts.closers)
@@ -154,6 +170,8 @@ class Node:
         if self.serve_grpc:
             with contextlib.suppress(Exception):
                 await self._grpc.stop(grace=2.0)
+        if self._workers is not None:
+            await self._workers.stop()
         await _cancel_all(self._tasks)
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for closer in reversed(self._closers):

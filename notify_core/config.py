@@ -38,6 +38,7 @@ from notify_core.constants import (
     PRESENCE_TTL_SECONDS,
     SEND_LEASE_SECONDS,
     SHUTDOWN_GRACE_SECONDS,
+    WORKER_PROCESSES_MAX,
 )
 from notify_core.domain import Priority
 from notify_core.ratelimit import RateRules
@@ -194,6 +195,15 @@ EDGE_PROCESSES = Setting(
     "edge processes sharing `NOTIFY_HTTP_PORT` (see [Scaling the edge](#scaling-the-edge)); "
     "more than 1 needs `NOTIFY_REDIS_URL`",
 )
+WORKER_PROCESSES: Setting[int | None] = Setting(
+    "NOTIFY_WORKER_PROCESSES",
+    whole(0, WORKER_PROCESSES_MAX),
+    None,
+    "child processes of `notify up` that run the router, the scheduler and the digest runs, "
+    "so that they use another core than ingest and the edge; more than 0 needs "
+    "`NOTIFY_REDIS_URL`",
+    shown_default="1 with `NOTIFY_REDIS_URL`, PostgreSQL and 2 CPUs or more, else 0",
+)
 MAX_CONNECTIONS: Setting[int | None] = Setting(
     "NOTIFY_MAX_CONNECTIONS",
     whole(1, 10_000_000),
@@ -286,6 +296,7 @@ CORE = SettingsGroup(
         SIGNING_SECRET,
         PUBLIC_URL,
         EDGE_PROCESSES,
+        WORKER_PROCESSES,
         MAX_CONNECTIONS,
         MAX_CONNECTIONS_PER_USER,
         SHUTDOWN_GRACE,
@@ -339,6 +350,8 @@ class Settings:
     breaker_reset: float = BREAKER_RESET.default
     # -- edge processes, connection limits, shutdown ------------------------------------
     edge_processes: int = EDGE_PROCESSES.default
+    worker_processes: int | None = WORKER_PROCESSES.default
+    """Unset means :attr:`workers` decides."""
     max_connections: int | None = MAX_CONNECTIONS.default
     """Unset means 15,000, or less when the open-file limit leaves less."""
     max_connections_per_user: int = MAX_CONNECTIONS_PER_USER.default
@@ -350,6 +363,16 @@ class Settings:
     @property
     def database_kind(self) -> str:
         return "postgresql" if self.database_url.startswith("postgresql") else "sqlite"
+
+    @property
+    def workers(self) -> int:
+        """How many worker processes ``notify up`` starts: ``NOTIFY_WORKER_PROCESSES``, or
+        when unset 1 where another process can share the work (Redis for live events and
+        presence, PostgreSQL for the rows) and a second CPU can run it, else 0."""
+        if self.worker_processes is not None:
+            return self.worker_processes
+        shared = self.redis_url is not None and self.database_kind == "postgresql"
+        return 1 if shared and len(os.sched_getaffinity(0)) >= 2 else 0
 
 
 _FIELDS: Mapping[str, Setting[Any]] = {
@@ -377,6 +400,7 @@ _FIELDS: Mapping[str, Setting[Any]] = {
     "breaker_threshold": BREAKER_THRESHOLD,
     "breaker_reset": BREAKER_RESET,
     "edge_processes": EDGE_PROCESSES,
+    "worker_processes": WORKER_PROCESSES,
     "max_connections": MAX_CONNECTIONS,
     "max_connections_per_user": MAX_CONNECTIONS_PER_USER,
     "shutdown_grace": SHUTDOWN_GRACE,

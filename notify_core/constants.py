@@ -392,6 +392,7 @@ CLOSE_TRY_AGAIN_LATER: Final = 1013
 CLOSE_TOO_MANY_FOR_USER: Final = 4009
 """WebSocket close code: the user already has ``NOTIFY_MAX_CONNECTIONS_PER_USER`` open."""
 EDGE_PROCESSES_MAX: Final = 256
+WORKER_PROCESSES_MAX: Final = 64
 MAX_CONNECTIONS_DEFAULT: Final = 15_000
 """Default of ``NOTIFY_MAX_CONNECTIONS`` (per edge process), lowered to what the open-file
 limit leaves when that is less."""
@@ -410,11 +411,12 @@ headers (from its connect, or from the first byte of a later request)."""
 HTTP_IDLE_TIMEOUT_SECONDS: Final = 30.0
 """Default of ``NOTIFY_HTTP_IDLE_TIMEOUT``: how long a keep-alive connection may sit idle
 between requests."""
-EDGE_RESTART_BACKOFF_SECONDS: Final = (0.2, 10.0)
-"""First and longest wait before an edge process that died is started again."""
+CHILD_RESTART_BACKOFF_SECONDS: Final = (0.2, 10.0)
+"""First and longest wait before a child process (edge or worker) that died is started
+again."""
 EDGE_DATABASE_POOL: Final = 3
 """Database connections an edge process keeps (and may add as many again under a burst):
 it only reads the inbox, so eight of them stay well inside PostgreSQL's default
 ``max_connections`` of 100 beside the node's own pool."""
-EDGE_START_TIMEOUT_SECONDS: Final = 60.0
-"""How long ``notify up`` waits for its edge processes to listen."""
+CHILD_START_TIMEOUT_SECONDS: Final = 60.0
+"""How long ``notify up`` waits for its child processes (edge, workers) to be up."""
