@@ -10,7 +10,13 @@ is called the way its consumer calls it, ``--batch`` notifications at a time):
 per-type overrides, quiet hours for some). ``--notifications`` accepted notifications are
 inserted straight into the database (types and group keys vary, so some merge), then
 routed: pass 1 starts with a cold cache, pass 2 routes as many new ones for the same users
-with the cache warm. Each notification gets one recorded decision per channel (6).
+with the cache warm. Each notification is decided on all six channels; ``rows_per_n`` is
+how many ``notification_deliveries`` rows that wrote per notification (a row per channel
+the plan considered; older versions wrote six).
+
+Then the default send, in rows per notification: ``--default-sends`` normal-priority
+notifications without channels or group key to users with only an email address, routed
+once with the users offline and once with each user connected (presence recorded).
 
 For "is routing the bottleneck", the same run measures ingest — ``Ingest.send`` from 64
 concurrent callers, group commit, routing jobs in the same transaction (embedded) or
@@ -48,11 +54,12 @@ from common import (
 from notify.v1 import ingest_pb2
 
 from ingest_svc.core import Ingest
+from notify_core.cache.base import CacheBackends
 from notify_core.cache.factory import create_cache_backends
 from notify_core.constants import QUEUES
 from notify_core.db.engine import Database
 from notify_core.db.migrate import upgrade
-from notify_core.db.schema import notification_preferences, notifications
+from notify_core.db.schema import notification_deliveries, notification_preferences, notifications
 from notify_core.queue.database import DatabaseQueue
 from preference_svc.store import PreferenceStore
 from router_svc.inputs import Routing
@@ -103,11 +110,67 @@ async def insert(db: Database, table: sa.Table, rows: list[dict[str, Any]]) -> N
             await conn.execute(table.insert(), rows[start : start + 1000])
 
 
-async def route_all(router: Router, ids: list[str], batch: int) -> float:
-    started = time.perf_counter()
+async def route_all(router: Router, ids: list[str], batch: int) -> tuple[float, float]:
+    """Route ``ids`` ``batch`` at a time: the wall-clock and this process's CPU seconds
+    (all its threads: SQLite's included; not the PostgreSQL or Redis servers')."""
+    started, cpu = time.perf_counter(), time.process_time()
     for start in range(0, len(ids), batch):
         await router.route(ids[start : start + batch])
-    return time.perf_counter() - started
+    return time.perf_counter() - started, time.process_time() - cpu
+
+
+async def rows_per_notification(db: Database, ids: list[str]) -> float:
+    """``notification_deliveries`` rows per notification among ``ids``."""
+    d = notification_deliveries.c
+    total = 0
+    async with db.read() as conn:
+        for start in range(0, len(ids), 1000):
+            chunk = ids[start : start + 1000]
+            found = await conn.scalar(
+                sa.select(sa.func.count()).where(d.notification_id.in_(chunk))
+            )
+            total += int(found or 0)
+    return total / max(1, len(ids))
+
+
+async def default_send_rows(
+    db: Database, router: Router, backends: CacheBackends, count: int, batch: int
+) -> dict[str, float]:
+    """Rows per notification of the default send (normal priority, no channels, no group
+    key) to users with only an email address: offline, then connected."""
+    out: dict[str, float] = {}
+    for label in ("offline", "online"):
+        users = [f"d{label}{i:06d}" for i in range(count)]
+        await insert(
+            db,
+            notification_preferences,
+            [
+                {"id": str(uuid.uuid4()), "user_id": u, "email_address": f"{u}@example.com"}
+                for u in users
+            ],
+        )
+        if label == "online":
+            for u in users:
+                await backends.presence.connect(u, f"c-{u}", ttl=600.0)
+        now = datetime.now(UTC)
+        rows = [
+            {
+                "id": str(uuid.uuid4()),
+                "user_id": u,
+                "type": "comment",
+                "title": "Bench",
+                "message": "Someone commented",
+                "priority": "normal",
+                "created_at": now + timedelta(microseconds=i),
+                "state": "accepted",
+            }
+            for i, u in enumerate(users)
+        ]
+        await insert(db, notifications, rows)
+        ids = [r["id"] for r in rows]
+        await route_all(router, ids, batch)
+        out[f"default_{label}_rows_per_n"] = round(await rows_per_notification(db, ids), 2)
+    return out
 
 
 async def ingest_rate(db: Database, queue: DatabaseQueue, users: list[str], count: int) -> float:
@@ -167,17 +230,19 @@ async def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
 
                 profiler = Profiler(async_mode="enabled")
                 profiler.start()
-                elapsed = await route_all(router, ids, args.batch)
+                elapsed, cpu = await route_all(router, ids, args.batch)
                 profiler.stop()
                 path = RESULTS_DIR / f"routing-profile-{backend}.txt"
                 path.write_text(profiler.output_text(unicode=True, show_all=False))
                 out["profile"] = str(path)
             else:
-                elapsed = await route_all(router, ids, args.batch)
+                elapsed, cpu = await route_all(router, ids, args.batch)
             looked = (store.hits - hits) + (store.misses - misses)
             out[f"{label}_per_s"] = round(len(ids) / elapsed)
             out[f"{label}_decisions_per_s"] = round(6 * len(ids) / elapsed)
+            out[f"{label}_cpu_us_per_n"] = round(1e6 * cpu / len(ids))
             out[f"{label}_hit_rate_pct"] = round(100 * (store.hits - hits) / max(1, looked), 1)
+            out[f"{label}_rows_per_n"] = round(await rows_per_notification(db, ids), 2)
         async with db.read() as conn:
             states = dict(
                 (
@@ -190,6 +255,7 @@ async def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
             )
         out["routed"] = states.get("routed", 0)
         out["merged"] = states.get("merged", 0)
+        out.update(await default_send_rows(db, router, backends, args.default_sends, args.batch))
         out["ingest_per_s"] = round(await ingest_rate(db, queue, users, args.notifications))
         return out
 
@@ -200,6 +266,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=2_000)
     parser.add_argument("--notifications", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=200)
+    parser.add_argument("--default-sends", type=int, default=1_000)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--name", default="routing")
     args = parser.parse_args()
@@ -215,6 +282,10 @@ def main() -> None:
             "warm_decisions_per_s",
             "cold_hit_rate_pct",
             "warm_hit_rate_pct",
+            "warm_cpu_us_per_n",
+            "warm_rows_per_n",
+            "default_offline_rows_per_n",
+            "default_online_rows_per_n",
             "routed",
             "merged",
             "ingest_per_s",

@@ -113,7 +113,9 @@ async def requeue_dead_letters(
 
 
 async def delivery_stats(database: Database) -> dict[str, Any]:
-    """Per channel and status counts, and the engagement totals."""
+    """Per channel and status counts, and the engagement totals. ``skipped`` counts the
+    channels a plan considered and skipped (the user's or the producer's choice, a rate
+    limit); a channel the plan never considered has no delivery row."""
     d = deliveries.c
     async with database.read() as conn:
         counts = (

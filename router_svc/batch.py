@@ -8,12 +8,14 @@ send that needs a rate-limit slot. The shell asks the limiter all of them in one
 hands the answers to :func:`settle`, which turns each refused send into the over-limit
 decision (:func:`router_svc.plan.over_limit`) and leaves every other decision as planned.
 A slot is asked for a send only, so one is counted only for a send that goes out.
-:func:`status_of` names the delivery status each decision is recorded with.
+:func:`recorded` picks the decisions worth a delivery record (every channel something
+happened on: not those the plan never considered), and :func:`status_of` names the
+delivery status each is recorded with.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -43,6 +45,13 @@ STATUS: Mapping[Action, DeliveryStatus] = {
     Action.DIGEST: DeliveryStatus.DIGESTED,
     Action.SKIP: DeliveryStatus.SKIPPED,
 }
+
+
+def recorded(p: Plan) -> Iterator[Decision]:
+    """The decisions to record: sent, held, merged, digested, or skipped by the user's or
+    the producer's choice. A channel the plan never considered gets no record; the
+    deliveries listing explains it from the notification (``plan.unchosen_reason``)."""
+    return (d for d in p.decisions if d.candidate)
 
 
 def status_of(decision: Decision) -> DeliveryStatus:

@@ -5,8 +5,9 @@ The router is a thin shell around :mod:`router_svc.batch`: for a batch of notifi
 loads each user's preferences (cached), presence and the earlier inbox entries of the same
 group key (grouping), calls :func:`router_svc.batch.route`, asks the rate limiter the
 questions the plans raise in one round (:func:`ask_rate_limits`), applies the answers
-(:func:`router_svc.batch.settle`), and records one row per channel in
-``notification_deliveries``.
+(:func:`router_svc.batch.settle`), and records one row in ``notification_deliveries`` per
+channel the plan considered (:func:`router_svc.batch.recorded`). :func:`list_decisions`
+shows all channels: the ones never considered are derived from the notification.
 
 Rate limits count every channel a plan sends on, the in-app inbox included; a type with its
 own rule is counted in its own window as well.
@@ -15,7 +16,7 @@ own rule is counted in its own window as well.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,12 +30,21 @@ from notify_core.constants import rate_key
 from notify_core.convert import iso
 from notify_core.db.engine import Database
 from notify_core.db.schema import new_id, notification_deliveries, notifications
-from notify_core.domain import DeliveryStatus, NotificationState
+from notify_core.domain import CHANNELS, DeliveryStatus, NotificationState
 from notify_core.errors import NotFound
 from notify_core.ratelimit import RateRules, Verdict
 from preference_svc.api import PreferenceStore, StoredPreferences
-from router_svc.batch import Batch, GroupKey, Notification, Question, route, settle, status_of
-from router_svc.plan import Config, Earlier, Plan, Preferences
+from router_svc.batch import (
+    Batch,
+    GroupKey,
+    Notification,
+    Question,
+    recorded,
+    route,
+    settle,
+    status_of,
+)
+from router_svc.plan import Config, Earlier, Plan, Preferences, unchosen_reason
 from router_svc.quiet_hours import QuietHours
 
 
@@ -173,9 +183,10 @@ async def decide(
 
 
 def delivery_rows(notification_id: str, p: Plan, now: datetime) -> list[dict[str, Any]]:
-    """One ``notification_deliveries`` row per channel: what was decided and why."""
+    """One ``notification_deliveries`` row per channel the plan considered: what was
+    decided and why."""
     rows = []
-    for d in p.decisions:
+    for d in recorded(p):
         status = status_of(d)
         meta: dict[str, Any] = {"reason": d.reason}
         if d.merge_into is not None:
@@ -196,22 +207,58 @@ def delivery_rows(notification_id: str, p: Plan, now: datetime) -> list[dict[str
 
 
 async def list_decisions(database: Database, notification_id: str) -> list[dict[str, Any]]:
-    """What was decided for each channel of one notification (NotFound if unknown)."""
+    """What was decided for each channel of one notification (NotFound if unknown): the
+    recorded decisions, and for a routed (or merged) notification every channel the plan
+    never considered, skipped with its reason and no id."""
+    n = notifications.c
     async with database.read() as conn:
         found = (
             await conn.execute(
-                sa.select(notifications.c.state).where(notifications.c.id == notification_id)
+                sa.select(n.state, n.channels, n.routed_at).where(n.id == notification_id)
             )
         ).first()
         if found is None:
             raise NotFound(f"notification {notification_id} not found")
         result = await conn.execute(
-            sa.select(notification_deliveries)
-            .where(notification_deliveries.c.notification_id == notification_id)
-            .order_by(notification_deliveries.c.channel)
+            sa.select(notification_deliveries).where(
+                notification_deliveries.c.notification_id == notification_id
+            )
         )
-        rows = [dict(r._mapping) for r in result]
-    return [_decision(r) for r in rows]
+        shown = [_decision(dict(r._mapping)) for r in result]
+    if found.state in _DECIDED and found.routed_at is not None:
+        shown += unchosen_decisions(found.channels, {d["channel"] for d in shown}, found.routed_at)
+    return sorted(shown, key=lambda d: str(d["channel"]))
+
+
+_DECIDED = frozenset({NotificationState.ROUTED, NotificationState.MERGED})
+"""Notification states whose channels have all been decided."""
+
+
+def unchosen_decisions(
+    channels: Sequence[str] | None, recorded: Collection[str], at: datetime
+) -> list[dict[str, Any]]:
+    """The channels of a routed notification without a record: the plan never considered
+    them (not named in the producer's ``channels``, or not chosen by the matrix), so they
+    were skipped for :func:`router_svc.plan.unchosen_reason`. Shown like a recorded
+    decision, with no ``id``, decided when the notification was routed (``at``)."""
+    reason = unchosen_reason(channels)
+    return [
+        {
+            "id": None,
+            "channel": str(channel),
+            "status": DeliveryStatus.SKIPPED.value,
+            "reason": reason,
+            "until": None,
+            "merge_into": None,
+            "attempts": 0,
+            "last_error": None,
+            "provider": None,
+            "sent_at": None,
+            "created_at": iso(at),
+        }
+        for channel in CHANNELS
+        if channel not in recorded
+    ]
 
 
 _TIMED = frozenset({DeliveryStatus.HELD, DeliveryStatus.RETRYING})

@@ -10,6 +10,8 @@ The steps, in order (the first that decides a channel wins):
    offline → push, SMS, email; high + online → push; normal + online → in-app/live only;
    normal + offline → push + email; low → email digest. In-app (the inbox) is always a
    candidate; web push follows push; the webhook channel follows the user's webhook URL.
+   A channel the matrix (or the request) never considers is skipped with
+   ``candidate=False``: :func:`unchosen_reason` names why, and it is not recorded.
 2. **Request**: a producer's explicit ``channels`` replaces the matrix: each named channel
    is sent, whatever the priority and presence, and no other (in-app only when named).
 3. **Preferences**: a channel switched off (for every type or for this type), or one
@@ -50,11 +52,18 @@ class Decision:
     reason: str
     until: datetime | None = None
     merge_into: str | None = None
+    candidate: bool = True
+    """False for a channel neither the matrix nor the producer's ``channels`` considered:
+    nothing happened on it, so it needs no delivery record."""
 
 
 @dataclass(frozen=True, slots=True)
 class Plan:
     decisions: tuple[Decision, ...]
+
+    def unchosen(self) -> tuple[str, ...]:
+        """The channels never considered (skipped with :func:`unchosen_reason`)."""
+        return tuple(d.channel for d in self.decisions if not d.candidate)
 
     def sends(self, channel: str) -> bool:
         return self.action(channel) is Action.SEND
@@ -182,6 +191,13 @@ def candidates(
     return {c: (Action.SEND, "requested by the producer") for c in facts.channels}
 
 
+def unchosen_reason(channels: Sequence[str] | None) -> str:
+    """Why a channel was never considered, given the producer's ``channels`` (or None)."""
+    if channels is None:
+        return "not chosen for this priority"
+    return "not requested by the producer"
+
+
 def _excluded(channel: str, type_: str, preferences: Preferences) -> str | None:
     """Step 3: why the user cannot be reached on ``channel`` for this type, or ``None``."""
     if not preferences.allows(channel, type_):
@@ -243,13 +259,11 @@ def plan(
         and earlier is not None
         and now - earlier.at < window
     )
-    unchosen = "not chosen for this priority"
-    if facts.channels is not None:
-        unchosen = "not requested by the producer"
+    unchosen = unchosen_reason(facts.channels)
     decisions: list[Decision] = []
     for channel in CHANNELS:
         if channel not in chosen:
-            decisions.append(Decision(channel, Action.SKIP, unchosen))
+            decisions.append(Decision(channel, Action.SKIP, unchosen, candidate=False))
             continue
         action, reason = chosen[channel]
         excluded = _excluded(channel, facts.type, preferences)

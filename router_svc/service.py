@@ -45,7 +45,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):  # type: ignore[mis
                     until=_timestamp(d["until"]),
                     merge_into=d["merge_into"] or "",
                     created_at=_timestamp(d["created_at"]),
-                    id=d["id"],
+                    id=d["id"] or "",
                     attempts=d["attempts"],
                     last_error=d["last_error"] or "",
                     provider=d["provider"] or "",

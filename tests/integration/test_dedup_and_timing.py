@@ -78,6 +78,11 @@ async def test_sends_with_a_group_key_merge_into_one_inbox_entry(settings: NodeS
         merged = await deliveries(env, later[0])
         assert merged["inapp"]["status"] == "merged"
         assert merged["inapp"]["merge_into"] == first
+        # high and online: SMS was never considered, derived for the listing
+        assert (merged["sms"]["id"], merged["sms"]["reason"]) == (
+            None,
+            "not chosen for this priority",
+        )
         # another group key is another entry
         other = await env.send(user, group_key="post-2")
         assert (await deliveries(env, other))["inapp"]["status"] == "delivered"
@@ -225,6 +230,8 @@ async def test_deliveries_over_grpc(env: Env) -> None:
     by_channel = {d.channel: d for d in reply.deliveries}
     assert by_channel["inapp"].status == "delivered"
     assert by_channel["sms"].status == "skipped" and by_channel["sms"].reason
+    # never considered: no record, so no id (the listing derives it)
+    assert by_channel["sms"].id == "" and by_channel["inapp"].id
     try:
         await stub.ListDeliveries(
             router_pb2.ListDeliveriesRequest(notification_id=str(uuid.uuid4())),

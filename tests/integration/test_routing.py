@@ -1,17 +1,19 @@
-"""The router acts on the plan with real inputs, on both backends, and records every
-decision per channel (GET /notifications/{id}/deliveries)."""
+"""The router acts on the plan with real inputs, on both backends, records a decision for
+every channel the plan considered, and lists all six with their reasons
+(GET /notifications/{id}/deliveries)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import websockets
 
 from notify_app.settings import NodeSettings
-from tests.support.deliveries import set_email
+from tests.support.deliveries import recorded_channels, set_email
 from tests.support.ids import uid
 from tests.support.nodes import Env, running
 from tests.support.smtp import Inbox, with_smtp
@@ -46,6 +48,34 @@ async def test_every_channel_gets_a_recorded_decision_with_a_reason(env: Env) ->
     assert all(d["reason"] for d in got.values())
 
 
+async def test_only_channels_considered_are_recorded_and_all_six_are_listed(env: Env) -> None:
+    user = uid()
+    await set_email(env, user)
+    offline = await env.send(user, priority="normal")
+    named = await env.send(user, channels=["email"])
+    for nid, rows, reason in (
+        (offline, ["email", "inapp", "push", "webpush"], "not chosen for this priority"),
+        (named, ["email"], "not requested by the producer"),
+    ):
+        got = await decisions(env, nid)
+        assert await recorded_channels(env, nid) == rows
+        assert list(got) == sorted(got)
+        for channel, d in got.items():
+            if channel in rows:
+                assert d["id"] and d["reason"] and d["reason"] != reason
+            else:
+                assert (d["id"], d["status"], d["reason"]) == (None, "skipped", reason)
+                assert d["created_at"] and d["attempts"] == 0
+
+
+async def test_nothing_is_listed_before_routing(env: Env) -> None:
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    nid = await env.send(uid(), send_at=later)
+    r = await env.http.get(f"/notifications/{nid}/deliveries", headers=env.producer)
+    assert r.status_code == 200, r.text
+    assert r.json()["deliveries"] == []
+
+
 async def test_online_user_gets_in_app_only(env: Env) -> None:
     user = uid()
     await env.http.put("/preferences", json={"email": "u@example.com"}, headers=env.user(user))
@@ -55,6 +85,8 @@ async def test_online_user_gets_in_app_only(env: Env) -> None:
         got = await decisions(env, nid)
     assert got["inapp"]["status"] == "delivered"
     assert got["email"]["status"] == "skipped"
+    assert got["email"]["reason"] == "not chosen for this priority"
+    assert await recorded_channels(env, nid) == ["inapp"]
 
 
 async def test_named_email_reaches_an_online_user_at_normal_priority(

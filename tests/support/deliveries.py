@@ -48,6 +48,15 @@ async def delivery_row(env: Env, nid: str) -> dict[str, Any]:
     return dict(row._mapping) if row is not None else {"status": None}
 
 
+async def recorded_channels(env: Env, nid: str) -> list[str]:
+    """The channels with a ``notification_deliveries`` row for the notification, sorted."""
+    assert env.node.database is not None
+    d = notification_deliveries.c
+    async with env.node.database.read() as conn:
+        found = await conn.scalars(sa.select(d.channel).where(d.notification_id == nid))
+        return sorted(found)
+
+
 async def breaker(env: Env, provider: str) -> delivery_pb2.ProviderStatus:
     """The provider's breaker as the node reports it (``GetProviderStatus``)."""
     stub = delivery_pb2_grpc.DeliveryServiceStub(env.grpc_channel)
