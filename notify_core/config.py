@@ -251,7 +251,7 @@ RETRY_SCHEDULE = Setting(
     "waits before each retry of a failed delivery (±20 % jitter), e.g. `1m,5m,15m`; `none`: "
     "no retries; when spent, a dead letter",
 )
-_CONCURRENCY = {Priority.HIGH.value: 50, Priority.NORMAL.value: 30, Priority.LOW.value: 20}
+_CONCURRENCY = {Priority.HIGH.value: 250, Priority.NORMAL.value: 150, Priority.LOW.value: 100}
 DELIVERY_CONCURRENCY: Setting[Mapping[str, int]] = Setting(
     "NOTIFY_DELIVERY_CONCURRENCY",
     concurrency(_CONCURRENCY),

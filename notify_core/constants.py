@@ -266,7 +266,7 @@ EMAIL_DEFAULT_FROM: Final = "Notify <no-reply@localhost>"
 EMAIL_MAX_HEADER_LINE: Final = 998
 """RFC 5322: longest header line, in characters, without its CRLF."""
 SMTP_STARTTLS_MODES: Final = ("auto", "always", "never")
-SMTP_POOL_DEFAULT: Final = 4
+SMTP_POOL_DEFAULT: Final = 16
 SMTP_POOL_MAX: Final = 100
 SMTP_CONNECT_TIMEOUT_SECONDS: Final = 10.0
 """Connect, greeting, STARTTLS and AUTH of one new SMTP connection."""

@@ -27,7 +27,7 @@ def test_defaults_are_smtp_on_localhost() -> None:
     email = load_settings({}, env_file=None).email
     assert (email.provider, email.fallback) == ("smtp", None)
     smtp = SMTP.settings_of(email)
-    assert (smtp.host, smtp.port, smtp.pool) == ("localhost", 25, 4)
+    assert (smtp.host, smtp.port, smtp.pool) == ("localhost", 25, 16)
     assert smtp.starttls == "auto"
     assert email.sender == "Notify <no-reply@localhost>"
     assert SENDGRID.settings_of(email).base_url == "https://api.sendgrid.com"

@@ -94,8 +94,8 @@ def test_durations_are_written_in_their_largest_whole_unit() -> None:
 def test_the_settings_take_their_defaults_from_the_declarations() -> None:
     assert Settings().ws_send_queue == WS_SEND_QUEUE.default == 1_000
     assert Settings().retry_schedule == RETRY_SCHEDULE.default == (60.0, 300.0, 900.0)
-    assert Settings().delivery_concurrency == {"high": 50, "normal": 30, "low": 20}
-    assert DELIVERY_CONCURRENCY.default_text() == "`high=50,normal=30,low=20`"
+    assert Settings().delivery_concurrency == {"high": 250, "normal": 150, "low": 100}
+    assert DELIVERY_CONCURRENCY.default_text() == "`high=250,normal=150,low=100`"
     assert RETRY_SCHEDULE.default_text() == "`1m,5m,15m`"
 
 
