@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from delivery_svc.api import group_jobs, stage_jobs
+from notify_core import inbox_cache
 from notify_core.cache.base import CacheBackends
 from notify_core.constants import QUEUE_ROUTE
 from notify_core.db.bulk import insert_rows
@@ -89,6 +90,7 @@ class Router:
             await asyncio.sleep(0.5)
             return
         self._queue.flush(staged)
+        await inbox_cache.forget(self._backends, self._ns, [r["user_id"] for r in new + updated])
         try:
             await publish_changes(self._pubsub, self._ns, new, updated)
         except NotifyError as exc:
