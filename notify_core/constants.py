@@ -122,6 +122,28 @@ def preferences_key(namespace: str, user_id: str) -> str:
 
 PREFERENCES_TTL_SECONDS: Final = 3600.0
 
+
+def inbox_token_key(namespace: str, user_id: str) -> str:
+    """A user's current inbox-cache token: cached inbox entries count only under it, and
+    every change to the user's inbox deletes it (``notify_core.inbox_cache``)."""
+    return f"{namespace}:inbox:token:{user_id}"
+
+
+def inbox_page_key(namespace: str, user_id: str) -> str:
+    """A user's cached first inbox page: token, unread count and the encoded JSON body."""
+    return f"{namespace}:inbox:page:{user_id}"
+
+
+def inbox_count_key(namespace: str, user_id: str) -> str:
+    """A user's cached unread count, with the token it was computed under."""
+    return f"{namespace}:inbox:count:{user_id}"
+
+
+INBOX_CACHE_TTL_SECONDS: Final = 30.0
+"""A cached first page or unread count lives this long at most (a backstop: every change
+to the inbox invalidates it at once)."""
+INBOX_TOKEN_TTL_SECONDS: Final = 3600.0
+
 # --- unsubscribe links ------------------------------------------------------------------
 UNSUBSCRIBE_TTL_SECONDS: Final = 30 * 24 * 3600
 """Default lifetime of a one-click unsubscribe link."""

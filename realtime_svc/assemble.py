@@ -12,6 +12,7 @@ from notify_core.cache.base import CacheBackends
 from notify_core.config import Settings
 from notify_core.db.engine import Database
 from notify_core.errors import ConfigError
+from notify_core.inbox_cache import InboxCache
 from notify_core.parts import Parts
 from notify_core.routes import HttpRoute
 from realtime_svc import service
@@ -25,7 +26,8 @@ from realtime_svc.routes import routes as realtime_routes
 
 def rpcs(database: Database, backends: CacheBackends, namespace: str) -> Parts:
     """RealtimeService's RPCs alone (the edge runs elsewhere: in edge processes)."""
-    return Parts(specs=[service.spec(Inbox(database), backends, namespace)])
+    inbox = Inbox(database, InboxCache(backends, namespace))
+    return Parts(specs=[service.spec(inbox, backends, namespace)])
 
 
 def remote_ingest(settings: Settings) -> RemoteIngest:
@@ -52,7 +54,7 @@ async def assemble_edge(
 ) -> tuple[Parts, EdgeServer]:
     """The service's parts, and its edge server (not started yet) serving the service's own
     routes and ``routes``, those of the services below it."""
-    inbox = Inbox(database)
+    inbox = Inbox(database, InboxCache(backends, settings.namespace))
     hub = Hub(backends, settings.namespace, edge_limits(settings))
     await hub.start()
     parts = Parts(specs=[service.spec(inbox, backends, settings.namespace)], closers=[hub])

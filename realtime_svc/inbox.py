@@ -3,6 +3,11 @@
 Queries follow the original design's indexes: ``(user_id, created_at DESC)`` for the
 newest-first pages and the partial ``(user_id, read) WHERE read = false`` for unread counts.
 
+The first page at the default size, and the unread count, are cached
+(:mod:`notify_core.inbox_cache`); every read-mark here invalidates the user's entries after
+its commit, as the router and scheduler do after theirs. A page and its unread count are
+one statement (the count a scalar subquery), read without a transaction around it.
+
 A resume (``after``) goes by when a notification entered the inbox: ``routed_at`` (the
 router stamps it; a held in-app copy released later is stamped again then), ties broken by
 id. That is the order live events go out in, which ``created_at`` is not: a high-priority
@@ -11,6 +16,7 @@ notification overtakes earlier ones in the routing queue, and a held one enters 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,9 +24,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from notify_core.constants import INBOX_DEFAULT_LIMIT, INBOX_MAX_LIMIT
+from notify_core.convert import row_to_json
 from notify_core.db.engine import Database
 from notify_core.db.schema import notifications as n
 from notify_core.errors import InvalidArgument, NotFound
+from notify_core.inbox_cache import InboxCache
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,19 +61,53 @@ def page_args(page: int, limit: int) -> tuple[int, int]:
     return page, limit
 
 
-def _user_inbox(user_id: str) -> sa.ColumnElement[bool]:
+def _user_inbox(user_id: str | sa.BindParameter[str]) -> sa.ColumnElement[bool]:
     return sa.and_(n.c.user_id == user_id, n.c.inbox == sa.true())
 
 
-def page_query(user_id: str, page: int, limit: int) -> sa.Select[Any]:
-    """Newest first; one row more than ``limit`` tells whether there is a next page."""
-    return (
-        sa.select(n)
-        .where(_user_inbox(user_id))
-        .order_by(n.c.created_at.desc(), n.c.id.desc())
-        .limit(limit + 1)
-        .offset((page - 1) * limit)
+_USER = sa.bindparam("user_id", type_=sa.String)
+_PAGE_WITH_UNREAD = (
+    sa.select(
+        n,
+        sa.select(sa.func.count())
+        .select_from(n)
+        .where(_user_inbox(_USER), n.c.read == sa.false())
+        .scalar_subquery()
+        .label("unread_count"),
     )
+    .where(_user_inbox(_USER))
+    .order_by(n.c.created_at.desc(), n.c.id.desc())
+    .limit(sa.bindparam("limit", type_=sa.Integer))
+    .offset(sa.bindparam("offset", type_=sa.Integer))
+)
+"""A page newest first, one row more than asked (it tells whether there is a next page),
+with the user's unread count on every row: one statement, built once."""
+
+
+def page_params(user_id: str, page: int, limit: int) -> dict[str, Any]:
+    """The parameters of ``_PAGE_WITH_UNREAD`` for a checked page and limit."""
+    return {"user_id": user_id, "limit": limit + 1, "offset": (page - 1) * limit}
+
+
+def page_query(user_id: str, page: int, limit: int) -> sa.Select[Any]:
+    """The statement of a page with its values bound (for EXPLAIN)."""
+    return _PAGE_WITH_UNREAD.params(page_params(user_id, page, limit))
+
+
+def encode_page(page: Page) -> bytes:
+    """The JSON body of ``GET /notifications`` for ``page``."""
+    return json.dumps(
+        {
+            "notifications": [row_to_json(r) for r in page.rows],
+            "page": page.page,
+            "limit": page.limit,
+            "has_more": page.has_more,
+            "unread_count": page.unread_count,
+        },
+        ensure_ascii=False,
+        allow_nan=False,
+        separators=(",", ":"),
+    ).encode()
 
 
 def unread_query(user_id: str) -> sa.Select[Any]:
@@ -77,17 +119,40 @@ def unread_query(user_id: str) -> sa.Select[Any]:
 
 
 class Inbox:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, cache: InboxCache) -> None:
         self._db = database
+        self._cache = cache
 
     async def list_page(
         self, user_id: str, page: int = 1, limit: int = INBOX_DEFAULT_LIMIT
     ) -> Page:
+        """A page from the database (uncached)."""
         page, limit = page_args(page, limit)
-        async with self._db.read() as conn:
-            rows = [dict(r._mapping) for r in await conn.execute(page_query(user_id, page, limit))]
-            unread = await self._unread(conn, user_id)
+        params = page_params(user_id, page, limit)
+        async with self._db.read(snapshot=False) as conn:
+            rows = [dict(r._mapping) for r in await conn.execute(_PAGE_WITH_UNREAD, params)]
+            if rows:
+                unread = int(rows[0]["unread_count"])
+                for row in rows:
+                    del row["unread_count"]
+            elif page == 1:
+                unread = 0
+            else:
+                unread = await self._unread(conn, user_id)
         return Page(rows[:limit], page, limit, len(rows) > limit, unread)
+
+    async def page_body(
+        self, user_id: str, page: int = 1, limit: int = INBOX_DEFAULT_LIMIT
+    ) -> bytes:
+        """The encoded JSON body of a page; the default first page comes from the cache."""
+        if (page, limit) != (1, INBOX_DEFAULT_LIMIT):
+            return encode_page(await self.list_page(user_id, page, limit))
+
+        async def load() -> tuple[int, bytes]:
+            first = await self.list_page(user_id)
+            return first.unread_count, encode_page(first)
+
+        return await self._cache.first_page(user_id, load)
 
     async def pending(self, user_id: str, limit: int) -> tuple[list[dict[str, Any]], int]:
         """Up to ``limit`` unread notifications, newest first, and the unread count."""
@@ -130,8 +195,13 @@ class Inbox:
         return rows, unread
 
     async def unread_count(self, user_id: str) -> int:
-        async with self._db.read() as conn:
-            return await self._unread(conn, user_id)
+        """The unread count, cached."""
+
+        async def load() -> int:
+            async with self._db.read(snapshot=False) as conn:
+                return await self._unread(conn, user_id)
+
+        return await self._cache.unread(user_id, load)
 
     async def mark_read(self, user_id: str, notification_id: str) -> int:
         """Mark one notification read (idempotent); answer the new unread count.
@@ -146,13 +216,17 @@ class Inbox:
             ).first()
             if found is None:
                 raise NotFound(f"notification {notification_id} not found")
-            if not found.read:
+            changed = not found.read
+            if changed:
                 await conn.execute(
                     n.update()
                     .where(n.c.id == notification_id)
                     .values(read=True, read_at=datetime.now(UTC))
                 )
-            return await self._unread(conn, user_id)
+            unread = await self._unread(conn, user_id)
+        if changed:
+            await self._cache.forget([user_id])
+        return unread
 
     async def mark_all_read(self, user_id: str) -> int:
         """Mark every unread notification read; answer how many changed."""
@@ -162,7 +236,9 @@ class Inbox:
                 .where(_user_inbox(user_id), n.c.read == sa.false())
                 .values(read=True, read_at=datetime.now(UTC))
             )
-            return int(result.rowcount)
+        if result.rowcount:
+            await self._cache.forget([user_id])
+        return int(result.rowcount)
 
     @staticmethod
     async def _unread(conn: Any, user_id: str) -> int:

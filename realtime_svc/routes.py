@@ -2,7 +2,8 @@
 
 ``GET /notifications?page=&limit=``, ``GET /notifications/unread-count``,
 ``PATCH /notifications/{id}/read``, ``PATCH /notifications/read-all``
-    The caller's inbox (user JWT).
+    The caller's inbox (user JWT). The first page at the default size and the unread
+    count come from the inbox cache (:mod:`notify_core.inbox_cache`).
 ``GET /healthz``, ``GET /readyz``
     Alive; ready (the database, queue and cache answer), else 503.
 ``GET /ws?token=&since=`` (WebSocket), ``GET /notifications/stream`` (SSE)
@@ -18,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from notify_core.auth import Authenticator
-from notify_core.convert import row_to_json
+from notify_core.constants import INBOX_DEFAULT_LIMIT
 from notify_core.errors import InvalidArgument, NotifyError
 from notify_core.http import error_response, int_param
 from notify_core.redact import redact
@@ -49,21 +50,14 @@ def routes(
 
 def inbox_routes(inbox: Inbox) -> list[HttpRoute]:
     async def list_notifications(request: Request, user_id: str) -> Response:
-        page_no, limit = int_param(request, "page", 1), int_param(request, "limit", 20)
+        page_no = int_param(request, "page", 1)
+        limit = int_param(request, "limit", INBOX_DEFAULT_LIMIT)
         if page_no < 1:
             raise InvalidArgument("page", f"must be 1 or more, got {page_no}")
         if limit < 1:
             raise InvalidArgument("limit", f"must be 1 or more, got {limit}")
-        page = await inbox.list_page(user_id, page_no, limit)
-        return JSONResponse(
-            {
-                "notifications": [row_to_json(r) for r in page.rows],
-                "page": page.page,
-                "limit": page.limit,
-                "has_more": page.has_more,
-                "unread_count": page.unread_count,
-            }
-        )
+        body = await inbox.page_body(user_id, page_no, limit)
+        return Response(body, media_type="application/json")
 
     async def unread_count(request: Request, user_id: str) -> Response:
         return JSONResponse({"unread_count": await inbox.unread_count(user_id)})

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from delivery_svc.api import group_jobs, stage_jobs
 from ingest_svc.api import route_messages
+from notify_core import inbox_cache
 from notify_core.cache.base import CacheBackends
 from notify_core.config import SCHEDULER_INTERVAL
 from notify_core.constants import QUEUE_ROUTE, SCHEDULER_BATCH
@@ -140,6 +141,7 @@ class Scheduler:
             staged = await stage_jobs(self._queue, conn, jobs)
         self._queue.flush(staged)
         if shown:
+            await inbox_cache.forget(self._backends, self._ns, [r["user_id"] for r in shown])
             try:
                 await publish_changes(self._backends.pubsub, self._ns, shown, [])
             except NotifyError as exc:

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from delivery_svc.api import group_jobs, stage_jobs
+from notify_core import inbox_cache
 from notify_core.cache.base import CacheBackends
 from notify_core.constants import QUEUE_ROUTE, ROUTE_CHUNK
 from notify_core.db.bulk import insert_rows
@@ -101,6 +102,7 @@ class Router:
             log.exception("routing batch failed; jobs go back to the queue")
             return False
         self._queue.flush(staged)
+        await inbox_cache.forget(self._backends, self._ns, [r["user_id"] for r in new + updated])
         try:
             await publish_changes(self._pubsub, self._ns, new, updated)
         except NotifyError as exc:

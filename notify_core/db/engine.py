@@ -63,13 +63,19 @@ class Database:
         else:
             kwargs.update(connect_args={"timeout": 30})
         self.engine: AsyncEngine = create_async_engine(async_url(url), **kwargs)
+        # Single-statement reads: autocommit, so no BEGIN before and no ROLLBACK after
+        # (its own pool; connections are opened only when such reads happen).
+        self._plain: AsyncEngine = create_async_engine(
+            async_url(url), isolation_level="AUTOCOMMIT", skip_autocommit_rollback=True, **kwargs
+        )
         self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
         if self.dialect == "sqlite":
-            event.listen(
-                self.engine.sync_engine,
-                "connect",
-                functools.partial(_sqlite_pragmas, sqlite_synchronous),
-            )
+            for engine in (self.engine, self._plain):
+                event.listen(
+                    engine.sync_engine,
+                    "connect",
+                    functools.partial(_sqlite_pragmas, sqlite_synchronous),
+                )
 
     @property
     def is_sqlite(self) -> bool:
@@ -91,10 +97,13 @@ class Database:
             raise
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for reads (its transaction is rolled back at the end)."""
+    async def read(self, *, snapshot: bool = True) -> AsyncIterator[AsyncConnection]:
+        """A connection for reads. With ``snapshot`` its statements share one transaction
+        (rolled back at the end); without, each statement stands alone (autocommit: no
+        BEGIN or ROLLBACK round trips), for a read that is one statement."""
+        engine = self.engine if snapshot else self._plain
         try:
-            async with self.engine.connect() as conn:
+            async with engine.connect() as conn:
                 yield conn
         except (OperationalError, InterfaceError) as exc:
             if _is_unavailable(exc):
@@ -107,6 +116,7 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+        await self._plain.dispose()
 
 
 def _is_unavailable(exc: DBAPIError) -> bool:

@@ -1,4 +1,5 @@
-"""The inbox queries use the original design's indexes on PostgreSQL (checked with EXPLAIN)."""
+"""The inbox queries (a page with its unread count in one statement; the count alone) use
+the original design's indexes on PostgreSQL (checked with EXPLAIN)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ def test_inbox_page_and_unread_count_use_their_indexes(postgres_url: str) -> Non
         unread_plan = _explain(conn, unread_query("plan-user-7"))
         conn.rollback()
     assert "idx_notifications_user" in page_plan, page_plan
+    assert "idx_notifications_unread" in page_plan, page_plan  # its unread count
     assert "Seq Scan" not in page_plan, page_plan
     assert "idx_notifications_unread" in unread_plan, unread_plan
     assert "Seq Scan" not in unread_plan, unread_plan

@@ -7,7 +7,7 @@ import time
 import jwt
 import pytest
 
-from notify_core.auth import Authenticator, bearer, issue_user_token
+from notify_core.auth import Authenticator, VerifiedTokens, bearer, issue_user_token
 from notify_core.errors import InvalidArgument, Unauthenticated
 
 SECRET = "s" * 32
@@ -63,3 +63,38 @@ def test_a_signed_subject_that_is_no_user_id_names_the_field(sub: str) -> None:
         AUTH.user(issue_user_token(SECRET, sub))
     assert info.value.field == "token.sub"
     assert AUTH.user(issue_user_token(SECRET, "u" * 255)) == "u" * 255
+
+
+def test_verified_tokens_expire_and_stay_bounded() -> None:
+    now = [1000.0]
+    tokens = VerifiedTokens(size=2, clock=lambda: now[0])
+    tokens.put("a", "alice", 1010.0)
+    tokens.put("b", "bob", 1020.0)
+    assert tokens.get("a") == ("alice", 1010.0)  # a is now the most recently used
+    tokens.put("c", "carol", 1030.0)
+    assert tokens.get("b") is None and len(tokens) == 2
+    now[0] = 1010.0  # PyJWT refuses a token from its exp on
+    assert tokens.get("a") is None
+    assert tokens.get("c") == ("carol", 1030.0)
+
+
+def test_a_remembered_token_is_refused_once_expired() -> None:
+    auth = Authenticator(frozenset(), SECRET)
+    exp = int(time.time()) + 1
+    token = jwt.encode({"sub": "alice", "exp": exp}, SECRET, "HS256")
+    assert auth.session(token) == ("alice", float(exp))
+    assert auth.verified.get(token) == ("alice", float(exp))
+    assert auth.user(token) == "alice"
+    while time.time() < exp:  # wait for the expiry (at most a second)
+        time.sleep(0.05)
+    with pytest.raises(Unauthenticated, match="expired"):
+        auth.user(token)
+    assert auth.verified.get(token) is None
+
+
+def test_a_refused_token_is_not_remembered() -> None:
+    auth = Authenticator(frozenset(), SECRET)
+    bad = jwt.encode({"sub": "alice", "exp": time.time() + 60}, "t" * 32, "HS256")
+    with pytest.raises(Unauthenticated):
+        auth.user(bad)
+    assert len(auth.verified) == 0
