@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from delivery_svc.config_email import EmailSettings
 from delivery_svc.providers.base import EventWebhook
@@ -45,6 +45,7 @@ from delivery_svc.transport.sns import SnsHttp
 from notify_core.constants import SUPPRESSIONS_DEFAULT_LIMIT
 from notify_core.db.engine import Database
 from notify_core.errors import InvalidArgument
+from notify_core.http import JSONResponse
 from notify_core.routes import PRODUCER, PUBLIC, HttpRoute
 
 SIGNED = "the provider signs each request; the route verifies the signature itself"

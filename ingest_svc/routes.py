@@ -9,11 +9,11 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from ingest_svc.client import IngestApi
 from ingest_svc.validate import parse_send_json
-from notify_core.http import json_body
+from notify_core.http import JSONResponse, json_body
 from notify_core.routes import PRODUCER, HttpRoute
 
 

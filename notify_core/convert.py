@@ -6,7 +6,6 @@ priority, read, created_at`` with ``created_at`` in ISO 8601 UTC.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -14,6 +13,7 @@ from typing import Any, cast
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from notify.v1 import common_pb2
 
+from notify_core import fastjson
 from notify_core.domain import CHANNELS, Priority
 
 PRIORITY_TO_PROTO: dict[str, common_pb2.Priority] = {
@@ -105,7 +105,7 @@ def proto_to_json(n: common_pb2.Notification) -> dict[str, Any]:
 def live_event(notification: Mapping[str, Any], kind: str = "notification") -> bytes:
     """The WebSocket frame for one new (or, with ``kind="notification_updated"``, changed)
     notification, encoded once for every receiver."""
-    return json.dumps({"type": kind, "notification": notification}, separators=(",", ":")).encode()
+    return fastjson.dumps({"type": kind, "notification": notification})
 
 
 _LIVE_PREFIX = b'{"type":"notification","notification":{"id":"'

@@ -17,10 +17,10 @@ Topics are in :mod:`preference_svc.topic_routes`, unsubscribe links in
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from notify_core.db.engine import Database
-from notify_core.http import bool_param, json_body
+from notify_core.http import JSONResponse, bool_param, json_body
 from notify_core.routes import PRODUCER, USER, HttpRoute
 from preference_svc.devices import DeviceStore, parse_device
 from preference_svc.store import PreferenceStore

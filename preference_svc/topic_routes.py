@@ -15,9 +15,9 @@ own subscriptions::
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
-from notify_core.http import int_param, json_body
+from notify_core.http import JSONResponse, int_param, json_body
 from notify_core.routes import PRODUCER, USER, HttpRoute
 from preference_svc.topics import (
     TopicStore,

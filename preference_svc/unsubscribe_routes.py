@@ -24,10 +24,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from notify_core.errors import InvalidArgument, Unavailable
-from notify_core.http import json_body
+from notify_core.http import JSONResponse, json_body
 from notify_core.routes import PRODUCER, PUBLIC, HttpRoute
 from preference_svc.store import PreferenceStore, StoredPreferences
 from preference_svc.unsubscribe import (

@@ -13,9 +13,10 @@ from collections.abc import Sequence
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from notify_core.auth import Authenticator
+from notify_core.http import JSONResponse
 from notify_core.routes import HttpRoute, mount
 
 

@@ -15,10 +15,10 @@ over REST. The missed notifications are those that entered the user's inbox afte
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from notify_core import fastjson
 from notify_core.constants import MAX_RESUME_ID, PENDING_ON_CONNECT, RESUME_MAX_MISSED
 from notify_core.convert import live_event, row_to_json
 from notify_core.errors import InvalidArgument
@@ -33,7 +33,7 @@ class Opening:
 
 
 def encode(event: dict[str, Any]) -> bytes:
-    return json.dumps(event, separators=(",", ":")).encode()
+    return fastjson.dumps(event)
 
 
 async def resume_cursor(

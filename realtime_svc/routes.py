@@ -16,12 +16,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from notify_core.auth import Authenticator
 from notify_core.constants import INBOX_DEFAULT_LIMIT
 from notify_core.errors import InvalidArgument, NotifyError
-from notify_core.http import error_response, int_param
+from notify_core.http import JSONResponse, error_response, int_param
 from notify_core.redact import redact
 from notify_core.routes import PUBLIC, USER, HttpRoute
 from realtime_svc.hub import Hub

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from notify_core import fastjson
 from notify_core.auth import Authenticator
 from notify_core.constants import CLOSE_GOING_AWAY, CLOSE_TOKEN_EXPIRED, LIVE_SEND_QUEUE
 from notify_core.errors import InvalidArgument, NotifyError, Unauthenticated
@@ -54,7 +54,7 @@ class Session(Outbox):
         await self.websocket.send_text(payload.decode())
 
     async def send_json(self, event: dict[str, Any]) -> None:
-        await self.websocket.send_text(json.dumps(event, separators=(",", ":")))
+        await self.websocket.send_text(fastjson.dumps(event).decode())
 
     def _wake(self) -> None:
         if self._sender is None:

@@ -8,9 +8,10 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from notify_core.db.engine import Database
+from notify_core.http import JSONResponse
 from notify_core.routes import PRODUCER, HttpRoute
 from router_svc.inputs import list_decisions
 

@@ -27,11 +27,11 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from notify_core.constants import MAX_INTEGER_COLUMN
 from notify_core.errors import InvalidArgument
-from notify_core.http import json_body
+from notify_core.http import JSONResponse, json_body
 from notify_core.routes import PRODUCER, HttpRoute
 from template_svc.render import Rendered
 from template_svc.templates import Templates

@@ -8,7 +8,6 @@ notification). Columns left out get their server defaults, as with an INSERT.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from notify_core import fastjson
 from notify_core.errors import Unavailable
 
 
@@ -51,7 +51,7 @@ def _value(value: Any, is_json: bool) -> Any:
     if value is None:
         return None
     if is_json:
-        return json.dumps(value, separators=(",", ":"))
+        return fastjson.dumps(value).decode()
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise ValueError("naive datetime given; Notify stores aware UTC timestamps")
