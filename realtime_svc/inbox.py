@@ -16,13 +16,13 @@ notification overtakes earlier ones in the routing queue, and a held one enters 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 
+from notify_core import fastjson
 from notify_core.constants import INBOX_DEFAULT_LIMIT, INBOX_MAX_LIMIT
 from notify_core.convert import row_to_json
 from notify_core.db.engine import Database
@@ -96,18 +96,15 @@ def page_query(user_id: str, page: int, limit: int) -> sa.Select[Any]:
 
 def encode_page(page: Page) -> bytes:
     """The JSON body of ``GET /notifications`` for ``page``."""
-    return json.dumps(
+    return fastjson.dumps(
         {
             "notifications": [row_to_json(r) for r in page.rows],
             "page": page.page,
             "limit": page.limit,
             "has_more": page.has_more,
             "unread_count": page.unread_count,
-        },
-        ensure_ascii=False,
-        allow_nan=False,
-        separators=(",", ":"),
-    ).encode()
+        }
+    )
 
 
 def unread_query(user_id: str) -> sa.Select[Any]:
