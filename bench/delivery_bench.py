@@ -85,6 +85,8 @@ from common import (
 )
 from sinks import ask
 
+from notify_core.constants import SMTP_POOL_DEFAULT
+
 SENDER = "Notify <no-reply@bench.test>"
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"delivery-bench-secret-0123456789").decode()
 TITLE = "Order {n} has shipped"
@@ -846,7 +848,9 @@ def main() -> None:
     parser.add_argument("--api", choices=("grpc", "grpc-batch", "rest"), default="grpc")
     parser.add_argument("--batch", type=int, default=100, help="notifications per SendBatch")
     parser.add_argument("--concurrency", type=int, default=64, help="producer calls in flight")
-    parser.add_argument("--smtp-pool", type=int, default=4, help="NOTIFY_SMTP_POOL")
+    parser.add_argument(
+        "--smtp-pool", type=int, default=SMTP_POOL_DEFAULT, help="NOTIFY_SMTP_POOL (the node's)"
+    )
     parser.add_argument(
         "--delivery-concurrency",
         default="",
