@@ -141,7 +141,9 @@ class Scheduler:
         self._queue.flush(staged)
         if shown:
             try:
-                await publish_changes(self._backends.pubsub, self._ns, shown, [])
+                await publish_changes(
+                    self._backends.pubsub, self._ns, shown, [], presence=self._backends.presence
+                )
             except NotifyError as exc:
                 log.warning("live publish of released notifications failed: %s", exc)
         return len(rows)

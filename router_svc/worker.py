@@ -90,7 +90,9 @@ class Router:
             return
         self._queue.flush(staged)
         try:
-            await publish_changes(self._pubsub, self._ns, new, updated)
+            await publish_changes(
+                self._pubsub, self._ns, new, updated, presence=self._backends.presence
+            )
         except NotifyError as exc:
             # The inbox holds them; the users see them on their next connect.
             log.warning("live publish of %d notifications failed: %s", len(new), exc)
