@@ -102,15 +102,15 @@ async def publish_changes(
     updated: Sequence[Mapping[str, Any]],
     *,
     presence: Presence | None = None,
+    by_holder_min: int = LIVE_BY_HOLDER_MIN,
 ) -> list[int]:
     """One round trip (two when a holder did not answer) for a batch's live events (see
-    :func:`change_frames`): per holder with ``presence`` and at least
-    ``LIVE_BY_HOLDER_MIN`` events, else per user. Answers the receiver count of each
-    message published."""
+    :func:`change_frames`): per holder with ``presence`` and at least ``by_holder_min``
+    events, else per user. Answers the receiver count of each message published."""
     frames = change_frames(new, updated)
     if not frames:
         return []
-    if presence is None or len(frames) < LIVE_BY_HOLDER_MIN:
+    if presence is None or len(frames) < by_holder_min:
         return await _per_user(pubsub, namespace, frames)
     try:
         infos = await presence.get(list(dict.fromkeys(u for u, _ in frames)))
