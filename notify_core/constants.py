@@ -249,10 +249,11 @@ LAST_SEEN_TTL_SECONDS: Final = 30 * 24 * 3600.0
 # --- live clients (WebSocket and SSE) ---------------------------------------------------
 LIVE_SEND_QUEUE: Final = 1_000
 """Frames waiting for one slow live connection before it is dropped (``NOTIFY_WS_SEND_QUEUE``)."""
-LIVE_BY_HOLDER_MIN: Final = 21
+LIVE_BY_HOLDER_MIN: Final = 64
 """A batch of at least this many live events goes out as one envelope per holder of its
 users (after one presence read); a smaller one as one message per user, which measured
-faster there (``notify_core.live``)."""
+faster there (``notify_core.live``; ``bench/live_publish_bench.py``, 8 hubs: per user
+faster up to 50 events, per holder from 100)."""
 LIVE_PRESENCE_CHUNK: Final = 1_000
 """Users whose holders one presence script call reads (several calls go in one round trip)."""
 RESUME_MAX_MISSED: Final = 1_000

@@ -36,6 +36,7 @@ from notify_core.constants import (
     CLOSE_TOO_MANY_FOR_USER,
     CLOSE_TRY_AGAIN_LATER,
     EDGE_DATABASE_POOL,
+    LIVE_BY_HOLDER_MIN,
 )
 from tests.support.backends import NAMESPACE_PREFIX
 from tests.support.ids import uid
@@ -223,7 +224,7 @@ async def test_a_send_to_many_users_reaches_each_connection_once_on_both_process
 ) -> None:
     """A batch big enough to go out per holder: each edge process listens on its own
     holder channel, and every user, on either process, gets each notification once."""
-    users = [uid("many") for _ in range(40)]
+    users = [uid("many") for _ in range(LIVE_BY_HOLDER_MIN + 16)]
     sockets = [await edges.connect(user) for user in users]
     try:
         held = {await edges.pid_of(ws) for ws in sockets}

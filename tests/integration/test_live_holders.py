@@ -22,6 +22,7 @@ from tests.support.ids import uid
 from tests.support.waiting import eventually
 
 HUBS = 3
+N = LIVE_BY_HOLDER_MIN // 2
 
 
 class Conn:
@@ -165,16 +166,16 @@ async def test_a_holder_nobody_listens_for_falls_back_to_the_users_channel(
 ) -> None:
     # Connection ids in no holder's format (as a hub of an earlier version makes), and
     # the entry of a holder that is gone while its entries have not expired yet.
-    plain = [await cluster.connect(1, f"p{i}", conn_id=uid()) for i in range(30)]
-    held = [await cluster.connect(0, f"h{i}") for i in range(30)]
+    plain = [await cluster.connect(1, f"p{i}", conn_id=uid()) for i in range(N)]
+    held = [await cluster.connect(0, f"h{i}") for i in range(N)]
     await cluster.publisher.presence.connect("h0", "gonehub.c1", ttl=30)
     rows = [row(c.user_id, n) for n, c in enumerate(plain + held)]
 
     counts = await cluster.publish(rows)
 
-    # 30 + 1 silent holders and hub 0's envelope, then 30 + 1 events per user (h0 again).
-    assert len(counts) == 32 + 31
-    assert counts[:32].count(0) == 31 and counts[32:] == [1] * 31
+    # N + 1 silent holders and hub 0's envelope, then N + 1 events per user (h0 again).
+    assert len(counts) == (N + 2) + (N + 1)
+    assert counts[: N + 2].count(0) == N + 1 and counts[N + 2 :] == [1] * (N + 1)
     expected = {r["user_id"]: [r["id"]] for r in rows}
     await until_received(plain + held, expected)
     await settled(cluster)
@@ -185,7 +186,7 @@ async def test_a_holder_nobody_listens_for_falls_back_to_the_users_channel(
 async def test_unreadable_presence_falls_back_to_the_users_channel(
     cluster: Cluster, namespace: str
 ) -> None:
-    conns = [await cluster.connect(i % HUBS, f"f{i}") for i in range(40)]
+    conns = [await cluster.connect(i % HUBS, f"f{i}") for i in range(LIVE_BY_HOLDER_MIN)]
     rows = [row(c.user_id, n) for n, c in enumerate(conns)]
     down = RedisBackends("redis://127.0.0.1:1/0", namespace, timeout=0.5)
     try:
