@@ -104,6 +104,12 @@ def user_channel(namespace: str, user_id: str) -> str:
     return f"{namespace}:user:{user_id}"
 
 
+def holder_channel(namespace: str, holder: str) -> str:
+    """Pub/sub channel of one holder (a hub: the node's or an edge process's), carrying
+    envelopes of a batch's live events for the users it holds (``notify_core.holders``)."""
+    return f"{namespace}:holder:{holder}"
+
+
 def presence_key(namespace: str, user_id: str) -> str:
     """Sorted set of a user's live connections, scored by when each entry expires."""
     return f"{namespace}:presence:{user_id}"
@@ -270,6 +276,13 @@ LAST_SEEN_TTL_SECONDS: Final = 30 * 24 * 3600.0
 # --- live clients (WebSocket and SSE) ---------------------------------------------------
 LIVE_SEND_QUEUE: Final = 1_000
 """Frames waiting for one slow live connection before it is dropped (``NOTIFY_WS_SEND_QUEUE``)."""
+LIVE_BY_HOLDER_MIN: Final = 64
+"""A batch of at least this many live events goes out as one envelope per holder of its
+users (after one presence read); a smaller one as one message per user, which measured
+faster there (``notify_core.live``; ``bench/live_publish_bench.py``, 8 hubs: per user
+faster up to 50 events, per holder from 100)."""
+LIVE_PRESENCE_CHUNK: Final = 1_000
+"""Users whose holders one presence script call reads (several calls go in one round trip)."""
 RESUME_MAX_MISSED: Final = 1_000
 """Most missed notifications a resume (``since`` / ``Last-Event-ID``) replays; when more
 were missed the client gets ``resync`` and reloads its inbox instead."""

@@ -3,6 +3,10 @@
 A connection is registered under its user; the hub subscribes to the user's channel when
 the first of their connections arrives (``attach`` returns once the subscription is active,
 so nothing published afterwards is missed) and unsubscribes when the last one leaves.
+The hub is also a *holder* (``notify_core.holders``): it names the connections it makes
+``<holder>.<uuid>`` (:meth:`Hub.new_connection_id`), so presence tells which holders hold
+a user, and from :meth:`Hub.start` it listens on its holder channel, where a batch's live
+events arrive as one envelope of ``(user, frame)`` pairs for the users held here.
 Presence entries of every local connection are refreshed once per period (a third of the
 presence TTL), spread over the period in slices of users a second apart, so that 12,500
 connections cost a steady trickle of Redis commands rather than one burst that stalls live
@@ -30,9 +34,11 @@ from notify_core.constants import (
     CLOSE_TRY_AGAIN_LATER,
     PRESENCE_REFRESH_STEP_SECONDS,
     PRESENCE_TTL_SECONDS,
+    holder_channel,
     user_channel,
 )
 from notify_core.errors import TooManyConnections
+from notify_core.holders import connection_id, new_holder_id, unpack
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +74,19 @@ class HubLimits:
 
 class Hub:
     def __init__(
-        self, backends: CacheBackends, namespace: str, limits: HubLimits | None = None
+        self,
+        backends: CacheBackends,
+        namespace: str,
+        limits: HubLimits | None = None,
+        *,
+        holder: str | None = None,
     ) -> None:
         self._backends = backends
         self._ns = namespace
         self._limits = limits or HubLimits()
         self._prefix = user_channel(namespace, "")
+        self.holder = holder or new_holder_id()
+        self._holder_channel = holder_channel(namespace, self.holder)
         self._local: dict[str, dict[str, LiveConnection]] = {}
         self._count = 0
         self._idle = asyncio.Event()
@@ -92,8 +105,13 @@ class Hub:
     def limits(self) -> HubLimits:
         return self._limits
 
+    def new_connection_id(self) -> str:
+        """An id for a connection about to be attached here: ``<holder>.<uuid>``."""
+        return connection_id(self.holder)
+
     async def start(self) -> None:
         self._subscriber = await self._backends.pubsub.subscriber(self._on_message)
+        await self._subscriber.subscribe(self._holder_channel)
         self._refresher = asyncio.create_task(self._refresh_presence(), name="presence-refresh")
 
     async def close(self) -> None:
@@ -224,6 +242,14 @@ class Hub:
     def _on_message(self, channel: str, payload: bytes) -> None:
         if channel.startswith(self._prefix):
             self.deliver_local(channel[len(self._prefix) :], payload)
+        elif channel == self._holder_channel:
+            try:
+                pairs = unpack(payload)
+            except ValueError as exc:
+                log.warning("dropped a malformed envelope on %s: %s", channel, exc)
+                return
+            for user_id, frame in pairs:
+                self.deliver_local(user_id, frame)
 
     async def _refresh_presence(self) -> None:
         """Every period, refresh the users connected at its start, one slice per step: a

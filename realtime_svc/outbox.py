@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections import deque
 from collections.abc import Iterable
 
@@ -28,9 +27,9 @@ class Outbox:
     ends when its token expires (:meth:`_expired`).
     """
 
-    def __init__(self, user_id: str, *, queue_limit: int = LIVE_SEND_QUEUE) -> None:
+    def __init__(self, user_id: str, conn_id: str, *, queue_limit: int = LIVE_SEND_QUEUE) -> None:
         self.user_id = user_id
-        self.conn_id = uuid.uuid4().hex
+        self.conn_id = conn_id
         self.closed = False
         self.overflowed = False
         self.expired = False

@@ -54,8 +54,8 @@ def sse_event(payload: bytes) -> bytes:
 class EventStream(Outbox):
     """One event-stream connection: implements ``hub.LiveConnection``."""
 
-    def __init__(self, user_id: str, send: Send, *, queue_limit: int) -> None:
-        super().__init__(user_id, queue_limit=queue_limit)
+    def __init__(self, user_id: str, conn_id: str, send: Send, *, queue_limit: int) -> None:
+        super().__init__(user_id, conn_id, queue_limit=queue_limit)
         self._send = send
         self.ready = asyncio.Event()
         self.dropped = asyncio.Event()
@@ -111,7 +111,9 @@ class EventStreamResponse(Response):
         self._keepalive = keepalive
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        stream = EventStream(self._user_id, send, queue_limit=self._limit)
+        stream = EventStream(
+            self._user_id, self._hub.new_connection_id(), send, queue_limit=self._limit
+        )
         try:
             await self._hub.attach(stream)
         except NotifyError as exc:

@@ -44,9 +44,14 @@ class Session(Outbox):
     """One WebSocket connection: implements ``hub.LiveConnection``."""
 
     def __init__(
-        self, websocket: WebSocket, user_id: str, *, queue_limit: int = LIVE_SEND_QUEUE
+        self,
+        websocket: WebSocket,
+        user_id: str,
+        conn_id: str,
+        *,
+        queue_limit: int = LIVE_SEND_QUEUE,
     ) -> None:
-        super().__init__(user_id, queue_limit=queue_limit)
+        super().__init__(user_id, conn_id, queue_limit=queue_limit)
         self.websocket = websocket
         self._sender: asyncio.Task[None] | None = None
 
@@ -100,7 +105,7 @@ async def serve_session(
 ) -> None:
     """Run one accepted connection until it closes or ``expires_at`` (the token's ``exp``)
     passes; ``since`` resumes an earlier one."""
-    session = Session(websocket, user_id, queue_limit=queue_limit)
+    session = Session(websocket, user_id, hub.new_connection_id(), queue_limit=queue_limit)
     try:
         await hub.attach(session)
     except NotifyError as exc:

@@ -143,7 +143,9 @@ class Scheduler:
         if shown:
             await inbox_cache.forget(self._backends, self._ns, [r["user_id"] for r in shown])
             try:
-                await publish_changes(self._backends.pubsub, self._ns, shown, [])
+                await publish_changes(
+                    self._backends.pubsub, self._ns, shown, [], presence=self._backends.presence
+                )
             except NotifyError as exc:
                 log.warning("live publish of released notifications failed: %s", exc)
         return len(rows)

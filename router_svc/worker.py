@@ -104,7 +104,9 @@ class Router:
         self._queue.flush(staged)
         await inbox_cache.forget(self._backends, self._ns, [r["user_id"] for r in new + updated])
         try:
-            await publish_changes(self._pubsub, self._ns, new, updated)
+            await publish_changes(
+                self._pubsub, self._ns, new, updated, presence=self._backends.presence
+            )
         except NotifyError as exc:
             # The inbox holds them; the users see them on their next connect.
             log.warning("live publish of %d notifications failed: %s", len(new), exc)

@@ -77,6 +77,9 @@ class PresenceInfo:
     connections: int
     last_seen: float | None
     """Epoch seconds of the last connect, refresh or disconnect; ``None`` if never seen."""
+    holders: tuple[str, ...] = ()
+    """The holders of the user's live connections (``notify_core.holders.holder_of`` of
+    each connection id), each once, in no particular order; empty when offline."""
 
 
 class Presence(Protocol):
@@ -98,7 +101,8 @@ class Presence(Protocol):
         ...
 
     async def get(self, user_ids: Sequence[str]) -> list[PresenceInfo]:
-        """One round trip for many users; answers in the order asked."""
+        """One round trip for many users (thousands: a batch's); answers in the order
+        asked."""
         ...
 
 

@@ -21,6 +21,7 @@ from notify_core.cache.base import (
 )
 from notify_core.constants import LAST_SEEN_TTL_SECONDS
 from notify_core.errors import CacheUnavailable
+from notify_core.holders import holder_of
 from notify_core.ratelimit import Limit, Verdict, check
 
 log = logging.getLogger(__name__)
@@ -267,7 +268,8 @@ class MemoryPresence:
             if seen is not None and seen <= now - LAST_SEEN_TTL_SECONDS:
                 del self._last_seen[user_id]
                 seen = None
-            answer.append(PresenceInfo(user_id, count > 0, count, seen))
+            holders = tuple(dict.fromkeys(map(holder_of, self._connections.get(user_id, ()))))
+            answer.append(PresenceInfo(user_id, count > 0, count, seen, holders))
         return answer
 
 

@@ -40,6 +40,7 @@ from notify_core.cache.redis_ratelimit import RedisRateLimiter
 from notify_core.cache.redis_subscriber import RedisSubscriber
 from notify_core.constants import (
     LAST_SEEN_TTL_SECONDS,
+    LIVE_PRESENCE_CHUNK,
     cache_client_name,
     last_seen_key,
     presence_key,
@@ -133,6 +134,30 @@ return 1
 others are live, else add this one as ``refresh`` does — one atomic step."""
 
 
+_GET = """
+local now = ARGV[1]
+local out = {}
+for i = 1, #KEYS, 2 do
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
+  local members = redis.call('ZRANGEBYSCORE', KEYS[i], '(' .. now, '+inf')
+  local holders, known = {}, {}
+  for _, member in ipairs(members) do
+    local dot = string.find(member, '.', 1, true)
+    local holder = dot and string.sub(member, 1, dot - 1) or member
+    if not known[holder] then
+      known[holder] = true
+      holders[#holders + 1] = holder
+    end
+  end
+  out[#out + 1] = {#members, redis.call('GET', KEYS[i + 1]) or '', holders}
+end
+return out
+"""
+"""``RedisPresence.get`` for a chunk of users (KEYS: presence and last-seen key of each):
+prune expired entries, answer {live connections, last seen or '', holders} per user —
+the same as ``holders.holder_of`` of each member, each holder once."""
+
+
 class RedisPresence:
     """``Presence`` on one sorted set per user (``presence_key``): member = connection id,
     score = when the entry expires (epoch seconds on ``clock``). The set itself expires
@@ -149,6 +174,7 @@ class RedisPresence:
         self._where = where
         self._clock = clock
         self._connect = client.register_script(_CONNECT)
+        self._get = client.register_script(_GET)
 
     async def connect(
         self, user_id: str, conn_id: str, ttl: float, limit: int | None = None
@@ -200,21 +226,35 @@ class RedisPresence:
     async def get(self, user_ids: Sequence[str]) -> list[PresenceInfo]:
         if not user_ids:
             return []
-        now = self._clock()
+        now = repr(self._clock())
+        chunks = [
+            user_ids[i : i + LIVE_PRESENCE_CHUNK]
+            for i in range(0, len(user_ids), LIVE_PRESENCE_CHUNK)
+        ]
         with _unavailable(self._where, "presence get"):
             async with self._client.pipeline(transaction=False) as pipe:
-                for user_id in user_ids:
-                    key = presence_key(self._namespace, user_id)
-                    pipe.zremrangebyscore(key, "-inf", now)
-                    pipe.zcount(key, f"({now!r}", "+inf")
-                    pipe.get(last_seen_key(self._namespace, user_id))
+                for chunk in chunks:
+                    keys = [
+                        key
+                        for user_id in chunk
+                        for key in (
+                            presence_key(self._namespace, user_id),
+                            last_seen_key(self._namespace, user_id),
+                        )
+                    ]
+                    await self._get(keys=keys, args=[now], client=pipe)
                 results: list[Any] = await pipe.execute()
         answer = []
-        for i, user_id in enumerate(user_ids):
-            count = int(results[3 * i + 1])
-            seen = results[3 * i + 2]
+        rows = (row for chunk in results for row in chunk)
+        for user_id, (count, seen, holders) in zip(user_ids, rows, strict=True):
             answer.append(
-                PresenceInfo(user_id, count > 0, count, None if seen is None else float(seen))
+                PresenceInfo(
+                    user_id,
+                    count > 0,
+                    int(count),
+                    float(seen) if seen else None,
+                    tuple(h.decode() for h in holders),
+                )
             )
         return answer
 

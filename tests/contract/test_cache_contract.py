@@ -26,6 +26,7 @@ from notify_core.constants import (
     user_channel,
 )
 from notify_core.errors import CacheUnavailable
+from notify_core.holders import connection_id, new_holder_id
 from notify_core.ratelimit import Limit, check
 from tests.support.waiting import eventually
 
@@ -402,6 +403,40 @@ async def test_get_for_many_users_answers_in_the_order_asked(
     assert [i.online for i in infos] == [u in online for u in asked]
     assert [i.connections for i in infos] == [1 if u in online else 0 for u in asked]
     assert await backends.presence.get([]) == []
+
+
+async def test_get_answers_the_holders_of_each_users_live_connections(
+    backends: CacheBackends,
+) -> None:
+    a, b = new_holder_id(), new_holder_id()
+    await backends.presence.connect("ola", connection_id(a), ttl=30)
+    await backends.presence.connect("ola", connection_id(a), ttl=30)
+    await backends.presence.connect("ola", connection_id(b), ttl=30)
+    await backends.presence.connect("pia", connection_id(b), ttl=0.2)
+    await backends.presence.connect("pia", "plain", ttl=30)  # an id naming no holder
+    gone = connection_id(a)
+    await backends.presence.connect("rui", gone, ttl=30)
+    await backends.presence.disconnect("rui", gone)
+    await eventually(lambda: backends.presence.get(["pia"]), lambda i: i[0].connections == 1)
+    ola, pia, rui, nobody = await backends.presence.get(["ola", "pia", "rui", "nobody"])
+    assert (ola.connections, sorted(ola.holders)) == (3, sorted([a, b]))
+    assert pia.holders == ("plain",)
+    assert rui.holders == () and nobody.holders == ()
+
+
+async def test_get_answers_holders_for_a_batch_of_thousands_in_the_order_asked(
+    backends: CacheBackends,
+) -> None:
+    holders = [new_holder_id() for _ in range(4)]
+    users = [f"user{i}" for i in range(2_500)]
+    await backends.presence.refresh(
+        [(u, connection_id(holders[i % 4])) for i, u in enumerate(users) if i % 5], ttl=30
+    )
+    infos = await backends.presence.get(users)
+    assert [i.user_id for i in infos] == users
+    assert [i.holders for i in infos] == [
+        (holders[i % 4],) if i % 5 else () for i in range(len(users))
+    ]
 
 
 # --- Redis only -------------------------------------------------------------------------

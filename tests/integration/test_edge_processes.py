@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 import grpc
 import pytest
+import redis.asyncio as aioredis
 import websockets
 from notify.v1 import realtime_pb2, realtime_pb2_grpc
 from websockets.asyncio.client import ClientConnection
@@ -35,6 +36,7 @@ from notify_core.constants import (
     CLOSE_TOO_MANY_FOR_USER,
     CLOSE_TRY_AGAIN_LATER,
     EDGE_DATABASE_POOL,
+    LIVE_BY_HOLDER_MIN,
 )
 from tests.support.backends import NAMESPACE_PREFIX
 from tests.support.ids import uid
@@ -63,9 +65,10 @@ async def close_code(ws: ClientConnection, timeout: float = 5.0) -> int | None:
 class Edges:
     """A ``notify up`` with edge processes, and where its connections are."""
 
-    def __init__(self, proc: NotifyProcess, namespace: str) -> None:
+    def __init__(self, proc: NotifyProcess, namespace: str, redis_url: str) -> None:
         self.proc = proc
         self.namespace = namespace
+        self.redis_url = redis_url
 
     @property
     def pid(self) -> int:
@@ -153,7 +156,7 @@ def _cluster(env: dict[str, str], log: Path) -> Iterator[Edges]:
     proc = NotifyProcess(env, log=log)
     try:
         proc.start(timeout=60)
-        edges = Edges(proc, env["NOTIFY_NAMESPACE"])
+        edges = Edges(proc, env["NOTIFY_NAMESPACE"], env["NOTIFY_REDIS_URL"])
         edges.wait_edges(2)
         yield edges
     finally:
@@ -214,6 +217,40 @@ async def test_a_send_landing_on_one_process_reaches_a_user_held_by_the_other(
         event = await recv(ws, timeout=10)
         assert event["type"] == "notification"
         assert event["notification"]["id"] == answer["id"]
+
+
+async def test_a_send_to_many_users_reaches_each_connection_once_on_both_processes(
+    edges: Edges,
+) -> None:
+    """A batch big enough to go out per holder: each edge process listens on its own
+    holder channel, and every user, on either process, gets each notification once."""
+    users = [uid("many") for _ in range(LIVE_BY_HOLDER_MIN + 16)]
+    sockets = [await edges.connect(user) for user in users]
+    try:
+        held = {await edges.pid_of(ws) for ws in sockets}
+        assert held == edges.edge_pids()
+        admin = aioredis.Redis.from_url(edges.redis_url)
+        try:
+            holders = await admin.pubsub_channels(f"{edges.namespace}:holder:*")
+        finally:
+            await admin.aclose()
+        assert len(holders) == 2, holders
+        (pid, *_) = held
+        sent: list[list[str]] = []
+        for title in ("first", "second"):
+            body = {"user_ids": users, "type": "many", "title": title, "message": "m"}
+            status, answer = await edges.post_via(pid, "/notifications/send", body)
+            assert status == 202, answer
+            sent.append(answer["ids"])
+        for i, ws in enumerate(sockets):
+            got = [(await recv(ws, timeout=20))["notification"]["id"] for _ in range(2)]
+            assert sorted(got) == sorted([sent[0][i], sent[1][i]]), users[i]
+        for ws in sockets:  # nothing more: a duplicate would be here by now
+            with pytest.raises(TimeoutError):
+                await recv(ws, timeout=0.2)
+    finally:
+        for ws in sockets:
+            await ws.close()
 
 
 async def test_presence_flips_on_connect_and_disconnect(edges: Edges) -> None:

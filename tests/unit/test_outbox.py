@@ -15,7 +15,7 @@ class Recorder(Outbox):
     """An outbox whose writes are kept; queued frames are taken by the test."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__("u1", queue_limit=limit)
+        super().__init__("u1", "h.c1", queue_limit=limit)
         self.written: list[bytes] = []
         self.wakes = 0
         self.overflows = 0
