@@ -48,7 +48,6 @@ import httpx
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 
 from delivery_svc.phone_suppressions import OPTED_OUT, UNREACHABLE
 from delivery_svc.providers.base import Outcome, SmsMessage, SmsProviderSpec
@@ -258,6 +257,10 @@ class TwilioCallbacks:
         """Raise Unauthenticated unless ``signature`` is Twilio's for this post."""
         if not signature:
             raise Unauthenticated(f"the {TWILIO_SIGNATURE_HEADER} header is missing")
+        # The SDK at the first callback, not at import: every edge process imports this
+        # module (for its settings and route), few of them receive callbacks.
+        from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
+
         url = self.public_url.rstrip("/") + path_and_query
         if not RequestValidator(self.auth_token).validate(url, form, signature):
             raise Unauthenticated(f"the {TWILIO_SIGNATURE_HEADER} signature does not verify")

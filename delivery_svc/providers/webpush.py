@@ -53,12 +53,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
-import http_ece  # type: ignore[import-untyped]
 import httpx
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from pywebpush import WebPusher, WebPushException  # type: ignore[import-untyped]
 
 from delivery_svc.config_webhook import webhook_settings
 from delivery_svc.providers.base import Outcome, PushMessage, PushProviderSpec
@@ -280,6 +278,11 @@ def parse_subscription(token: str) -> Subscription:
 
 def encrypt(subscription: Subscription, payload: bytes) -> bytes:
     """``payload`` encrypted for the subscription's browser (RFC 8291, one record)."""
+    # pywebpush (and aiohttp below it) at the first push, not at import: the module is
+    # imported wherever settings are read, an edge process included.
+    import http_ece  # type: ignore[import-untyped]
+    from pywebpush import WebPusher, WebPushException  # type: ignore[import-untyped]
+
     try:
         pusher = WebPusher({"endpoint": subscription.endpoint, "keys": dict(subscription.keys)})
         body = pusher.encode(payload, content_encoding="aes128gcm")["body"]
