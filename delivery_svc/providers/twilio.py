@@ -42,9 +42,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
-import httpx
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -66,6 +66,9 @@ from notify_core.errors import ConfigError, InvalidArgument, Unauthenticated, Un
 from notify_core.http import read_body
 from notify_core.routes import PUBLIC, HttpRoute
 from notify_core.settings_decl import TEXT, Setting, SettingsGroup, url
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +172,8 @@ class TwilioProvider:
     ) -> None:
         """``sender``: an E.164 number (sent as ``From``) or a Messaging Service SID
         (``MG…``, sent as ``MessagingServiceSid``)."""
+        import httpx
+
         self.sender = sender
         self.path = f"/2010-04-01/Accounts/{account_sid}/Messages.json"
         self._client = httpx.AsyncClient(
@@ -183,6 +188,8 @@ class TwilioProvider:
         )
 
     async def send(self, message: SmsMessage) -> Outcome:
+        import httpx
+
         if not E164.match(message.to):
             return Outcome.permanent(self.name, f"{message.to!r} is not an E.164 number")
         try:
