@@ -7,8 +7,10 @@ started by that tree's own ``.venv/bin/python`` so that its code is what runs. O
 node is up and the resident sets have settled (no process grew by more than 1 MiB over
 two seconds), the ``VmRSS`` of every process is read from ``/proc``: the node, its edge
 processes, its worker processes (``NOTIFY_WORKER_PROCESSES``, from the node's log) and any
-other child. The bare server (``bare_ws_server.py --procs --edge-procs``) is measured the
-same way. Nothing connects to either.
+other child, and the sum of their proportional sets (``Pss``: a page shared by several
+processes, such as a library's code, counted once in all). The bare server
+(``bare_ws_server.py --procs --edge-procs``) is measured the same way. Nothing connects to
+either.
 
 Each tree also gets an import probe in a fresh interpreter: what an edge process loads
 before it serves (``notify_app.cli``, the pickled settings and ``edge_node`` factory, the
@@ -56,6 +58,15 @@ print(json.dumps({"seconds": seconds, "rss_mib": rss / 1024, "modules": len(sys.
 """
 
 
+def pss_bytes(pid: int) -> int:
+    """Proportional set: shared pages divided among the processes sharing them."""
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
 def settle(root: int, timeout: float = 30.0) -> dict[int, int]:
     """Every process's resident set once none grew by more than 1 MiB in two seconds."""
     last: dict[int, int] = {}
@@ -83,6 +94,10 @@ def _row(
     server: str, root: int, rss: dict[int, int], edges: set[int], workers: set[int]
 ) -> dict[str, Any]:
     mib = {pid: b / 2**20 for pid, b in rss.items()}
+    pss = 0
+    for pid in rss:
+        with contextlib.suppress(OSError):
+            pss += pss_bytes(pid)
     edge = [mib[p] for p in edges if p in mib]
     worker = [mib[p] for p in workers if p in mib]
     other = [m for p, m in mib.items() if p != root and p not in edges and p not in workers]
@@ -97,6 +112,7 @@ def _row(
         "workers_mib": round(sum(worker), 1),
         "other_mib": round(sum(other), 1),
         "node_and_edges_mib": round(node_and_edges, 1),
+        "total_pss_mib": round(pss / 2**20, 1),
     }
 
 
