@@ -209,12 +209,14 @@ def notify_server(
     node: str = "up",
     extra_env: Mapping[str, str] | None = None,
     helpers: Sequence[str] = (),
+    python: str = sys.executable,
 ) -> Iterator[ServerProcess]:
     """``notify up`` (``node="up"``) or ``notify serve <node>`` in a child process on
     ``backend`` ("embedded" or "real"); ``serve`` gets ``notify migrate`` first.
     ``extra_env`` adds or overrides settings (``NOTIFY_SMTP_PORT``, ...). ``helpers``
     names services started as further ``notify serve <service>`` processes (each on its
-    own ports, the same CPUs) once the server is up: competing consumers of its queues."""
+    own ports, the same CPUs) once the server is up: competing consumers of its queues.
+    ``python`` is the interpreter (another work tree's ``.venv/bin/python`` runs its code)."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     with contextlib.ExitStack() as stack:
@@ -247,17 +249,17 @@ def notify_server(
         log = BENCH_DIR / "results" / f"server-{backend}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text("")
-        argv = [sys.executable, "-m", "notify_app.cli", "up"]
+        argv = [python, "-m", "notify_app.cli", "up"]
         if node != "up":
             subprocess.run(
-                [sys.executable, "-m", "notify_app.cli", "migrate"],
+                [python, "-m", "notify_app.cli", "migrate"],
                 env=env,
                 cwd=tmp,
                 check=True,
                 capture_output=True,
                 timeout=timeout,
             )
-            argv = [sys.executable, "-m", "notify_app.cli", "serve", node]
+            argv = [python, "-m", "notify_app.cli", "serve", node]
         server = ServerProcess(
             backend,
             _spawn(argv, env, log, cpus, cwd=tmp),  # cwd: no stray .env is read
@@ -272,7 +274,7 @@ def notify_server(
             own = env | {"NOTIFY_HTTP_PORT": str(free_port()), "NOTIFY_GRPC_PORT": str(free_port())}
             helper_log = log.with_name(f"server-{backend}-{service}-{i}.log")
             helper_log.write_text("")
-            argv = [sys.executable, "-m", "notify_app.cli", "serve", service]
+            argv = [python, "-m", "notify_app.cli", "serve", service]
             helper = ServerProcess(
                 f"{backend} {service}",
                 _spawn(argv, own, helper_log, cpus, cwd=tmp),

@@ -12,9 +12,8 @@ import contextlib
 import logging
 import socket
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from delivery_svc.transport.sns import SnsHttp
-from digest_svc.scheduler import DigestService
 from notify_app.services import ASSEMBLY, SERVICES, Wiring
 from notify_app.settings import NodeSettings
 from notify_app.workers import moved, worker_processes
@@ -23,18 +22,22 @@ from notify_core.cache.base import CacheBackends
 from notify_core.cache.factory import create_cache_backends
 from notify_core.constants import EDGE_DATABASE_POOL, QUEUES
 from notify_core.db.engine import Database
-from notify_core.db.migrate import upgrade
 from notify_core.errors import ConfigError
 from notify_core.grpc_server import ServiceSpec, create_server, mark_not_serving, mark_serving
 from notify_core.parts import Closer, Parts
-from notify_core.processes import ChildProcesses
 from notify_core.queue.base import WorkQueue
 from notify_core.queue.factory import create_queue
 from preference_svc.api import PreferenceStore
-from realtime_svc.edge_processes import EdgeProcesses
-from realtime_svc.edge_server import EdgeServer
-from router_svc.scheduler import Scheduler
 from template_svc.api import Templates
+
+if TYPE_CHECKING:
+    # Types only: an edge process imports what it runs (see notify_app/services.py).
+    from delivery_svc.transport.sns import SnsHttp
+    from digest_svc.scheduler import DigestService
+    from notify_core.processes import ChildProcesses
+    from realtime_svc.edge_processes import EdgeProcesses
+    from realtime_svc.edge_server import EdgeServer
+    from router_svc.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +81,8 @@ class Node:
                 f"unknown service {sorted(unknown)[0]!r}; one of {', '.join(SERVICES)}"
             )
         if self.migrate:
+            from notify_core.db.migrate import upgrade  # alembic: only where it migrates
+
             await asyncio.to_thread(upgrade, s.database_url)
         wiring = await self._open_backends()
         elsewhere = moved(s, self.services, self.workers)

@@ -6,6 +6,10 @@ client for the edge, the edge's port for links in messages) are left on the
 :class:`Wiring`. The table is in start order: ingest before the edge (it sends through
 it), the edge before delivery and digests (their links point at it when
 NOTIFY_PUBLIC_URL is unset).
+
+Each entry imports its service's ``assemble`` when it runs, and only the edge imports the
+routes it serves: an edge process (``NOTIFY_EDGE_PROCESSES``) or a worker process loads the
+services it runs, not every delivery provider's library or the migrations.
 """
 
 from __future__ import annotations
@@ -13,16 +17,9 @@ from __future__ import annotations
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from delivery_svc import assemble as delivery
-from delivery_svc.provider_event_routes import ProviderWebhooks
-from delivery_svc.routes import routes as delivery_routes
-from delivery_svc.transport.sns import SnsHttp
-from digest_svc import assemble as digest
-from digest_svc.scheduler import DigestService
-from ingest_svc import assemble as ingest
 from ingest_svc.client import IngestApi, RemoteIngest
-from ingest_svc.routes import routes as ingest_routes
 from notify_app.settings import NodeSettings
 from notify_core.auth import Authenticator
 from notify_core.cache.base import CacheBackends
@@ -30,18 +27,16 @@ from notify_core.db.engine import Database
 from notify_core.parts import Parts
 from notify_core.queue.base import WorkQueue
 from notify_core.routes import HttpRoute
-from preference_svc import assemble as preference
 from preference_svc.api import PreferenceStore
-from preference_svc.routes import routes as preference_routes
-from realtime_svc import assemble as realtime
-from realtime_svc.edge_processes import EdgeNodeFactory, EdgeProcesses
-from realtime_svc.edge_server import EdgeServer
-from router_svc import assemble as router
-from router_svc.routes import routes as router_routes
-from router_svc.scheduler import Scheduler
-from template_svc import assemble as template
+from realtime_svc.edge_processes import EdgeNodeFactory
 from template_svc.api import Templates
-from template_svc.routes import routes as template_routes
+
+if TYPE_CHECKING:
+    from delivery_svc.transport.sns import SnsHttp
+    from digest_svc.scheduler import DigestService
+    from realtime_svc.edge_processes import EdgeProcesses
+    from realtime_svc.edge_server import EdgeServer
+    from router_svc.scheduler import Scheduler
 
 SERVICES = ("ingest", "router", "preference", "template", "delivery", "realtime", "digest")
 """Every service, in the order ``notify up`` names them."""
@@ -85,26 +80,37 @@ class Wiring:
 
 
 async def _ingest(w: Wiring) -> Parts:
+    from ingest_svc import assemble as ingest
+
     parts, w.ingest = await ingest.assemble(w.database, w.queue)
     return parts
 
 
 async def _router(w: Wiring) -> Parts:
+    from router_svc import assemble as router
+
     parts, w.scheduler = router.assemble(w.settings, w.database, w.queue, w.backends, w.preferences)
     return parts
 
 
 async def _preference(w: Wiring) -> Parts:
+    from preference_svc import assemble as preference
+
     return preference.assemble(
         w.database, w.preferences, allow_http_webhooks=w.settings.webhook.allow_http
     )
 
 
 async def _template(w: Wiring) -> Parts:
+    from template_svc import assemble as template
+
     return template.assemble(w.templates)
 
 
 async def _realtime(w: Wiring) -> Parts:
+    from realtime_svc import assemble as realtime
+    from realtime_svc.edge_processes import EdgeProcesses
+
     s = w.settings
     if s.edge_processes > 1 and w.edge_sockets is None:
         # The edge runs in child processes, started once gRPC is up; RPCs stay here.
@@ -130,6 +136,8 @@ async def _realtime(w: Wiring) -> Parts:
 def _edge_ingest(w: Wiring) -> tuple[IngestApi, RemoteIngest | None]:
     """What the edge sends through: this node's ingest, else IngestService over gRPC (the
     second value, which the node closes)."""
+    from realtime_svc import assemble as realtime
+
     if w.ingest is not None:
         return w.ingest, None
     remote = realtime.remote_ingest(w.settings)
@@ -138,6 +146,13 @@ def _edge_ingest(w: Wiring) -> tuple[IngestApi, RemoteIngest | None]:
 
 def _edge_routes(w: Wiring, ingest_api: IngestApi) -> list[HttpRoute]:
     """The routes of the services below the edge, which it serves beside its own."""
+    from delivery_svc.provider_event_routes import ProviderWebhooks
+    from delivery_svc.routes import routes as delivery_routes
+    from ingest_svc.routes import routes as ingest_routes
+    from preference_svc.routes import routes as preference_routes
+    from router_svc.routes import routes as router_routes
+    from template_svc.routes import routes as template_routes
+
     s = w.settings
     return [
         *ingest_routes(ingest_api),
@@ -161,6 +176,8 @@ def _edge_routes(w: Wiring, ingest_api: IngestApi) -> list[HttpRoute]:
 
 
 async def _delivery(w: Wiring) -> Parts:
+    from delivery_svc import assemble as delivery
+
     s = w.settings
     return await delivery.assemble(
         s,
@@ -177,6 +194,8 @@ async def _delivery(w: Wiring) -> Parts:
 
 
 async def _digest(w: Wiring) -> Parts:
+    from digest_svc import assemble as digest
+
     s = w.settings
     config = digest.DigestConfig(s, s.email, s.digest)
     parts, w.digest = digest.assemble(

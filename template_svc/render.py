@@ -44,10 +44,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cache
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import css_inline
 from jinja2 import TemplateSyntaxError, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.meta import find_undeclared_variables
@@ -73,13 +73,24 @@ from template_svc.context import (
 )
 from template_svc.text import html_to_text
 
+if TYPE_CHECKING:
+    import css_inline
+
 CacheKey = tuple[str, str, str, int]
 """A stored version: name, channel, locale ('' = default), version."""
 _LAYOUT_VAR = "_notify_layout"
 _PARTS = ("subject", "body", "layout", "text")
 """Template file names; a render error is placed by the last of them in its traceback."""
-_INLINER = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
 T = TypeVar("T")
+
+
+@cache
+def _inliner() -> css_inline.CSSInliner:
+    """The CSS inliner, made (and css_inline imported) at the first email render: an edge
+    process, which imports this module for its template routes, seldom renders one."""
+    import css_inline
+
+    return css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,7 +346,7 @@ class Renderer:
             compiled = self._compile(self._text, source.text, "text", source.key)
             text = self._run(compiled, context, "text")
         try:
-            html = _INLINER.inline(body)
+            html = _inliner().inline(body)
         except ValueError as exc:
             raise InvalidArgument("body", f"its CSS cannot be inlined: {exc}") from None
         return Rendered(subject, html, text, html)

@@ -47,9 +47,8 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -58,6 +57,9 @@ from delivery_svc.providers.base import Outcome, PushMessage, PushProviderSpec
 from delivery_svc.transport.tls import client_tls
 from notify_core.errors import ConfigError
 from notify_core.settings_decl import TEXT, Setting, SettingsGroup, url
+
+if TYPE_CHECKING:
+    import httpx
 
 APNS_DEFAULT_ENDPOINT = "https://api.push.apple.com"
 APNS_SANDBOX_ENDPOINT = "https://api.sandbox.push.apple.com"
@@ -324,6 +326,8 @@ class ApnsProvider:
         max_connections: int = APNS_MAX_CONNECTIONS,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        import httpx
+
         key = settings.key if settings.key is not None else load_key(settings.key_file)
         self.endpoint = settings.endpoint.rstrip("/")
         self.topic = settings.topic
@@ -368,6 +372,8 @@ class ApnsProvider:
         self, path: str, headers: Mapping[str, str], body: bytes, token: str
     ) -> httpx.Response | Outcome:
         """APNs's answer, or the transient outcome of not getting one in time."""
+        import httpx
+
         request_headers = {**headers, "authorization": f"bearer {token}"}
         request_headers["content-type"] = "application/json"
         try:

@@ -38,9 +38,7 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from delivery_svc.providers.base import Outcome, PushMessage, PushProviderSpec
 from delivery_svc.providers.webhook import retry_after_seconds
@@ -62,6 +60,9 @@ from notify_core.constants import (
 )
 from notify_core.errors import ConfigError
 from notify_core.settings_decl import TEXT, Setting, SettingsGroup, url
+
+if TYPE_CHECKING:
+    import httpx
 
 NAME = "fcm"
 CREDENTIALS = "NOTIFY_FCM_CREDENTIALS"
@@ -209,6 +210,8 @@ class FcmProvider:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``clock`` (monotonic seconds) times the access token's life."""
+        import httpx
+
         self.project_id = account.project_id
         self.url = f"{endpoint.rstrip('/')}/v1/projects/{account.project_id}/messages:send"
         self._client = httpx.AsyncClient(
@@ -238,6 +241,8 @@ class FcmProvider:
 
     async def _attempt(self, body: bytes) -> tuple[Outcome, str | None]:
         """One try; the second value is the access token when FCM refused it (401)."""
+        import httpx
+
         try:
             token = await self._tokens.get()
         except TokenRefused as exc:

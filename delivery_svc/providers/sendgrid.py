@@ -34,7 +34,6 @@ from datetime import UTC, datetime
 from email.headerregistry import Address
 from typing import TYPE_CHECKING, Any
 
-import httpx
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -77,6 +76,8 @@ from notify_core.http import read_body
 from notify_core.settings_decl import TEXT, Parser, Setting, SettingsGroup, required, url
 
 if TYPE_CHECKING:
+    import httpx
+
     from delivery_svc.transport.sns import SnsHttp
 
 log = logging.getLogger(__name__)
@@ -173,6 +174,8 @@ class SendGridProvider:
         timeout: float = SENDGRID_TIMEOUT_SECONDS,
         max_connections: int = SENDGRID_MAX_CONNECTIONS,
     ) -> None:
+        import httpx
+
         self.base_url = base_url.rstrip("/")
         self._client = httpx.AsyncClient(
             verify=client_tls(),
@@ -186,6 +189,8 @@ class SendGridProvider:
         )
 
     async def send(self, message: EmailMessage) -> Outcome:
+        import httpx
+
         try:
             body = mail_send_body(message, provider=self.name)
         except DeliveryError as exc:

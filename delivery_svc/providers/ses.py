@@ -26,7 +26,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -40,7 +39,7 @@ from delivery_svc.providers.base import (
     Outcome,
     ProviderEvent,
 )
-from delivery_svc.transport.aws import aws_client
+from delivery_svc.transport.aws import aws_client, call_errors
 from delivery_svc.transport.email_mime import envelope_address, mime_bytes
 from delivery_svc.transport.sns import SnsHttp, SnsMessage, SnsVerifier, SubscribeGetter, iso_time
 from notify_core.constants import (
@@ -107,6 +106,8 @@ _TRANSIENT_CODES = frozenset(
 
 def translate_error(provider: str, exc: Exception) -> DeliveryError:
     """The delivery error for a botocore exception raised by ``send_email``."""
+    from botocore.exceptions import ClientError, ParamValidationError
+
     if isinstance(exc, ClientError):
         error: Any = exc.response.get("Error", {})
         code = str(error.get("Code", ""))
@@ -164,7 +165,7 @@ class SesProvider:
             return Outcome.refused(exc)
         try:
             response = await asyncio.to_thread(self._send, sender, to, raw)
-        except (ClientError, BotoCoreError) as exc:
+        except call_errors() as exc:
             return Outcome.refused(translate_error(self.name, exc))
         return Outcome.sent(self.name, response.get("MessageId"))
 

@@ -27,11 +27,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
-
 from delivery_svc.providers.base import Outcome, SmsMessage, SmsProviderSpec
 from delivery_svc.providers.twilio import SMS_IN_USE
-from delivery_svc.transport.aws import aws_client
+from delivery_svc.transport.aws import aws_client, call_errors
 from notify_core.constants import (
     SNS_SMS_CONNECT_TIMEOUT_SECONDS,
     SNS_SMS_MAX_POOL_CONNECTIONS,
@@ -78,6 +76,8 @@ class _OptedOut(Exception):
 
 def outcome_of_error(provider: str, exc: Exception) -> Outcome:
     """The outcome of a botocore exception raised by ``publish``."""
+    from botocore.exceptions import ClientError, ParamValidationError
+
     if isinstance(exc, ClientError):
         error: Any = exc.response.get("Error", {})
         code = str(error.get("Code", ""))
@@ -128,7 +128,7 @@ class SnsSmsProvider:
             message_id = await asyncio.to_thread(self._publish, message.to, message.body)
         except _OptedOut:
             return Outcome.unreachable(self.name, f"{message.to} has opted out of SMS (STOP)")
-        except (ClientError, BotoCoreError) as exc:
+        except call_errors() as exc:
             return outcome_of_error(self.name, exc)
         return Outcome.sent(self.name, message_id)
 

@@ -42,13 +42,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
-import httpx
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 
 from delivery_svc.phone_suppressions import OPTED_OUT, UNREACHABLE
 from delivery_svc.providers.base import Outcome, SmsMessage, SmsProviderSpec
@@ -67,6 +66,9 @@ from notify_core.errors import ConfigError, InvalidArgument, Unauthenticated, Un
 from notify_core.http import read_body
 from notify_core.routes import PUBLIC, HttpRoute
 from notify_core.settings_decl import TEXT, Setting, SettingsGroup, url
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +172,8 @@ class TwilioProvider:
     ) -> None:
         """``sender``: an E.164 number (sent as ``From``) or a Messaging Service SID
         (``MG…``, sent as ``MessagingServiceSid``)."""
+        import httpx
+
         self.sender = sender
         self.path = f"/2010-04-01/Accounts/{account_sid}/Messages.json"
         self._client = httpx.AsyncClient(
@@ -184,6 +188,8 @@ class TwilioProvider:
         )
 
     async def send(self, message: SmsMessage) -> Outcome:
+        import httpx
+
         if not E164.match(message.to):
             return Outcome.permanent(self.name, f"{message.to!r} is not an E.164 number")
         try:
@@ -258,6 +264,10 @@ class TwilioCallbacks:
         """Raise Unauthenticated unless ``signature`` is Twilio's for this post."""
         if not signature:
             raise Unauthenticated(f"the {TWILIO_SIGNATURE_HEADER} header is missing")
+        # The SDK at the first callback, not at import: every edge process imports this
+        # module (for its settings and route), few of them receive callbacks.
+        from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
+
         url = self.public_url.rstrip("/") + path_and_query
         if not RequestValidator(self.auth_token).validate(url, form, signature):
             raise Unauthenticated(f"the {TWILIO_SIGNATURE_HEADER} signature does not verify")

@@ -37,13 +37,10 @@ import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
 from email.utils import parsedate_to_datetime
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from delivery_svc.config_webhook import SECRET_VAR, WebhookSettings, webhook_secret_key
 from delivery_svc.providers.base import Outcome, WebhookMessage
-from delivery_svc.transport.guarded_http import guarded_client
 from delivery_svc.transport.ssrf import (
     PROVIDER,
     Resolver,
@@ -62,6 +59,9 @@ from notify_core.constants import (
     WEBHOOK_USER_AGENT,
 )
 from notify_core.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
+
+if TYPE_CHECKING:
+    import httpx
 
 
 def signature_header(keys: Sequence[bytes], message_id: str, timestamp: int, body: bytes) -> str:
@@ -186,6 +186,10 @@ class HttpWebhookSender:
         self._policy = policy or TargetPolicy()
         self._timeout = timeout
         self._clock = clock
+        # httpx and the guarded transport with the first sender, not at import: the
+        # module is imported wherever settings are read, an edge process included.
+        from delivery_svc.transport.guarded_http import guarded_client
+
         self._client = guarded_client(
             self._policy,
             timeout=timeout,
@@ -213,6 +217,8 @@ class HttpWebhookSender:
             return Outcome.refused(exc)
 
     async def _send(self, message: WebhookMessage) -> Outcome:
+        import httpx
+
         if not self._keys:
             raise PermanentDeliveryError(
                 PROVIDER, f"{SECRET_VAR} is not set: webhooks are only sent signed"

@@ -51,14 +51,11 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-import http_ece  # type: ignore[import-untyped]
-import httpx
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from pywebpush import WebPusher, WebPushException  # type: ignore[import-untyped]
 
 from delivery_svc.config_webhook import webhook_settings
 from delivery_svc.providers.base import Outcome, PushMessage, PushProviderSpec
@@ -68,7 +65,6 @@ from delivery_svc.providers.webhook import (
     read_bounded,
     retry_after_seconds,
 )
-from delivery_svc.transport.guarded_http import guarded_client
 from delivery_svc.transport.ssrf import Resolver, TargetPolicy, check_url, system_resolver
 from notify_core.constants import (
     WEBHOOK_CONNECT_TIMEOUT_SECONDS,
@@ -83,6 +79,9 @@ from notify_core.errors import (
     TransientDeliveryError,
 )
 from notify_core.settings_decl import TEXT, Setting, SettingsGroup
+
+if TYPE_CHECKING:
+    import httpx
 
 NAME: Final = "webpush"
 KEY_VAR: Final = "NOTIFY_VAPID_PRIVATE_KEY"
@@ -280,6 +279,11 @@ def parse_subscription(token: str) -> Subscription:
 
 def encrypt(subscription: Subscription, payload: bytes) -> bytes:
     """``payload`` encrypted for the subscription's browser (RFC 8291, one record)."""
+    # pywebpush (and aiohttp below it) at the first push, not at import: the module is
+    # imported wherever settings are read, an edge process included.
+    import http_ece  # type: ignore[import-untyped]
+    from pywebpush import WebPusher, WebPushException  # type: ignore[import-untyped]
+
     try:
         pusher = WebPusher({"endpoint": subscription.endpoint, "keys": dict(subscription.keys)})
         body = pusher.encode(payload, content_encoding="aes128gcm")["body"]
@@ -330,6 +334,10 @@ class WebPushProvider:
         self._timeout = settings.timeout
         self._clock = clock
         self._tokens: dict[str, tuple[str, float]] = {}
+        # httpx and the guarded transport with the first sender, not at import: the
+        # module is imported wherever settings are read, an edge process included.
+        from delivery_svc.transport.guarded_http import guarded_client
+
         self._client = guarded_client(
             self._policy,
             timeout=self._timeout,
@@ -383,6 +391,8 @@ class WebPushProvider:
     async def _post(
         self, url: httpx.URL, body: bytes, headers: dict[str, str], origin: str
     ) -> tuple[int, httpx.Headers, bytes]:
+        import httpx
+
         try:
             async with asyncio.timeout(self._timeout):
                 request = self._client.build_request("POST", url, content=body, headers=headers)

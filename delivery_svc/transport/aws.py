@@ -1,14 +1,15 @@
 """A boto3 client as the AWS providers (SES email, SNS SMS) use it: one attempt per call
 (our retry schedule and breakers decide about retrying, not botocore's), bounded
 timeouts and pool, credentials given or from boto3's usual chain (environment, profile,
-role)."""
+role).
+
+boto3 and botocore are imported when the first client is made, not with this module: the
+providers' modules are imported wherever their settings are read (an edge process that
+only serves the SES webhook among them), and boto3 alone is tens of MiB."""
 
 from __future__ import annotations
 
 from typing import Any
-
-import boto3
-from botocore.config import Config
 
 
 def aws_client(
@@ -24,6 +25,9 @@ def aws_client(
     aws_session_token: str | None = None,
 ) -> Any:
     """The ``service`` client; the caller annotates it with the service's client type."""
+    import boto3
+    from botocore.config import Config
+
     config = Config(
         region_name=region,
         connect_timeout=connect_timeout,
@@ -38,3 +42,10 @@ def aws_client(
         region_name=region,
     )
     return session.client(service, endpoint_url=endpoint_url, config=config)  # type: ignore[call-overload]
+
+
+def call_errors() -> tuple[type[Exception], ...]:
+    """What a client's call raises for the provider to translate (botocore's errors)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return (ClientError, BotoCoreError)

@@ -24,14 +24,16 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from notify_core.constants import FCM_ASSERTION_LIFETIME_SECONDS, FCM_TOKEN_REFRESH_MARGIN_SECONDS
+
+if TYPE_CHECKING:
+    import httpx
 
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 REQUIRED_FIELDS = ("project_id", "client_email", "private_key", "token_uri")
@@ -216,6 +218,8 @@ class AccessTokens:
             self._token = None
 
     async def _fetch(self) -> tuple[str, float]:
+        import httpx
+
         form = {
             "grant_type": JWT_BEARER_GRANT,
             "assertion": assertion(self._account, self._key, self._scope, self._wall()),

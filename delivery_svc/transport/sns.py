@@ -26,7 +26,6 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -155,6 +154,8 @@ def _verify_sns(
 
 async def fetch_certificate(url: str) -> bytes:
     """GET a signing certificate over HTTPS (verified TLS, no redirects, bounded size)."""
+    import httpx
+
     try:
         async with (
             httpx.AsyncClient(timeout=SNS_CERT_FETCH_TIMEOUT_SECONDS) as client,
@@ -241,6 +242,8 @@ SubscribeGetter = Callable[[str], Awaitable[None]]
 
 async def get_subscribe_url(url: str) -> None:
     """Confirm an SNS subscription: GET its (checked) SubscribeURL, no redirects."""
+    import httpx
+
     check_sns_url(url, "SubscribeURL")
     try:
         async with httpx.AsyncClient(timeout=SNS_SUBSCRIBE_TIMEOUT_SECONDS) as client:

@@ -29,12 +29,13 @@ import ipaddress
 import socket
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Final
-
-import httpx
+from typing import TYPE_CHECKING, Final
 
 from delivery_svc.config_webhook import WebhookSettings, parse_allowed_hosts
 from notify_core.errors import PermanentDeliveryError, TransientDeliveryError
+
+if TYPE_CHECKING:
+    import httpx
 
 PROVIDER: Final = "webhook"
 
@@ -147,6 +148,8 @@ def _host_label(host: str) -> str:
 
 def check_url(url: str, policy: TargetPolicy) -> httpx.URL:
     """The parsed URL when its scheme and (literal) host pass; no DNS is used here."""
+    import httpx
+
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, TypeError, ValueError) as exc:
