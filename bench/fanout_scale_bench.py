@@ -126,6 +126,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--backends", default=",".join(BACKENDS))
+    parser.add_argument("--name", default="fanout-scale")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     busy = background_load()
@@ -152,7 +153,7 @@ def main() -> None:
         "rows_per_recipient",
     ]
     print_table(results, columns)
-    path = write_result("fanout-scale", {"background_load": busy, "results": results})
+    path = write_result(args.name, {"background_load": busy, "results": results})
     print(f"\nwritten to {path}")
 
 

@@ -14,6 +14,7 @@ import websockets
 
 from notify_app.node import Node
 from notify_app.settings import NodeSettings
+from notify_core.constants import ROUTE_CHUNK
 from notify_core.ratelimit import DEFAULT_LIMITS, Limit, RateRules
 from tests.support.ids import uid
 from tests.support.live import recv
@@ -92,15 +93,18 @@ async def test_a_client_that_never_reads_is_dropped_and_others_keep_receiving(
     settings: NodeSettings,
 ) -> None:
     """The slow client's kernel buffer is made tiny and the node's send queue short, so the
-    overflow comes after a few hundred frames instead of many megabytes. The in-app rate
-    limit is lifted: this flood is the point."""
+    overflow comes after about a thousand frames instead of many megabytes. The queue still
+    holds one routing chunk: the router publishes up to ``ROUTE_CHUNK`` notifications at
+    once, and a client that reads must not be dropped for a burst it is given in one go.
+    The in-app rate limit is lifted: this flood is the point."""
     lifted = RateRules({**DEFAULT_LIMITS, "inapp": Limit(1_000_000, 60.0)})
-    node = Node(dataclasses.replace(settings, ws_send_queue=300, rate_limits=lifted))
+    queue = ROUTE_CHUNK + 200
+    node = Node(dataclasses.replace(settings, ws_send_queue=queue, rate_limits=lifted))
     await node.start()
     env = Env(node, httpx.AsyncClient(base_url=f"http://127.0.0.1:{node.http_port}"), None, "")  # type: ignore[arg-type]
     try:
         user = uid()
-        total = 1_500
+        total = queue + 500
         tiny = socket.socket()
         tiny.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         tiny.connect(("127.0.0.1", node.http_port))
