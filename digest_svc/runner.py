@@ -19,7 +19,8 @@ which of them already have this period's digest. Then per batch (``NOTIFY_DIGEST
    one records.
 
 The delivery worker then claims each digest, sends it through the email channel's
-providers and breakers, and records it ``sent`` (its items become ``digest_sent``),
+providers and breakers, and records it ``sent`` (its items, written once here, then read
+``digest_sent``: :func:`notify_core.domain.shown_status`),
 ``retrying`` on the delivery retry schedule (``NOTIFY_RETRY_SCHEDULE``), or ``failed``, a
 dead letter (its items stay put aside for the next digest).
 
