@@ -372,6 +372,31 @@ async def test_a_published_template_overrides_the_built_in_one_for_its_locale(
         assert en["Subject"] == "Your daily digest: 1 new notification"
 
 
+async def test_a_template_failing_to_render_falls_back_to_the_built_in_one(
+    settings: NodeSettings,
+    smtp: tuple[Inbox, int],
+) -> None:
+    """A published template that fails at render time (here: a division by zero) fails
+    for every digest of its locale in the batch; each goes out with the built-in one."""
+    inbox, port = smtp
+    async with digest_node(settings, port) as env:
+        r = await env.http.put(
+            "/templates/digest/email",
+            json={"locale": "de", "subject": "{{ 1 // (total - total) }}", "body": "<p>x</p>"},
+            headers=env.producer,
+        )
+        assert r.status_code == 201, r.text
+        users = [uid() for _ in range(4)]  # over two batches of the run (DIGEST.batch = 3)
+        addresses = [await prefs(env, u) for u in users]
+        for u in users:
+            await put_aside(env, u, locale="de")
+        run = await run_digest(env, datetime.now(UTC) + timedelta(days=1, hours=1))
+        assert (run.sent, run.failed) == (4, 0)
+        for address in addresses:
+            (mail,) = await arrived(inbox, address)
+            assert mail["Subject"] == "Your daily digest: 1 new notification"
+
+
 async def digest_row(env: Env, user: str) -> dict[str, Any]:
     """The user's latest ``digests`` row ({} before there is one)."""
     assert env.node.database is not None
