@@ -35,7 +35,7 @@ from digest_svc.content import TYPE_SWITCHED_OFF, Item
 from digest_svc.runs import Counts, write_counts
 from digest_svc.schedule import Schedule, first_digest_at
 from notify_core.constants import DIGEST_PRIORITY, DIGEST_QUEUE, DIGEST_SYNC_BATCH
-from notify_core.db.bulk import update_many
+from notify_core.db.bulk import insert_new, update_many
 from notify_core.db.engine import Database
 from notify_core.db.lease import Lease
 from notify_core.db.schema import (
@@ -276,11 +276,7 @@ async def record(
     async with db.write() as conn:
         if not await lease.renew_in(conn):
             raise LeaseLost(f"the lease {lease.name!r} is no longer held by {lease.holder}")
-        written: set[str] = set()
-        if batch.digests:
-            stmt = _insert(conn)(digests).on_conflict_do_nothing().returning(digests.c.id)
-            result = await conn.execute(stmt, batch.digests)
-            written.update(r.id for r in result)
+        written: set[str] = await insert_new(conn, digests, "id", batch.digests)
         await update_many(
             conn,
             d,

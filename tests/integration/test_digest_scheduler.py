@@ -344,6 +344,7 @@ async def test_a_batch_failing_part_way_writes_nothing(db: Database) -> None:
                 "items": len(items[user]),
                 "message": {},
                 "slot_at": later,
+                "created_at": datetime.now(UTC),
             }
         )
         batch.carried[ident] = [i.delivery_id for i in items[user]]
