@@ -19,6 +19,7 @@ from notify_core.convert import iso
 from notify_core.db.engine import Database
 from notify_core.db.schema import notification_deliveries as deliveries
 from notify_core.db.schema import notifications
+from notify_core.db.shown import shown_status_sql, with_carrier
 from notify_core.domain import DELIVERY_CHANNELS, DeliveryEvent, DeliveryStatus, sources, target
 from notify_core.errors import InvalidArgument
 from notify_core.queue.base import WorkQueue
@@ -113,14 +114,18 @@ async def requeue_dead_letters(
 
 
 async def delivery_stats(database: Database) -> dict[str, Any]:
-    """Per channel and status counts, and the engagement totals. ``skipped`` counts the
-    channels a plan considered and skipped (the user's or the producer's choice, a rate
+    """Per channel and status counts (the status as shown: a put-aside email counts as
+    ``digest_sent`` once its digest is sent), and the engagement totals. ``skipped`` counts
+    the channels a plan considered and skipped (the user's or the producer's choice, a rate
     limit); a channel the plan never considered has no delivery row."""
     d = deliveries.c
+    status = shown_status_sql()
     async with database.read() as conn:
         counts = (
             await conn.execute(
-                sa.select(d.channel, d.status, sa.func.count()).group_by(d.channel, d.status)
+                sa.select(d.channel, status, sa.func.count())
+                .select_from(with_carrier)
+                .group_by(d.channel, status)
             )
         ).all()
         engagement = (

@@ -8,9 +8,12 @@ with a lease, sent through the email channel's :class:`~delivery_svc.channels.Fa
 (the same providers and breakers), recorded ``sent``, ``retrying`` (with its delayed job)
 or ``failed`` (a dead letter), on the same retry schedule.
 
-What the digest carried follows its outcome, in the transaction that records it: when it
-is sent its put-aside emails (``digested``, carrying its id) become ``digest_sent``; when
-it fails for good they let go of its id and stay put aside for the user's next digest.
+What the digest carried follows its outcome. When it is sent nothing more is written to
+its put-aside emails (``digested``, carrying its id): they read ``digest_sent`` because
+their digest is ``sent`` (:func:`notify_core.domain.shown_status`; the run wrote each of
+them once, and a digest of 20 items is now one row to record, not 21). When it fails for
+good they let go of its id, in the transaction that records it, and stay put aside for
+the user's next digest.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from notify_core.constants import DIGEST_DELIVERY, DIGEST_PRIORITY
 from notify_core.db.engine import Database
 from notify_core.db.schema import digests
 from notify_core.db.schema import notification_deliveries as deliveries
-from notify_core.domain import DeliveryEvent, DeliveryStatus, target
+from notify_core.domain import DeliveryStatus
 from notify_core.queue.base import WorkQueue
 
 
@@ -77,14 +80,10 @@ class DigestRows:
     async def settled(
         self, conn: AsyncConnection, sent: list[str], failed: list[str], now: datetime
     ) -> None:
+        """A sent digest's items read ``digest_sent`` through it (nothing to write); a
+        failed one's are put aside again."""
         d = deliveries.c
         carried = sa.and_(d.status == DeliveryStatus.DIGESTED, d.channel == "email")
-        if sent:
-            await conn.execute(
-                deliveries.update()
-                .where(d.digest_id.in_(sent), carried)
-                .values(status=target(DeliveryEvent.DIGEST_SENT), sent_at=now)
-            )
         if failed:
             await conn.execute(
                 deliveries.update().where(d.digest_id.in_(failed), carried).values(digest_id=None)

@@ -48,6 +48,7 @@ from notify_core.constants import (
     SEND_LEASE_SECONDS,
     delivery_queue,
 )
+from notify_core.db.bulk import update_many
 from notify_core.db.engine import Database
 from notify_core.db.schema import notification_deliveries as deliveries
 from notify_core.db.schema import notifications
@@ -302,36 +303,38 @@ class DeliveryWorker:
         list[dict[str, Any]],
         dict[float, list[tuple[str, Message]]],
     ]:
-        """The statement parameters of the sent, failed and retrying outcomes, and the
-        retry jobs by delay (errors are counted by kind on the way)."""
+        """The rows of the sent, failed and retrying outcomes (``id`` and the values of each
+        row's own columns), and the retry jobs by delay (errors are counted by kind on the
+        way)."""
         sent: list[dict[str, Any]] = []
         failed: list[dict[str, Any]] = []
         retrying: list[dict[str, Any]] = []
         retries: dict[float, list[tuple[str, Message]]] = {}
-        ident = self._rows.key
+        ident, error = self._rows.key, self._rows.error
         for o in outcomes:
             row = o.row
             if o.result.ok:
                 sent.append(
                     {
-                        "b_id": row[ident],
-                        "b_provider": o.result.provider,
-                        "b_pmid": o.result.provider_id,
-                        "b_rcpt": o.result.recipient,
+                        "id": row[ident],
+                        "provider": o.result.provider,
+                        "provider_message_id": o.result.provider_id,
+                        "recipient": o.result.recipient,
                     }
                 )
                 continue
-            error = o.result.message
             key = o.result.kind
             self.counters.by_error[key] = self.counters.by_error.get(key, 0) + 1
             if o.retry_in is None:
-                failed.append({"b_id": row[ident], "b_provider": o.result.provider, "b_err": error})
+                failed.append(
+                    {"id": row[ident], "provider": o.result.provider, error: o.result.message}
+                )
             else:
                 retrying.append(
                     {
-                        "b_id": row[ident],
-                        "b_err": error,
-                        "b_at": now + timedelta(seconds=o.retry_in),
+                        "id": row[ident],
+                        error: o.result.message,
+                        "hold_until": now + timedelta(seconds=o.retry_in),
                     }
                 )
                 # One delay per batch keeps the publish grouped; the largest wins.
@@ -344,22 +347,19 @@ class DeliveryWorker:
         return sent, failed, retrying, retries
 
     async def _record(self, outcomes: list[_Outcome]) -> None:
-        """Write every outcome, and stage the retry jobs, in one transaction."""
+        """Write every outcome, and stage the retry jobs, in one transaction: one
+        set-based ``UPDATE`` per kind of outcome (:func:`~notify_core.db.bulk.update_many`)."""
         if not outcomes:
             return
         now = datetime.now(UTC)
         table, error = self._rows.table, self._rows.error
         sent, failed, retrying, retries = self._sort(outcomes, now)
         async with self._db.write() as conn:
-            b = sa.bindparam
-            for params, values in (
+            for rows, same in (
                 (
                     sent,
                     {
                         "status": target(DeliveryEvent.SENT),
-                        "provider": b("b_provider"),
-                        "provider_message_id": b("b_pmid"),
-                        "recipient": b("b_rcpt"),
                         "sent_at": now,
                         error: None,
                         "hold_until": None,
@@ -367,29 +367,12 @@ class DeliveryWorker:
                 ),
                 (
                     failed,
-                    {
-                        "status": target(DeliveryEvent.GAVE_UP),
-                        "provider": b("b_provider"),
-                        error: b("b_err"),
-                        "dead_at": now,
-                        "hold_until": None,
-                    },
+                    {"status": target(DeliveryEvent.GAVE_UP), "dead_at": now, "hold_until": None},
                 ),
-                (
-                    retrying,
-                    {
-                        "status": target(DeliveryEvent.RETRY),
-                        error: b("b_err"),
-                        "hold_until": b("b_at"),
-                    },
-                ),
+                (retrying, {"status": target(DeliveryEvent.RETRY)}),
             ):
-                if params:
-                    stmt = table.update().where(table.c.id == b("b_id")).values(**values)
-                    await conn.execute(stmt, params)
-            await self._rows.settled(
-                conn, [p["b_id"] for p in sent], [p["b_id"] for p in failed], now
-            )
+                await update_many(conn, table, "id", rows, also=same)
+            await self._rows.settled(conn, [r["id"] for r in sent], [r["id"] for r in failed], now)
             staged = [
                 await self._queue.stage(conn, queue, batch, delay=delay)
                 for delay, messages in retries.items()

@@ -19,7 +19,8 @@ which of them already have this period's digest. Then per batch (``NOTIFY_DIGEST
    one records.
 
 The delivery worker then claims each digest, sends it through the email channel's
-providers and breakers, and records it ``sent`` (its items become ``digest_sent``),
+providers and breakers, and records it ``sent`` (its items, written once here, then read
+``digest_sent``: :func:`notify_core.domain.shown_status`),
 ``retrying`` on the delivery retry schedule (``NOTIFY_RETRY_SCHEDULE``), or ``failed``, a
 dead letter (its items stay put aside for the next digest).
 
@@ -70,7 +71,7 @@ from notify_core.errors import InvalidArgument, LeaseLost
 from notify_core.queue.base import WorkQueue
 from notify_core.ratelimit import RateRules
 from router_svc.api import Preferences, Question, ask_rate_limits
-from template_svc.api import Rendered, Renderer, Resolved, Templates
+from template_svc.api import Rendered, Renderer, RenderJob, Resolved, Templates
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,14 @@ class _Delta:
 # Users sharing a zone and an hour share their slots: a page asks a few dozen questions.
 _due_slot = lru_cache(maxsize=4096)(due_slot)
 _next_digest_at = lru_cache(maxsize=4096)(next_digest_at)
+
+
+_Part = tuple[str, str | None, dict[str, Any], dict[str, Any], str | None]
+"""A digest to render: its id, unsubscribe link, template data, notification, locale."""
+
+
+def _no_layout(name: str) -> None:
+    return None
 
 
 def _allows_email(preferences: Preferences, type_: str) -> bool:
@@ -233,53 +242,75 @@ class DigestRunner:
                     d.retry_in = verdict.retry_after
             senders = [d for d in senders if isinstance(d.outcome, Send)]
         clock = time.perf_counter()
-        for d in senders:
-            d.message = await self._compose(d, templates)
+        await self._compose(senders, templates)
         counts.timings["render"] += time.perf_counter() - clock
         return self._outcomes(chunk, run, counts)
 
-    async def _compose(self, d: _Due, templates: dict[str | None, Resolved | None]) -> EmailMessage:
-        assert isinstance(d.outcome, Send) and d.user.preferences.email
-        digest = d.outcome.digest
-        user = d.user.user_id
-        ident = digest_id(user, d.period)
-        link = unsubscribe_link(self._secret, self._public_url, user, DIGEST_TYPE)
-        data = template_data(digest, d.user.schedule.frequency, d.period, link)
-        notification = template_notification(ident, user, digest, d.user.schedule.frequency)
-        rendered = await self._render(digest.locale, data, notification, templates)
-        return digest_email(
-            to=d.user.preferences.email,
-            sender=self._from,
-            rendered=rendered,
-            digest_id=ident,
-            fallback_subject=str(notification["title"]),
-            unsubscribe_url=link,
-        )
+    async def _compose(
+        self, senders: list[_Due], templates: dict[str | None, Resolved | None]
+    ) -> None:
+        """Each sender's message, the batch rendered in one hop to the renderer's threads:
+        with the ``digest`` template of the digest's locale if one is published (looked up
+        once per run and locale), else, or where that fails to render, the built-in one."""
+        parts: list[_Part] = []
+        for d in senders:
+            assert isinstance(d.outcome, Send)
+            digest, user = d.outcome.digest, d.user.user_id
+            ident = digest_id(user, d.period)
+            link = unsubscribe_link(self._secret, self._public_url, user, DIGEST_TYPE)
+            data = template_data(digest, d.user.schedule.frequency, d.period, link)
+            notification = template_notification(ident, user, digest, d.user.schedule.frequency)
+            if self._templates is not None and digest.locale not in templates:
+                templates[digest.locale] = await self._templates.resolve(
+                    DIGEST_TEMPLATE, "email", digest.locale
+                )
+            parts.append((ident, link, data, notification, digest.locale))
+        jobs: list[RenderJob] = [
+            (r.template.source(), data, n, r.layouts) if r else (BUILT_IN, data, n, _no_layout)
+            for _, _, data, n, r in ((*p[:4], templates.get(p[4])) for p in parts)
+        ]
+        rendered = await self._renderer.render_many_async(jobs)
+        rendered = await self._fall_back(parts, rendered, templates)
+        for d, (ident, link, _, notification, _), r in zip(senders, parts, rendered, strict=True):
+            if isinstance(r, InvalidArgument):
+                raise r
+            assert d.user.preferences.email
+            d.message = digest_email(
+                to=d.user.preferences.email,
+                sender=self._from,
+                rendered=r,
+                digest_id=ident,
+                fallback_subject=str(notification["title"]),
+                unsubscribe_url=link,
+            )
 
-    async def _render(
+    async def _fall_back(
         self,
-        locale: str | None,
-        data: dict[str, Any],
-        notification: dict[str, Any],
+        parts: list[_Part],
+        rendered: list[Rendered | InvalidArgument],
         templates: dict[str | None, Resolved | None],
-    ) -> Rendered:
-        """With the ``digest`` template of the locale if one is published (looked up once
-        per run and locale), else, or if it fails to render, the built-in one."""
-        if self._templates is not None and locale not in templates:
-            templates[locale] = await self._templates.resolve(DIGEST_TEMPLATE, "email", locale)
-        resolved = templates.get(locale)
-        if resolved is not None:
-            try:
-                return await resolved.render(data, notification)
-            except InvalidArgument as exc:
+    ) -> list[Rendered | InvalidArgument]:
+        """``rendered``, with those a published template failed to render rendered again
+        with the built-in one (and that template no longer used in this run)."""
+        failed = [k for k, r in enumerate(rendered) if isinstance(r, InvalidArgument)]
+        for k in failed:
+            locale = parts[k][4]
+            resolved = templates.get(locale)
+            if resolved is not None:  # the first failure of this locale's template
                 log.warning(
                     "digest template %r (locale %r) failed (%s); the built-in one is used",
                     DIGEST_TEMPLATE,
                     resolved.template.locale,
-                    exc,
+                    rendered[k],
                 )
                 templates[locale] = None
-        return await self._renderer.render_async(BUILT_IN, data, notification, lambda name: None)
+        if failed:
+            again = await self._renderer.render_many_async(
+                [(BUILT_IN, parts[k][2], parts[k][3], _no_layout) for k in failed]
+            )
+            for k, r in zip(failed, again, strict=True):
+                rendered[k] = r
+        return rendered
 
     def _outcomes(self, chunk: list[_Due], run: Run, counts: Counts) -> tuple[Batch, _Delta]:
         """What the batch came to: rows to write, next due times, counts."""

@@ -4,21 +4,22 @@
   digest-enabled user, recomputed whenever their preferences row changed (its
   ``updated_at``), removed when they switch digests off.
 - :func:`due_page` reads due users a page at a time, with their preferences;
-  :func:`load_items` their put-aside emails (delivery rows ``digested``, by the partial
-  index ``idx_deliveries_digested``).
+  :func:`load_items` their put-aside emails (delivery rows ``digested`` that no digest
+  carries, by the partial index ``idx_deliveries_digested``).
 - :func:`record` writes one batch's outcome in one transaction, fenced by the scheduler
   lease: the ``digests`` rows (unique per user and period, ``pending`` with their rendered
-  message), the items they carry marked with the digest's id (or ``skipped``), each user's
-  next due time, the run's counts, and one job per new digest staged on the digest
-  delivery queue (:data:`~notify_core.constants.DIGEST_QUEUE`), which the delivery worker
-  consumes (:mod:`delivery_svc.digests`).
+  message), the items they carry marked with the digest's id (a carried item's one
+  write: it reads ``digest_sent`` through its digest once that is sent) or dropped
+  (``skipped``), each user's next due time, the run's counts, and one job per new digest
+  staged on the digest delivery queue (:data:`~notify_core.constants.DIGEST_QUEUE`),
+  which the delivery worker consumes (:mod:`delivery_svc.digests`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
@@ -34,6 +35,7 @@ from digest_svc.content import TYPE_SWITCHED_OFF, Item
 from digest_svc.runs import Counts, write_counts
 from digest_svc.schedule import Schedule, first_digest_at
 from notify_core.constants import DIGEST_PRIORITY, DIGEST_QUEUE, DIGEST_SYNC_BATCH
+from notify_core.db.bulk import insert_new, update_many
 from notify_core.db.engine import Database
 from notify_core.db.lease import Lease
 from notify_core.db.schema import (
@@ -77,46 +79,6 @@ def batched(rows: Sequence[Any], size: int) -> Iterator[list[Any]]:
 
 def _insert(conn: AsyncConnection) -> Any:
     return sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert
-
-
-async def update_many(
-    conn: AsyncConnection,
-    table: sa.Table,
-    key: str,
-    rows: Sequence[Mapping[str, Any]],
-    where: sa.ColumnElement[bool] | None = None,
-    also: Mapping[str, Any] | None = None,
-) -> None:
-    """``UPDATE table SET … WHERE table.key = row[key]`` for every row (all with the same
-    columns; ``also``: values the same for every row).
-
-    On PostgreSQL one statement, joined with ``unnest`` of one array per column, and
-    ``key = ANY(:keys)`` besides: that finds the rows through the key's index, so the join
-    stays as small as the batch whatever the table's size (without it the planner hashed
-    the whole table; one statement per row or per group costs three times as much). On
-    SQLite one statement per row (executemany in process, where that is cheap)."""
-    if not rows:
-        return
-    names = [c for c in rows[0] if c != key]
-    if conn.dialect.name == "postgresql":
-        arrays = {}
-        for c in (key, *names):
-            kind = postgresql.ARRAY(table.c[c].type)
-            arrays[c] = sa.cast(sa.bindparam(f"a_{c}", [r[c] for r in rows], type_=kind), kind)
-        v = sa.func.unnest(*arrays.values()).table_valued(key, *names).render_derived(name="v")
-        stmt = (
-            table.update()
-            .where(table.c[key] == sa.any_(arrays[key]), table.c[key] == v.c[key])
-            .values({c: v.c[c] for c in names} | dict(also or {}))
-        )
-        await conn.execute(stmt if where is None else stmt.where(where))
-        return
-    sets = {c: sa.bindparam(f"v_{c}") for c in names} | dict(also or {})
-    stmt = table.update().where(table.c[key] == sa.bindparam(f"v_{key}")).values(sets)
-    await conn.execute(
-        stmt if where is None else stmt.where(where),
-        [{f"v_{c}": r[c] for c in (key, *names)} for r in rows],
-    )
 
 
 # --- schedules --------------------------------------------------------------------------
@@ -247,21 +209,10 @@ async def load_items(
     )
     found: dict[str, list[Item]] = {u: [] for u in user_ids}
     async with db.read() as conn:
-        for r in await conn.execute(query):
-            found[r.user_id].append(
-                Item(
-                    delivery_id=r.delivery_id,
-                    notification_id=r.id,
-                    type=r.type,
-                    title=r.title,
-                    message=r.message,
-                    group_key=r.group_key,
-                    count=r.merged,
-                    locale=r.locale,
-                    created_at=r.created_at,
-                    data=r.data,
-                )
-            )
+        rows = await conn.execute(query)
+        # Unpacked by position: a Row's attribute access cost four times the Item itself.
+        for did, nid, user, type_, title, text, data, key, merged, locale, at in rows:
+            found[user].append(Item(did, nid, type_, title, text, key, merged, locale, at, data))
     return found
 
 
@@ -325,11 +276,7 @@ async def record(
     async with db.write() as conn:
         if not await lease.renew_in(conn):
             raise LeaseLost(f"the lease {lease.name!r} is no longer held by {lease.holder}")
-        written: set[str] = set()
-        if batch.digests:
-            stmt = _insert(conn)(digests).on_conflict_do_nothing().returning(digests.c.id)
-            result = await conn.execute(stmt, batch.digests)
-            written.update(r.id for r in result)
+        written: set[str] = await insert_new(conn, digests, "id", batch.digests)
         await update_many(
             conn,
             d,

@@ -18,7 +18,13 @@ router's decision: ``pending``, ``delivered``, ``held``, ``merged``, ``digested`
     sending (lease lapsed) ─claimed─▶ sending          sent, delivered ──bounced──▶ bounced
     sending ──gave_up──▶ failed ──requeued──▶ pending  sent, delivered ──dropped──▶ failed
     held ──released_*──▶ pending | delivered | held | merged | digested | skipped
-    digested ──digest_sent──▶ digest_sent      digested ──digest_dropped──▶ skipped
+    digested ──digest_dropped──▶ skipped
+
+**A put-aside email carried by a digest is written once**: the digest run sets its
+``digest_id`` (status still ``digested``), and nothing writes it again when the digest is
+sent. Readers see :func:`shown_status` of the row and its digest's status: ``digest_sent``
+once that digest is ``sent``. (Rows recorded ``digest_sent`` before that, by the
+``digest_sent`` event, read as they are.)
 """
 
 from __future__ import annotations
@@ -199,3 +205,13 @@ def advance(current: DeliveryStatus | str, event: DeliveryEvent) -> DeliveryStat
     if current not in applies_to:
         raise IllegalTransition(f"a {current} delivery cannot be {event}")
     return result
+
+
+def shown_status(status: DeliveryStatus | str, digest_status: str | None) -> DeliveryStatus | str:
+    """The status a reader sees of a delivery stored with ``status`` and carried by a digest
+    in ``digest_status`` (None: no digest carries it): ``digest_sent`` for a put-aside email
+    whose digest was sent, else the stored status. The SQL form, for set-based readers, is
+    :func:`notify_core.db.shown.shown_status_sql`."""
+    if status == DeliveryStatus.DIGESTED and digest_status == DeliveryStatus.SENT:
+        return DeliveryStatus.DIGEST_SENT
+    return status

@@ -30,6 +30,7 @@ from notify_core.constants import rate_key
 from notify_core.convert import iso
 from notify_core.db.engine import Database
 from notify_core.db.schema import new_id, notification_deliveries, notifications
+from notify_core.db.shown import shown_deliveries
 from notify_core.domain import CHANNELS, DeliveryStatus, NotificationState
 from notify_core.errors import NotFound
 from notify_core.ratelimit import RateRules, Verdict
@@ -220,9 +221,9 @@ async def list_decisions(database: Database, notification_id: str) -> list[dict[
         if found is None:
             raise NotFound(f"notification {notification_id} not found")
         result = await conn.execute(
-            sa.select(notification_deliveries).where(
-                notification_deliveries.c.notification_id == notification_id
-            )
+            shown_deliveries()
+            .where(notification_deliveries.c.notification_id == notification_id)
+            .order_by(notification_deliveries.c.channel)
         )
         shown = [_decision(dict(r._mapping)) for r in result]
     if found.state in _DECIDED and found.routed_at is not None:

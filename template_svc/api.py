@@ -3,7 +3,8 @@ only template module they import (checked by `lint-imports`, `[tool.importlinter
 
 - `Templates` (the active version of a template, cached) for delivery and digests, with
   `Resolved`, what it answers;
-- rendering: `Renderer`, `Source` and `Rendered`, for the digest message.
+- rendering: `Renderer`, `Source`, `Rendered` and `RenderJob` (a batch's one), for the
+  digest message.
 
 Each name loads from its home module when first imported (`notify_core/lazy.py`).
 """
@@ -15,10 +16,11 @@ from typing import TYPE_CHECKING
 from notify_core.lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from template_svc.render import Rendered, Renderer, Source
+    from template_svc.render import Rendered, Renderer, RenderJob, Source
     from template_svc.templates import Resolved, Templates
 
 __all__ = [
+    "RenderJob",
     "Rendered",
     "Renderer",
     "Resolved",
@@ -29,7 +31,7 @@ __all__ = [
 __getattr__ = lazy_exports(
     __name__,
     {
-        "template_svc.render": ("Rendered", "Renderer", "Source"),
+        "template_svc.render": ("Rendered", "Renderer", "RenderJob", "Source"),
         "template_svc.templates": ("Resolved", "Templates"),
     },
 )

@@ -41,7 +41,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
@@ -125,6 +125,8 @@ class Rendered:
 
 LayoutLoader = Callable[[str], Source | None]
 """Answers the layout of a name (already resolved for the locale), or None."""
+RenderJob = tuple[Source, Mapping[str, Any] | None, Mapping[str, Any] | None, LayoutLoader]
+"""What :meth:`Renderer.render_many_async` renders: :meth:`Renderer.render`'s arguments."""
 
 
 # --- the sandbox ------------------------------------------------------------------------
@@ -272,6 +274,26 @@ class Renderer:
     ) -> Rendered:
         """:meth:`render` in one of the renderer's threads."""
         return await self._in_thread(lambda: self.render(source, data, notification, layouts))
+
+    async def render_many_async(
+        self, jobs: Sequence[RenderJob]
+    ) -> list[Rendered | InvalidArgument]:
+        """:meth:`render` of every job in one hop to the renderer's threads (a digest run
+        renders a batch of a thousand: one hop each cost more than the rendering's own
+        bookkeeping); each answer in order, what was rendered or why it failed."""
+        return await self._in_thread(lambda: [self._render_or_error(*job) for job in jobs])
+
+    def _render_or_error(
+        self,
+        source: Source,
+        data: Mapping[str, Any] | None,
+        notification: Mapping[str, Any] | None,
+        layouts: LayoutLoader,
+    ) -> Rendered | InvalidArgument:
+        try:
+            return self.render(source, data, notification, layouts)
+        except InvalidArgument as exc:
+            return exc
 
     async def check_async(self, source: Source, layouts: LayoutLoader) -> None:
         """:meth:`check` in one of the renderer's threads."""

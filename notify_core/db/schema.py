@@ -283,8 +283,8 @@ notification_deliveries = sa.Table(
     sa.Index(
         "idx_deliveries_digested",
         "notification_id",
-        postgresql_where=sa.text("status = 'digested'"),
-        sqlite_where=sa.text("status = 'digested'"),
+        postgresql_where=sa.text("status = 'digested' AND digest_id IS NULL"),
+        sqlite_where=sa.text("status = 'digested' AND digest_id IS NULL"),
     ),
     sa.Index(
         "idx_deliveries_dead",

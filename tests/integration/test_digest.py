@@ -21,15 +21,17 @@ import grpc
 import pytest
 import sqlalchemy as sa
 from google.protobuf.timestamp_pb2 import Timestamp
-from notify.v1 import digest_pb2, digest_pb2_grpc
+from notify.v1 import digest_pb2, digest_pb2_grpc, router_pb2
+from notify.v1.router_pb2_grpc import RouterServiceStub
 
 from digest_svc.config_digest import DigestSettings
 from digest_svc.schedule import digest_id
 from notify_app.settings import NodeSettings
+from notify_core.convert import iso
 from notify_core.db.schema import digests as digest_table
 from notify_core.db.schema import leases, notification_preferences
 from notify_core.ratelimit import Limit, RateRules
-from tests.support.deliveries import status
+from tests.support.deliveries import delivery_row, status
 from tests.support.ids import uid
 from tests.support.nodes import Env, running
 from tests.support.smtp import Inbox, with_smtp
@@ -370,6 +372,31 @@ async def test_a_published_template_overrides_the_built_in_one_for_its_locale(
         assert en["Subject"] == "Your daily digest: 1 new notification"
 
 
+async def test_a_template_failing_to_render_falls_back_to_the_built_in_one(
+    settings: NodeSettings,
+    smtp: tuple[Inbox, int],
+) -> None:
+    """A published template that fails at render time (here: a division by zero) fails
+    for every digest of its locale in the batch; each goes out with the built-in one."""
+    inbox, port = smtp
+    async with digest_node(settings, port) as env:
+        r = await env.http.put(
+            "/templates/digest/email",
+            json={"locale": "de", "subject": "{{ 1 // (total - total) }}", "body": "<p>x</p>"},
+            headers=env.producer,
+        )
+        assert r.status_code == 201, r.text
+        users = [uid() for _ in range(4)]  # over two batches of the run (DIGEST.batch = 3)
+        addresses = [await prefs(env, u) for u in users]
+        for u in users:
+            await put_aside(env, u, locale="de")
+        run = await run_digest(env, datetime.now(UTC) + timedelta(days=1, hours=1))
+        assert (run.sent, run.failed) == (4, 0)
+        for address in addresses:
+            (mail,) = await arrived(inbox, address)
+            assert mail["Subject"] == "Your daily digest: 1 new notification"
+
+
 async def digest_row(env: Env, user: str) -> dict[str, Any]:
     """The user's latest ``digests`` row ({} before there is one)."""
     assert env.node.database is not None
@@ -427,3 +454,46 @@ async def test_a_digest_failing_for_good_is_a_dead_letter_and_its_items_wait(
         (mail,) = await arrived(inbox, address)
         assert "first" in str(mail.get_body(("html",)).get_content())  # type: ignore[union-attr]
         assert (await digest_sent(env, nid))["status"] == "digest_sent"
+
+
+async def listed(env: Env, nid: str) -> router_pb2.Delivery:
+    """The email delivery of ``nid`` as gRPC ``ListDeliveries`` shows it."""
+    reply = await RouterServiceStub(env.grpc_channel).ListDeliveries(
+        router_pb2.ListDeliveriesRequest(notification_id=nid), metadata=env.metadata
+    )
+    (email,) = [d for d in reply.deliveries if d.channel == "email"]
+    return email
+
+
+async def test_a_carried_item_reads_as_its_digest_stands_and_is_written_once(
+    settings: NodeSettings,
+    smtp: tuple[Inbox, int],
+) -> None:
+    """A put-aside email carried by a digest reads ``digested`` while the digest waits to
+    be sent (REST and gRPC), ``digest_sent`` with the digest's send time once it is sent;
+    its own row is written once, by the run, and keeps ``digested``."""
+    inbox, port = smtp
+    async with digest_node(settings, port, retry_schedule=(2.0, 2.0)) as env:
+        user = uid()
+        address = await prefs(env, user)
+        nid = await put_aside(env, user)
+        inbox.fail = 1  # the first try is refused: the digest waits for its retry
+        await run_digest(env, datetime.now(UTC) + timedelta(days=1, hours=1))
+        waiting = await eventually(
+            lambda: digest_row(env, user), lambda r: r.get("status") == "retrying"
+        )
+        shown = await status(env, nid)
+        assert (shown["status"], shown["sent_at"]) == ("digested", None)
+        assert (await listed(env, nid)).status == "digested"
+        stored = await delivery_row(env, nid)
+        assert (stored["status"], stored["digest_id"]) == ("digested", waiting["id"])
+
+        await arrived(inbox, address)
+        sent = await eventually(lambda: digest_row(env, user), lambda r: r["status"] == "sent")
+        shown = await digest_sent(env, nid)
+        assert shown["sent_at"] == iso(sent["sent_at"])
+        email = await listed(env, nid)
+        assert email.status == "digest_sent" and email.id == shown["id"]
+        assert email.sent_at.ToDatetime(tzinfo=UTC) == sent["sent_at"]
+        stored = await delivery_row(env, nid)
+        assert (stored["status"], stored["sent_at"]) == ("digested", None)  # written once

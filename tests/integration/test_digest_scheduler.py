@@ -42,9 +42,11 @@ from notify_core.db.schema import (
     notification_preferences,
     notifications,
 )
+from notify_core.db.shown import shown_deliveries
+from notify_core.domain import DeliveryStatus, shown_status
 from notify_core.errors import LeaseLost
 from notify_core.queue.database import DatabaseQueue
-from tests.support.digests import seed
+from tests.support.digests import seed, sent_in_digest
 from tests.support.ids import uid
 from tests.support.smtp import Inbox
 from tests.support.waiting import eventually
@@ -196,19 +198,9 @@ async def test_two_schedulers_racing_send_each_user_one_digest(
 
 
 async def _marked(db: Database, users: list[str]) -> int:
-    """The users' put-aside emails marked sent in a digest."""
+    """The users' put-aside emails that read ``digest_sent``."""
     async with db.read() as conn:
-        marked = await conn.execute(
-            sa.select(sa.func.count())
-            .select_from(notification_deliveries)
-            .join(notifications, notifications.c.id == notification_deliveries.c.notification_id)
-            .where(
-                notifications.c.user_id.in_(users),
-                notification_deliveries.c.status == "digest_sent",
-                notification_deliveries.c.digest_id.is_not(None),
-            )
-        )
-        return int(marked.scalar_one())
+        return int((await conn.execute(sent_in_digest(users))).scalar_one())
 
 
 async def test_due_users_start_a_run_of_their_own(
@@ -304,3 +296,146 @@ async def test_runs_are_counted_in_metrics(
     assert (skipped.value, dict(skipped.attributes)) == (1, {"reason": "no email address"})
     (duration,) = points["notify.digest.run.duration"]
     assert duration.count == 1 and dict(duration.attributes) == {"status": "succeeded"}
+
+
+async def _state(db: Database, users: list[str]) -> tuple[int, int, dict[str, datetime], int]:
+    """The users' digests, their items a digest carries, their next due times, and the
+    users processed by every run."""
+    d, n = notification_deliveries, notifications
+    async with db.read() as conn:
+        written = await conn.scalar(sa.select(sa.func.count()).where(digests.c.user_id.in_(users)))
+        carried = await conn.scalar(
+            sa.select(sa.func.count())
+            .select_from(d.join(n, n.c.id == d.c.notification_id))
+            .where(n.c.user_id.in_(users), d.c.digest_id.is_not(None))
+        )
+        schedules = {
+            r.user_id: r.next_at
+            for r in await conn.execute(
+                sa.select(store.digest_schedules).where(store.digest_schedules.c.user_id.in_(users))
+            )
+        }
+        processed = await conn.scalar(sa.select(sa.func.sum(digest_runs.c.processed)))
+    return int(written or 0), int(carried or 0), schedules, int(processed or 0)
+
+
+async def test_a_batch_failing_part_way_writes_nothing(db: Database) -> None:
+    """The record of a batch is one transaction: a statement failing after the digests
+    were inserted and their items marked (a schedule that cannot be written) leaves no
+    digest, no mark, no moved schedule, no count and no job; the same batch written
+    whole afterwards records everything."""
+    lease = Lease(db, DIGEST_LEASE, "a", ttl=30.0)
+    assert await lease.acquire()
+    users = await seed(db, 3, items=4)
+    await store.sync_schedules(db)
+    later = datetime.now(UTC) + LATER
+    items = await store.load_items(db, users, later)
+    run = await runs.request_run(db, later, "manual")
+    batch = store.Batch()
+    for user in users:
+        ident = new_id()
+        batch.digests.append(
+            {
+                "id": ident,
+                "user_id": user,
+                "period_key": "daily:2026-01-01",
+                "status": "pending",
+                "run_id": run.id,
+                "items": len(items[user]),
+                "message": {},
+                "slot_at": later,
+                "created_at": datetime.now(UTC),
+            }
+        )
+        batch.carried[ident] = [i.delivery_id for i in items[user]]
+        batch.next_at[user] = later + timedelta(days=1)
+    counts = runs.Counts(processed=3, sent=3, items=12)
+    queue = DatabaseQueue(db, uid("digest-test"), [DIGEST_QUEUE])
+    await queue.start()
+    try:
+        before = await _state(db, users)
+        assert before[:2] == (0, 0) and len(before[2]) == 3
+        broken = store.Batch(
+            batch.digests,
+            batch.carried,
+            [],
+            {**batch.next_at, users[-1]: None},  # type: ignore[dict-item]
+        )
+        with pytest.raises(sa.exc.IntegrityError):
+            await store.record(db, queue, lease, run.id, broken, counts)
+        assert await _state(db, users) == before
+        assert await queue.depth(DIGEST_QUEUE) == 0
+
+        done = await store.record(db, queue, lease, run.id, batch, counts)
+        queue.flush(done.staged)
+        written, carried, schedules, processed = await _state(db, users)
+        assert (written, carried, processed - before[3]) == (3, 12, 3)
+        assert schedules == batch.next_at
+        assert await queue.depth(DIGEST_QUEUE) == 3
+    finally:
+        await queue.purge(DIGEST_QUEUE)
+        await queue.close()
+        await lease.release()
+
+
+DIGEST_STATES = [None, "pending", "sending", "retrying", "sent", "failed"]
+
+
+async def test_the_shown_status_in_sql_is_the_pure_function(db: Database) -> None:
+    """``shown_status_sql`` answers what ``shown_status`` answers, for every delivery
+    status carried by no digest or by one in each of its statuses."""
+    user = f"shown-{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    nid, expected = new_id(), {}
+    notes = [
+        {
+            "id": nid,
+            "user_id": user,
+            "type": "t",
+            "title": "t",
+            "message": "m",
+            "priority": "low",
+            "created_at": now,
+        }
+    ]
+    carriers, rows = [], []
+    for k, digest in enumerate(DIGEST_STATES):
+        ident = None if digest is None else new_id()
+        if ident is not None:
+            carriers.append(
+                {
+                    "id": ident,
+                    "user_id": user,
+                    "period_key": f"daily:{k}",
+                    "status": digest,
+                    "run_id": "r",
+                    "slot_at": now,
+                    "sent_at": now if digest == "sent" else None,
+                }
+            )
+        for status in DeliveryStatus:
+            row = new_id()
+            rows.append(
+                {
+                    "id": row,
+                    "notification_id": nid,
+                    "channel": "email",
+                    "status": status.value,
+                    "digest_id": ident,
+                    "created_at": now,
+                }
+            )
+            sent_at = now if digest == "sent" else None
+            expected[row] = (shown_status(status, digest), sent_at)
+    async with db.write() as conn:
+        await conn.execute(notifications.insert(), notes)
+        await conn.execute(digests.insert(), carriers)
+        await conn.execute(notification_deliveries.insert(), rows)
+    async with db.read() as conn:
+        found = await conn.execute(
+            shown_deliveries().where(notification_deliveries.c.notification_id == nid)
+        )
+        got = {r.id: (r.status, r.sent_at) for r in found}
+    assert got == expected
+    # stored so (one per carrier state), and derived (digested, carried by a sent digest)
+    assert sum(1 for s, _ in got.values() if s == "digest_sent") == len(DIGEST_STATES) + 1

@@ -1,8 +1,12 @@
-"""Users due for a digest, written straight into the database."""
+"""Users due for a digest, written straight into the database; how many of their put-aside
+emails read ``digest_sent``."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
 
 from notify_core.db.engine import Database
 from notify_core.db.schema import (
@@ -11,6 +15,7 @@ from notify_core.db.schema import (
     notification_preferences,
     notifications,
 )
+from notify_core.db.shown import shown_status_sql, with_carrier
 from tests.support.ids import uid
 
 
@@ -58,3 +63,18 @@ async def seed(db: Database, users: int, items: int = 2) -> list[str]:
         await conn.execute(notifications.insert(), notes)
         await conn.execute(notification_deliveries.insert(), rows)
     return ids
+
+
+def sent_in_digest(users: list[str]) -> sa.Select[Any]:
+    """``SELECT count(*)`` of the users' put-aside emails that read ``digest_sent`` (their
+    digest was sent), as the deliveries endpoint shows them."""
+    d, n = notification_deliveries, notifications
+    return (
+        sa.select(sa.func.count())
+        .select_from(with_carrier.join(n, n.c.id == d.c.notification_id))
+        .where(
+            n.c.user_id.in_(users),
+            shown_status_sql() == "digest_sent",
+            d.c.digest_id.is_not(None),
+        )
+    )

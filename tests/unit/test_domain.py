@@ -18,6 +18,7 @@ from notify_core.domain import (
     NotificationState,
     Priority,
     advance,
+    shown_status,
     sources,
     target,
 )
@@ -124,3 +125,16 @@ def test_every_channel_and_priority_has_its_protobuf_value() -> None:
 def test_default_switches_cover_every_channel_and_sms_is_opt_in() -> None:
     assert set(DEFAULT_SWITCHES) == set(CHANNELS)
     assert [c for c, on in DEFAULT_SWITCHES.items() if not on] == ["sms"]
+
+
+DIGEST_STATES = [None, "pending", "sending", "retrying", "sent", "failed"]
+"""A carrying digest's statuses (None: no digest carries the delivery)."""
+
+
+@pytest.mark.parametrize("digest", DIGEST_STATES)
+@pytest.mark.parametrize("status", list(DeliveryStatus))
+def test_a_put_aside_email_reads_digest_sent_only_once_its_digest_is_sent(
+    status: DeliveryStatus, digest: str | None
+) -> None:
+    carried_and_sent = status == S.DIGESTED and digest == "sent"
+    assert shown_status(status, digest) == (S.DIGEST_SENT if carried_and_sent else status)

@@ -340,3 +340,20 @@ class CurrentThread:
 
     def __iter__(self) -> Any:
         yield threading.current_thread().name
+
+
+async def test_a_batch_renders_in_one_hop_each_answer_in_order() -> None:
+    renderer = Renderer()
+    good = email("<p>{{ name }}</p>")
+    broken = email("<p>{{ 1 // (n - n) }}</p>")
+    got = await renderer.render_many_async(
+        [
+            (good, {"name": "Ann"}, NOTIFICATION, no_layouts),
+            (broken, {"name": "Bob", "n": 1}, NOTIFICATION, no_layouts),
+            (good, {"name": "Cy"}, NOTIFICATION, no_layouts),
+        ]
+    )
+    first, error, last = got
+    assert not isinstance(first, InvalidArgument) and first.subject == "Hi Ann"
+    assert isinstance(error, InvalidArgument) and "division" in str(error)
+    assert not isinstance(last, InvalidArgument) and "<p>Cy</p>" in (last.html or "")
