@@ -25,7 +25,7 @@ from notify_core.db.schema import notification_deliveries, notifications
 from tests.support.ids import uid
 from tests.support.live import recv
 from tests.support.nodes import API_KEY, JWT_SECRET
-from tests.support.procs import NotifyProcess
+from tests.support.procs import NotifyProcess, base_env
 from tests.support.sockets import children
 from tests.support.waiting import eventually
 
@@ -48,15 +48,10 @@ def _workers(pid: int) -> set[int]:
 
 @pytest.fixture
 def node(
-    postgres_url: str, redis_url: str, amqp_url: str, namespace: str, tmp_path: Path
+    request: pytest.FixtureRequest, redis_url: str, amqp_url: str, namespace: str, tmp_path: Path
 ) -> Iterator[NotifyProcess]:
     env = {
-        "NOTIFY_DATABASE_URL": postgres_url,
-        "NOTIFY_REDIS_URL": redis_url,
-        "NOTIFY_AMQP_URL": amqp_url,
-        "NOTIFY_NAMESPACE": namespace,
-        "NOTIFY_API_KEYS": API_KEY,
-        "NOTIFY_JWT_SECRET": JWT_SECRET,
+        **base_env("real", tmp_path, request, namespace),
         "NOTIFY_WORKER_PROCESSES": "1",
         "NOTIFY_SHUTDOWN_GRACE": "1",
     }
