@@ -22,8 +22,9 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from notify_core.cache.base import Cache, CacheBackends
 from notify_core.constants import (
@@ -33,7 +34,8 @@ from notify_core.constants import (
     inbox_page_key,
     inbox_token_key,
 )
-from notify_core.errors import CacheUnavailable
+from notify_core.errors import CacheUnavailable, NotifyError
+from notify_core.live import publish_changes
 
 log = logging.getLogger(__name__)
 
@@ -160,3 +162,20 @@ async def forget(backends: CacheBackends, namespace: str, user_ids: Iterable[str
     """:func:`forget_in` on ``backends``' cache: what writers of a user's inbox call after
     their commit."""
     await forget_in(backends.cache, namespace, user_ids)
+
+
+async def show_changes(
+    backends: CacheBackends,
+    namespace: str,
+    new: Sequence[Mapping[str, Any]],
+    updated: Sequence[Mapping[str, Any]],
+) -> None:
+    """After a commit that put ``new`` rows in users' inboxes and changed ``updated`` ones:
+    their cached reads forgotten first (a client that gets the event must not read the old
+    page), then the live events published. A failed publish is logged: the inbox holds
+    the rows, and the users see them on their next connect."""
+    await forget(backends, namespace, [r["user_id"] for r in (*new, *updated)])
+    try:
+        await publish_changes(backends.pubsub, namespace, new, updated, presence=backends.presence)
+    except NotifyError as exc:
+        log.warning("live publish of %d notifications failed: %s", len(new) + len(updated), exc)

@@ -34,7 +34,6 @@ from notify_core.db.schema import notification_deliveries as deliveries
 from notify_core.db.schema import notifications
 from notify_core.domain import DeliveryStatus, NotificationState
 from notify_core.errors import NotifyError
-from notify_core.live import publish_changes
 from notify_core.queue.base import WorkQueue
 from preference_svc.api import PreferenceStore
 from router_svc.batch import HeldDelivery, release, settle, status_of
@@ -141,13 +140,7 @@ class Scheduler:
             staged = await stage_jobs(self._queue, conn, jobs)
         self._queue.flush(staged)
         if shown:
-            await inbox_cache.forget(self._backends, self._ns, [r["user_id"] for r in shown])
-            try:
-                await publish_changes(
-                    self._backends.pubsub, self._ns, shown, [], presence=self._backends.presence
-                )
-            except NotifyError as exc:
-                log.warning("live publish of released notifications failed: %s", exc)
+            await inbox_cache.show_changes(self._backends, self._ns, shown, [])
         return len(rows)
 
     async def _decide(self, rows: list[HeldDelivery], now: datetime) -> list[Decision]:

@@ -28,7 +28,6 @@ from notify_core.db.engine import Database
 from notify_core.db.schema import notification_deliveries, notifications
 from notify_core.domain import Channel, DeliveryStatus, NotificationState
 from notify_core.errors import NotifyError
-from notify_core.live import publish_changes
 from notify_core.queue.base import Delivery, Staged, WorkQueue, job_ids
 from preference_svc.api import PreferenceStore
 from router_svc.batch import Notification
@@ -55,7 +54,6 @@ class Router:
         self._db = database
         self._queue = queue
         self._backends = backends
-        self._pubsub = backends.pubsub
         self._prefs = preferences
         self._ns = namespace
         self._routing = routing or Routing()
@@ -102,14 +100,7 @@ class Router:
             log.exception("routing batch failed; jobs go back to the queue")
             return False
         self._queue.flush(staged)
-        await inbox_cache.forget(self._backends, self._ns, [r["user_id"] for r in new + updated])
-        try:
-            await publish_changes(
-                self._pubsub, self._ns, new, updated, presence=self._backends.presence
-            )
-        except NotifyError as exc:
-            # The inbox holds them; the users see them on their next connect.
-            log.warning("live publish of %d notifications failed: %s", len(new), exc)
+        await inbox_cache.show_changes(self._backends, self._ns, new, updated)
         return True
 
     async def route(
